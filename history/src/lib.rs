@@ -1,0 +1,19 @@
+//! verity-history: the shared vocabulary of verity.
+//!
+//! Every other crate speaks in these types: an [`Event`] is one line of a history (an invocation or a
+//! completion of an operation by a process, or a nemesis action), a [`History`] is the ordered list of
+//! them, and [`Value`] is the payload. The shape follows Jepsen's history (`io.jepsen/history`) so that
+//! EDN import and export is a mapping rather than a translation. The JSONL codec in [`jsonl`] is the
+//! durable on-disk format written while a run happens.
+
+pub mod anomaly;
+pub mod event;
+pub mod history;
+pub mod invocation;
+pub mod jsonl;
+pub mod value;
+
+pub use event::{Event, EventType, Process, F};
+pub use history::{History, HistoryError, Op, OpOutcome, TornTail};
+pub use invocation::{Completion, Invocation};
+pub use value::{Transfer, Value};

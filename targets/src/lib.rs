@@ -1,0 +1,53 @@
+//! verity-targets: the [`Target`] and [`Client`] traits, and every ledger adapter.
+//!
+//! A target is the system under test. The controller asks it to set up a ledger, opens one [`Client`]
+//! per worker, and sends each client invocations. Clients never return errors: every answer is a
+//! completion — `ok`, `fail` (certainly did not happen) or `info` (may have happened). A new adapter is
+//! one new module plus one line in [`registry`].
+
+pub mod memory;
+pub mod registry;
+
+use async_trait::async_trait;
+use thiserror::Error;
+use verity_history::{Completion, Invocation};
+
+#[derive(Debug, Error)]
+pub enum TargetError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("{0}")]
+    Connect(String),
+    #[error("unknown bug knob {bug:?} for target {target}: valid choices are {choices}")]
+    UnknownBug {
+        target: String,
+        bug: String,
+        choices: String,
+    },
+    #[error("target {target} does not support workload {workload}")]
+    UnsupportedWorkload { target: String, workload: String },
+}
+
+/// One connection to the system under test, owned by one worker.
+#[async_trait]
+pub trait Client: Send {
+    async fn invoke(&mut self, op: &Invocation) -> Completion;
+}
+
+/// The system under test.
+#[async_trait]
+pub trait Target: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// Creates the initial state described by the workload's setup invocation (e.g. the accounts and
+    /// their balances) and answers with the state as created.
+    async fn setup(&self, init: &Invocation) -> Result<Completion, TargetError>;
+
+    /// Opens a client for one worker.
+    async fn client(&self, worker: usize) -> Result<Box<dyn Client>, TargetError>;
+
+    /// Releases everything the target started.
+    async fn teardown(&self) -> Result<(), TargetError> {
+        Ok(())
+    }
+}
