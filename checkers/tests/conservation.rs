@@ -1,0 +1,406 @@
+//! Tests of the conservation checker: simulated correct banks are valid, each anomaly is found by the
+//! mutation that creates it, and the verdict agrees with a brute-force oracle on small histories.
+
+mod common;
+
+use common::{simulate, Builder, SimConfig};
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use verity_checkers::conservation::Conservation;
+use verity_checkers::{Budget, Checker, Validity, Verdict};
+use verity_history::{EventType, History, OpOutcome, Process, Transfer, Value, F};
+
+fn check(h: &History) -> Verdict {
+    Conservation.check(h, &Budget::unlimited())
+}
+
+fn sim(seed: u64, ops: usize, info_chance: f64) -> History {
+    simulate(
+        seed,
+        &SimConfig {
+            accounts: 4,
+            processes: 4,
+            ops,
+            info_chance,
+        },
+    )
+}
+
+/// The final read's value, mutably.
+fn final_value(h: &mut History) -> &mut Value {
+    &mut h
+        .events
+        .last_mut()
+        .expect("simulated histories end with the final read")
+        .value
+}
+
+fn journal(h: &mut History) -> &mut Vec<Value> {
+    match final_value(h) {
+        Value::Map(m) => match m.get_mut("applied") {
+            Some(Value::List(l)) => l,
+            _ => panic!("final read without a journal"),
+        },
+        _ => panic!("final read is not a map"),
+    }
+}
+
+fn final_balances(h: &mut History) -> &mut Vec<Value> {
+    match final_value(h) {
+        Value::Map(m) => match m.get_mut("balances") {
+            Some(Value::List(l)) => l,
+            _ => panic!("final read without balances"),
+        },
+        _ => panic!("final read is not a map"),
+    }
+}
+
+fn add(v: &mut Value, delta: i64) {
+    if let Value::Int(i) = v {
+        *i += delta;
+    }
+}
+
+/// Transfers of the history with the given outcome.
+fn transfers(h: &History, outcome: OpOutcome) -> Vec<Transfer> {
+    h.ops()
+        .unwrap()
+        .into_iter()
+        .filter(|op| op.outcome == outcome)
+        .filter_map(|op| h.events[op.invoke].value.as_transfer().copied())
+        .collect()
+}
+
+/// Index of an ok, non-final read's completion.
+fn an_ok_read(h: &History) -> Option<usize> {
+    h.ops()
+        .unwrap()
+        .into_iter()
+        .filter(|op| op.outcome == OpOutcome::Ok && h.events[op.invoke].f == F::Read)
+        .filter(|op| h.events[op.invoke].value.is_null())
+        .map(|op| op.completion.unwrap())
+        .next()
+}
+
+fn read_balances(h: &mut History, at: usize) -> &mut Vec<Value> {
+    match &mut h.events[at].value {
+        Value::Map(m) => match m.get_mut("balances") {
+            Some(Value::List(l)) => l,
+            _ => panic!(),
+        },
+        _ => panic!(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mutation {
+    WrongTotal,
+    NegativeBalance,
+    LostTransfer,
+    DuplicateTransfer,
+    PhantomTransfer,
+    FailedTransferApplied,
+    BalanceMismatch,
+}
+
+const MUTATIONS: [Mutation; 7] = [
+    Mutation::WrongTotal,
+    Mutation::NegativeBalance,
+    Mutation::LostTransfer,
+    Mutation::DuplicateTransfer,
+    Mutation::PhantomTransfer,
+    Mutation::FailedTransferApplied,
+    Mutation::BalanceMismatch,
+];
+
+impl Mutation {
+    fn anomaly(self) -> &'static str {
+        use verity_history::anomaly::*;
+        match self {
+            Mutation::WrongTotal => WRONG_TOTAL,
+            Mutation::NegativeBalance => NEGATIVE_BALANCE,
+            Mutation::LostTransfer => LOST_TRANSFER,
+            Mutation::DuplicateTransfer => DUPLICATE_TRANSFER,
+            Mutation::PhantomTransfer => PHANTOM_TRANSFER,
+            Mutation::FailedTransferApplied => FAILED_TRANSFER_APPLIED,
+            Mutation::BalanceMismatch => BALANCE_MISMATCH,
+        }
+    }
+
+    /// Applies the mutation; returns false when the history offers nothing to mutate.
+    fn apply(self, h: &mut History) -> bool {
+        match self {
+            Mutation::WrongTotal => {
+                let Some(at) = an_ok_read(h) else {
+                    return false;
+                };
+                add(&mut read_balances(h, at)[0], 1);
+            }
+            Mutation::NegativeBalance => {
+                let Some(at) = an_ok_read(h) else {
+                    return false;
+                };
+                let b = read_balances(h, at);
+                let shift = b[0].as_i64().unwrap() + 1;
+                add(&mut b[0], -shift);
+                add(&mut b[1], shift);
+            }
+            Mutation::LostTransfer => {
+                let Some(t) = transfers(h, OpOutcome::Ok).into_iter().next() else {
+                    return false;
+                };
+                journal(h).retain(|v| v.as_i64() != Some(t.id as i64));
+                let b = final_balances(h);
+                add(&mut b[t.from as usize], t.amount);
+                add(&mut b[t.to as usize], -t.amount);
+            }
+            Mutation::DuplicateTransfer => {
+                let Some(t) = transfers(h, OpOutcome::Ok).into_iter().next() else {
+                    return false;
+                };
+                journal(h).push(Value::Int(t.id as i64));
+                let b = final_balances(h);
+                add(&mut b[t.from as usize], -t.amount);
+                add(&mut b[t.to as usize], t.amount);
+            }
+            Mutation::PhantomTransfer => journal(h).push(Value::Int(1_000_000)),
+            Mutation::FailedTransferApplied => {
+                let Some(t) = transfers(h, OpOutcome::Fail).into_iter().next() else {
+                    return false;
+                };
+                journal(h).push(Value::Int(t.id as i64));
+                let b = final_balances(h);
+                add(&mut b[t.from as usize], -t.amount);
+                add(&mut b[t.to as usize], t.amount);
+            }
+            Mutation::BalanceMismatch => {
+                let b = final_balances(h);
+                add(&mut b[0], 1);
+                add(&mut b[1], -1);
+            }
+        }
+        true
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn simulated_correct_banks_are_valid(seed in any::<u64>(), ops in 1usize..200, info in 0.0f64..0.2) {
+        let h = sim(seed, ops, info);
+        let v = check(&h);
+        prop_assert_eq!(v.valid, Validity::Valid, "anomalies: {:?}", v.anomalies);
+    }
+}
+
+#[test]
+fn every_mutation_is_caught_by_its_anomaly_name() {
+    for m in MUTATIONS {
+        let mut caught = 0;
+        for seed in 0..50 {
+            let mut h = sim(seed, 60, 0.05);
+            if !m.apply(&mut h) {
+                continue;
+            }
+            let v = check(&h);
+            assert_eq!(
+                v.valid,
+                Validity::Invalid,
+                "{m:?} on seed {seed} went unnoticed"
+            );
+            assert!(
+                v.anomaly_types().iter().any(|a| a == m.anomaly()),
+                "{m:?} on seed {seed}: expected {}, got {:?}",
+                m.anomaly(),
+                v.anomaly_types()
+            );
+            let example = v.anomalies.iter().find(|a| a.name == m.anomaly()).unwrap();
+            assert!(
+                !example.events.is_empty(),
+                "{m:?}: the anomaly names no events"
+            );
+            caught += 1;
+        }
+        assert!(
+            caught >= 10,
+            "{m:?} could be applied to only {caught} histories"
+        );
+    }
+}
+
+#[test]
+fn timed_out_transfers_are_resolved_by_the_final_journal() {
+    let h = sim(7, 200, 0.2);
+    let v = check(&h);
+    assert_eq!(v.valid, Validity::Valid);
+    let info = &v.details["info_transfers"];
+    let total = info["total"].as_u64().unwrap();
+    assert!(total > 0, "the seed should produce timed-out transfers");
+    assert_eq!(
+        total,
+        info["committed"].as_u64().unwrap() + info["not_committed"].as_u64().unwrap()
+    );
+}
+
+#[test]
+fn missing_or_failed_final_read_is_unknown_never_valid() {
+    let mut h = sim(3, 40, 0.0);
+    h.events.truncate(h.events.len() - 2);
+    let v = check(&h);
+    assert_eq!(v.valid, Validity::Unknown);
+    assert!(v.cause.unwrap().contains("final read"));
+
+    let mut h = sim(3, 40, 0.0);
+    let last = h.events.last_mut().unwrap();
+    last.kind = EventType::Fail;
+    assert_eq!(check(&h).valid, Validity::Unknown);
+}
+
+#[test]
+fn an_anomaly_outranks_a_missing_final_read() {
+    let mut h = sim(3, 40, 0.0);
+    Mutation::WrongTotal.apply(&mut h);
+    h.events.truncate(h.events.len() - 2);
+    assert_eq!(check(&h).valid, Validity::Invalid);
+}
+
+#[test]
+fn jepsen_bank_format_without_ids_checks_reads_only() {
+    let mut b = Builder::new();
+    let read = |v: [i64; 2]| Value::map([("balances", Value::int_list(v))]);
+    let p = Process::Client(1);
+    b.push(p, EventType::Invoke, F::Read, Value::Null, None);
+    b.push(p, EventType::Ok, F::Read, read([5, 5]), None);
+    b.push(
+        p,
+        EventType::Invoke,
+        F::Read,
+        Value::map([("final", Value::Bool(true))]),
+        None,
+    );
+    b.push(p, EventType::Ok, F::Read, read([4, 5]), None);
+    let v = check(&b.finish());
+    assert_eq!(v.anomaly_types(), vec!["wrong-total".to_string()]);
+    assert!(v.details["ledger_checks"]
+        .as_str()
+        .unwrap()
+        .starts_with("skipped"));
+}
+
+#[test]
+fn no_initial_state_is_unknown() {
+    let mut b = Builder::new();
+    b.push(
+        Process::Client(1),
+        EventType::Invoke,
+        F::Read,
+        Value::Null,
+        None,
+    );
+    b.push(
+        Process::Client(2),
+        EventType::Invoke,
+        F::Read,
+        Value::Null,
+        None,
+    );
+    let v = check(&b.finish());
+    assert_eq!(v.valid, Validity::Unknown);
+}
+
+/// The oracle: the definition of a conserving ledger, checked by brute force. Valid iff every ok read
+/// sums to the total with no negative balance, and some subset S of the indeterminate transfers makes
+/// the final journal exactly `ok ∪ S` (each once, nothing failed or unknown) whose replay gives the
+/// final balances.
+fn oracle(h: &History) -> bool {
+    let ev = &h.events;
+    let ops = h.ops().unwrap();
+    let initial = ev[1].value.get("balances").unwrap().as_i64_list().unwrap();
+    let total: i64 = initial.iter().sum();
+    for op in &ops {
+        if op.outcome == OpOutcome::Ok && ev[op.invoke].f == F::Read {
+            let b = ev[op.completion.unwrap()]
+                .value
+                .get("balances")
+                .unwrap()
+                .as_i64_list()
+                .unwrap();
+            if b.iter().sum::<i64>() != total
+                || b.iter().any(|&x| x < 0)
+                || b.len() != initial.len()
+            {
+                return false;
+            }
+        }
+    }
+    let fin = &ev.last().unwrap().value;
+    let journal = fin.get("applied").unwrap().as_i64_list().unwrap();
+    let fin_balances = fin.get("balances").unwrap().as_i64_list().unwrap();
+    let all: Vec<(Transfer, OpOutcome)> = ops
+        .iter()
+        .filter_map(|op| ev[op.invoke].value.as_transfer().map(|t| (*t, op.outcome)))
+        .collect();
+    let uncertain: Vec<Transfer> = all
+        .iter()
+        .filter(|(_, o)| o.is_indeterminate())
+        .map(|(t, _)| *t)
+        .collect();
+    let certain: Vec<i64> = all
+        .iter()
+        .filter(|(_, o)| *o == OpOutcome::Ok)
+        .map(|(t, _)| t.id as i64)
+        .collect();
+    let mut sorted_journal = journal.clone();
+    sorted_journal.sort_unstable();
+    for mask in 0u32..(1 << uncertain.len()) {
+        let mut expected = certain.clone();
+        for (i, t) in uncertain.iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                expected.push(t.id as i64);
+            }
+        }
+        expected.sort_unstable();
+        if expected != sorted_journal {
+            continue;
+        }
+        let mut b = initial.clone();
+        for id in &journal {
+            let (t, _) = all.iter().find(|(t, _)| t.id as i64 == *id).unwrap();
+            b[t.from as usize] -= t.amount;
+            b[t.to as usize] += t.amount;
+        }
+        return b == fin_balances;
+    }
+    false
+}
+
+#[test]
+fn agrees_with_a_brute_force_oracle_on_small_histories() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2026);
+    let (mut valid, mut invalid) = (0, 0);
+    for case in 0..10_000u64 {
+        let mut h = sim(case, rng.gen_range(1..=12), 0.25);
+        if rng.gen_bool(0.5) {
+            let m = MUTATIONS[rng.gen_range(0..MUTATIONS.len())];
+            m.apply(&mut h);
+        }
+        let expected = oracle(&h);
+        let got = check(&h).valid;
+        assert_eq!(
+            got == Validity::Valid,
+            expected,
+            "case {case}: checker says {got:?}, oracle says valid={expected}"
+        );
+        if expected {
+            valid += 1;
+        } else {
+            invalid += 1;
+        }
+    }
+    assert!(
+        valid > 1000 && invalid > 1000,
+        "unbalanced cases: {valid} valid, {invalid} invalid"
+    );
+}
