@@ -1,1 +1,28 @@
-fn main() {}
+//! verity: a Jepsen-style consistency test harness for ledgers.
+//!
+//! `main` only parses the command line and maps the outcome to an exit code; every subcommand lives in
+//! its own module. Exit codes are Jepsen's, so existing CI scripts keep working: 0 valid, 1 invalid,
+//! 2 unknown, 254 bad arguments or input, 255 the harness itself failed.
+
+mod check;
+mod cli;
+mod clock;
+mod controller;
+mod exit;
+mod list;
+mod plan;
+mod progress;
+mod results;
+mod store;
+mod summary;
+
+use std::process::ExitCode;
+
+/// Histories are millions of small values; mimalloc allocates and frees them much faster than the
+/// system allocator, across the checker threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    exit::run_and_exit(cli::dispatch)
+}

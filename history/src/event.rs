@@ -34,6 +34,19 @@ impl Event {
         self.kind == EventType::Invoke
     }
 
+    /// An empty event, for filling a slot that is about to be overwritten or discarded.
+    pub fn placeholder() -> Event {
+        Event {
+            index: 0,
+            time_ns: 0,
+            process: Process::Nemesis,
+            kind: EventType::Info,
+            f: F::Setup,
+            value: Value::Null,
+            error: None,
+        }
+    }
+
     pub fn is_client(&self) -> bool {
         matches!(self.process, Process::Client(_))
     }

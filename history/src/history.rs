@@ -4,6 +4,7 @@
 //! about single events. [`History::ops`] pairs them once, in history order, and rejects histories that
 //! break the process discipline (a completion without an invocation, a process invoking twice).
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use thiserror::Error;
 
 use crate::event::{Event, EventType, Process};
@@ -81,12 +82,10 @@ impl History {
     /// Pairs client invocations with their completions, in order of invocation. Nemesis events are not
     /// operations and are skipped.
     pub fn ops(&self) -> Result<Vec<Op>, HistoryError> {
-        use std::collections::HashMap;
-        let mut open: HashMap<u64, usize> = HashMap::new();
-        let mut crashed: std::collections::HashSet<u64> = Default::default();
+        // Process -> position in `ops` of its open invocation, so completions fill in place.
+        let mut open: FxHashMap<u64, usize> = FxHashMap::default();
+        let mut crashed: FxHashSet<u64> = FxHashSet::default();
         let mut ops: Vec<Op> = Vec::with_capacity(self.events.len() / 2 + 1);
-        // Position in `ops` of each open invocation, so completions fill in place.
-        let mut slot_of: HashMap<usize, usize> = HashMap::new();
         for (i, e) in self.events.iter().enumerate() {
             let Process::Client(p) = e.process else {
                 continue;
@@ -96,7 +95,7 @@ impl History {
                     return Err(HistoryError::DoubleInvoke {
                         index: e.index,
                         process: e.process,
-                        previous: self.events[prev].index,
+                        previous: self.events[ops[prev].invoke].index,
                     });
                 }
                 if crashed.contains(&p) {
@@ -105,23 +104,19 @@ impl History {
                         process: e.process,
                     });
                 }
-                open.insert(p, i);
-                slot_of.insert(i, ops.len());
+                open.insert(p, ops.len());
                 ops.push(Op {
                     invoke: i,
                     completion: None,
                     outcome: OpOutcome::Pending,
                 });
             } else {
-                let Some(inv) = open.remove(&p) else {
+                let Some(slot) = open.remove(&p) else {
                     return Err(HistoryError::CompletionWithoutInvoke {
                         index: e.index,
                         process: e.process,
                     });
                 };
-                let slot = slot_of
-                    .remove(&inv)
-                    .expect("every open invocation has a slot");
                 ops[slot].completion = Some(i);
                 ops[slot].outcome = match e.kind {
                     EventType::Ok => OpOutcome::Ok,

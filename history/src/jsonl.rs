@@ -159,13 +159,21 @@ pub enum ReadError {
     Malformed { line: usize, message: String },
 }
 
-/// Reads a JSONL history file.
+/// Reads a JSONL history file. The file is memory-mapped rather than copied: a history can be
+/// gigabytes, and the page cache already holds it.
 pub fn read_jsonl(path: &Path) -> Result<History, ReadError> {
-    let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
+    let io = |source| ReadError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    parse_jsonl(&bytes)
+    };
+    let file = File::open(path).map_err(io)?;
+    if file.metadata().map_err(io)?.len() == 0 {
+        return Ok(History::default());
+    }
+    // SAFETY: the map is read-only and dropped before returning; a history being appended to while it
+    // is read shows at worst a torn last line, which the parser reports.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    parse_jsonl(&map)
 }
 
 /// Parses JSONL history text. Blank lines are skipped; a torn last line is reported in
@@ -174,22 +182,35 @@ pub fn parse_jsonl(bytes: &[u8]) -> Result<History, ReadError> {
     let mut lines: Vec<(usize, &[u8])> = Vec::with_capacity(bytes.len() / 100 + 1);
     let mut start = 0;
     for (n, end) in memchr::memchr_iter(b'\n', bytes).enumerate() {
-        lines.push((n + 1, &bytes[start..end]));
+        let text = &bytes[start..end];
+        if !text.iter().all(u8::is_ascii_whitespace) {
+            lines.push((n + 1, text));
+        }
         start = end + 1;
     }
     let tail = &bytes[start..];
-    let tail_line = lines.len() + 1;
+    let tail_line = memchr::memchr_iter(b'\n', bytes).count() + 1;
 
-    let parsed: Vec<Result<Option<Event>, ReadError>> = lines
+    // Parse straight into the final vector (no intermediate lists): a failed line leaves a placeholder
+    // and raises the flag, and the first bad line is then found and reported.
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let mut events: Vec<Event> = Vec::with_capacity(lines.len() + 1);
+    lines
         .par_iter()
         .with_min_len(4096)
-        .map(|&(line, text)| parse_line(line, text))
-        .collect();
-    let mut events = Vec::with_capacity(parsed.len());
-    for r in parsed {
-        if let Some(e) = r? {
-            events.push(e);
-        }
+        .map(|&(line, text)| match parse_line(line, text) {
+            Ok(Some(e)) => e,
+            _ => {
+                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                Event::placeholder()
+            }
+        })
+        .collect_into_vec(&mut events);
+    if failed.into_inner() {
+        let first = lines
+            .iter()
+            .find_map(|&(line, text)| parse_line(line, text).err());
+        return Err(first.expect("a line failed to parse in parallel, so it fails again"));
     }
     let mut torn_tail = None;
     match parse_line(tail_line, tail) {

@@ -2,10 +2,11 @@
 //!
 //! Histories are dominated by transfers, so a map with exactly the keys `id`, `from`, `to` and `amount`
 //! (all integers) is decoded straight into a [`Transfer`] without allocating; everything else keeps its
-//! generic shape. Maps are ordered (`BTreeMap`) so that writing a value is deterministic.
+//! generic shape. Maps are kept sorted by key (a compact [`Map`]: one small vector rather than a tree
+//! node per map, which matters when a history holds millions of reads) so that writing a value is
+//! deterministic.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -31,7 +32,7 @@ pub enum Value {
     Float(f64),
     Str(String),
     List(Vec<Value>),
-    Map(BTreeMap<String, Value>),
+    Map(Map),
     Transfer(Transfer),
 }
 
@@ -94,6 +95,87 @@ impl Value {
     }
 }
 
+/// A map from string keys to values, sorted by key; a drop-in for the parts of `BTreeMap`'s API that
+/// histories use.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Map(Vec<(String, Value)>);
+
+impl Map {
+    pub fn new() -> Self {
+        Map(Vec::new())
+    }
+
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.position(key).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.position(key).ok().map(|i| &mut self.0[i].1)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_ok()
+    }
+
+    /// Inserts or replaces; returns the previous value.
+    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+        match self.position(&key) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.position(key).ok().map(|i| self.0.remove(i).1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Value> {
+        self.0.iter().map(|(_, v)| v)
+    }
+}
+
+impl<K: Into<String>> FromIterator<(K, Value)> for Map {
+    fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Self {
+        let mut m = Map::new();
+        for (k, v) in iter {
+            m.insert(k.into(), v);
+        }
+        m
+    }
+}
+
+impl IntoIterator for Map {
+    type Item = (String, Value);
+    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 impl From<i64> for Value {
     fn from(v: i64) -> Self {
         Value::Int(v)
@@ -141,7 +223,7 @@ impl Serialize for Value {
             Value::Float(x) => s.serialize_f64(*x),
             Value::Str(v) => s.serialize_str(v),
             Value::List(l) => s.collect_seq(l),
-            Value::Map(m) => s.collect_map(m),
+            Value::Map(m) => s.collect_map(m.iter()),
             Value::Transfer(t) => t.serialize(s),
         }
     }
@@ -200,7 +282,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         // Transfer fields seen so far, and everything else.
         let mut slots: [Option<i64>; 4] = [None; 4];
-        let mut rest: BTreeMap<String, Value> = BTreeMap::new();
+        let mut rest = Map::new();
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let value: Value = map.next_value()?;
             let slot = match key.as_ref() {

@@ -2,9 +2,10 @@
 //! the ways real ledgers are wrong.
 //!
 //! Every knob is a genuinely wrong implementation rather than a fabricated answer:
-//! - `lost-update`: a transfer reads both balances, yields, then writes back absolute values computed
+//! - `lost-update`: a transfer reads both balances, waits a storage round trip, then writes back absolute values computed
 //!   from what it read, overwriting concurrent transfers on the same accounts.
-//! - `overdraft`: the funds check and the debit are separate critical sections.
+//! - `overdraft`: the funds check and the debit are separate critical sections, a storage round trip
+//!   apart.
 //! - `lose-acked`: transfers are acknowledged before they are durable; the ledger occasionally
 //!   restarts from its last checkpoint and forgets everything acknowledged since.
 //! - `duplicate-retry`: the client retries a transfer whose reply was lost, and the ledger does not
@@ -46,6 +47,8 @@ const REPLY_LOSS: f64 = 0.01;
 /// `lose-acked`: applied transfers between checkpoints, and the chance of a restart per transfer.
 const CHECKPOINT_EVERY: u64 = 64;
 const RESTART_CHANCE: f64 = 0.002;
+/// The simulated storage round trip of the non-atomic (buggy) transfer paths.
+const STORAGE_ROUND_TRIP: std::time::Duration = std::time::Duration::from_millis(1);
 /// `stale-read`: the snapshot is refreshed after this many applied transfers.
 const SNAPSHOT_EVERY: u64 = 8;
 
@@ -168,7 +171,7 @@ impl Ledger {
         }
     }
 
-    /// `lost-update`: read, yield, write back absolute balances.
+    /// `lost-update`: read, wait, write back absolute balances.
     async fn transfer_lost_update(&self, t: &Transfer) -> Result<bool, &'static str> {
         let (from, to) = (t.from as usize, t.to as usize);
         let (b_from, b_to) = {
@@ -181,7 +184,7 @@ impl Ledger {
         if b_from < t.amount {
             return Err("insufficient-funds");
         }
-        tokio::task::yield_now().await;
+        storage_round_trip().await;
         let mut s = self.state.lock();
         s.balances[from] = b_from - t.amount;
         s.balances[to] = b_to + t.amount;
@@ -189,7 +192,7 @@ impl Ledger {
         Ok(true)
     }
 
-    /// `overdraft`: check, yield, then debit without checking again.
+    /// `overdraft`: check, wait, then debit without checking again.
     async fn transfer_overdraft(&self, t: &Transfer) -> Result<bool, &'static str> {
         let (from, to) = (t.from as usize, t.to as usize);
         {
@@ -201,7 +204,7 @@ impl Ledger {
                 return Err("insufficient-funds");
             }
         }
-        tokio::task::yield_now().await;
+        storage_round_trip().await;
         let mut s = self.state.lock();
         s.balances[from] -= t.amount;
         s.balances[to] += t.amount;
@@ -218,6 +221,12 @@ impl Ledger {
             self.transfer(t)
         }
     }
+}
+
+/// The gap between a read and the write that depends on it in the buggy paths: a round trip to the
+/// storage layer, as in a real service that reads a row, decides, and writes it back.
+async fn storage_round_trip() {
+    tokio::time::sleep(STORAGE_ROUND_TRIP).await;
 }
 
 /// The in-process ledger target.

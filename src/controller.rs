@@ -1,0 +1,425 @@
+//! `verity run`: drive a workload against a target and record every operation.
+//!
+//! Phases, as in Jepsen: setup (the workload's initial state, recorded as a `setup` op), main (N
+//! concurrent workers, each with its own client, generator and seeded RNG, paced by `--rate`, until
+//! `--time-limit` or Ctrl-C), final reads, teardown. A client call that outlives `--op-timeout` is
+//! recorded as `info` and its process retires: the worker continues under a new process id
+//! (old + concurrency), because a crashed process never issues again. The history is fsynced at every
+//! phase boundary; the verdict is then computed from the file on disk by the same code as
+//! `verity check`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio::time::Instant;
+use verity_history::jsonl::{HistoryWriter, Recorder};
+use verity_history::{Completion, Event, EventType, Invocation, Process};
+use verity_targets::registry::TargetOptions;
+use verity_targets::{Client, Target, TargetError};
+use verity_workloads::registry::WorkloadOptions;
+use verity_workloads::{bank::BankConfig, Generator, Workload};
+
+use crate::cli::RunArgs;
+use crate::clock::Clock;
+use crate::exit::{Failure, Outcome};
+use crate::progress::{Counters, Progress};
+use crate::store::{self, RunMeta};
+use crate::{check, plan, summary};
+
+/// How long the target may take to set up, and a final read to answer.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Final reads are retried this many times (a fresh process after an `info`) before giving up.
+const FINAL_READ_ATTEMPTS: usize = 5;
+
+pub fn run(args: RunArgs) -> Result<Outcome, Failure> {
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let workload = build_workload(&args)?;
+    let target = build_target(&args, seed)?;
+    let checkers = plan::checker_names(&args.checker, Some(&args.workload))?;
+
+    let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
+    let dir = store::create_run_dir(&args.store, &args.target, &args.workload, &stamp)?;
+    init_logging(&dir.join(store::LOG_FILE))?;
+    let meta = RunMeta {
+        verity_version: env!("CARGO_PKG_VERSION").to_string(),
+        target: args.target.clone(),
+        workload: args.workload.clone(),
+        bugs: args.bugs.clone(),
+        seed,
+        command: reproduce_command(&args, seed),
+        started_at: chrono::Local::now().to_rfc3339(),
+        time_limit_s: args.time_limit.as_secs_f64(),
+        concurrency: args.concurrency,
+        rate: args.rate,
+        op_timeout_s: args.op_timeout.as_secs_f64(),
+        accounts: args.accounts,
+        hot: args.hot,
+        checkers,
+    };
+    store::write_json(&dir.join(store::META_FILE), &meta)?;
+    tracing::info!(dir = %dir.display(), seed, command = %meta.command, "run starting");
+    eprintln!("verity: run {} (seed {seed})", dir.display());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let drive = runtime.block_on(drive(&args, seed, target, workload.as_ref(), &dir));
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    let report = drive.map_err(|e| {
+        tracing::error!("run failed: {e:#}");
+        Failure::Harness(e.context(format!("the run in {} failed", dir.display())))
+    })?;
+    tracing::info!(
+        events = report.events,
+        interrupted = report.interrupted,
+        "history complete"
+    );
+
+    let results = check::judge_run_dir(&dir, &[])?;
+    store::update_latest(&args.store, &dir)?;
+    tracing::info!(valid = ?results.valid, anomalies = ?results.anomaly_types, "checked");
+    print!("{}", summary::render(&results));
+    if report.interrupted {
+        println!("(interrupted: the main phase was cut short)");
+    }
+    println!("run directory: {}", dir.display());
+    println!("reproduce:     {}", meta.command);
+    Ok(Outcome::Verdict(results.valid))
+}
+
+fn build_workload(args: &RunArgs) -> Result<Box<dyn Workload>, Failure> {
+    let options = WorkloadOptions {
+        bank: BankConfig {
+            accounts: args.accounts,
+            hot: args.hot,
+            ..BankConfig::default()
+        },
+    };
+    verity_workloads::registry::create(&args.workload, &options).ok_or_else(|| {
+        Failure::bad_input(format!(
+            "unknown workload {:?}: valid choices are {}",
+            args.workload,
+            verity_workloads::registry::names().join(", ")
+        ))
+    })
+}
+
+fn build_target(args: &RunArgs, seed: u64) -> Result<Arc<dyn Target>, Failure> {
+    let options = TargetOptions {
+        bugs: args.bugs.clone(),
+        seed: seed ^ 0x7461_7267_6574,
+    };
+    match verity_targets::registry::create(&args.target, &options) {
+        None => Err(Failure::bad_input(format!(
+            "unknown target {:?}: valid choices are {}",
+            args.target,
+            verity_targets::registry::names().join(", ")
+        ))),
+        Some(Err(e @ TargetError::UnknownBug { .. })) => Err(Failure::bad_input(e.to_string())),
+        Some(Err(e)) => Err(Failure::Harness(anyhow::anyhow!(
+            "cannot create target {}: {e}",
+            args.target
+        ))),
+        Some(Ok(t)) => Ok(t),
+    }
+}
+
+/// The command line that reproduces a run: every option that shapes it, and the seed.
+pub fn reproduce_command(args: &RunArgs, seed: u64) -> String {
+    let mut c = format!(
+        "verity run --target {} --workload {}",
+        args.target, args.workload
+    );
+    for b in &args.bugs {
+        c += &format!(" --bug {b}");
+    }
+    c += &format!(
+        " --time-limit {} --concurrency {} --rate {} --op-timeout {} --accounts {}",
+        humantime::format_duration(args.time_limit),
+        args.concurrency,
+        args.rate,
+        humantime::format_duration(args.op_timeout),
+        args.accounts
+    );
+    if args.hot > 0.0 {
+        c += &format!(" --hot {}", args.hot);
+    }
+    if !args.checker.is_empty() {
+        c += &format!(" --checker {}", args.checker.join(","));
+    }
+    if args.store != Path::new("results") {
+        c += &format!(" --store {}", args.store.display());
+    }
+    c + &format!(" --seed {seed}")
+}
+
+fn init_logging(path: &Path) -> anyhow::Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VERITY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second run in the same process (tests) keeps the first subscriber; that is fine.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+    Ok(())
+}
+
+struct DriveReport {
+    events: u64,
+    interrupted: bool,
+}
+
+/// Everything a worker needs, shared.
+struct Shared {
+    recorder: Recorder,
+    clock: Clock,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+    op_timeout: Duration,
+    concurrency: u64,
+}
+
+impl Shared {
+    fn record(
+        &self,
+        process: u64,
+        kind: EventType,
+        inv: &Invocation,
+        c: Option<&Completion>,
+    ) -> anyhow::Result<()> {
+        let (value, error) = match c {
+            Some(c) => (c.value.clone(), c.error.clone()),
+            None => (inv.value.clone(), None),
+        };
+        self.recorder
+            .record(Event {
+                index: 0,
+                time_ns: self.clock.now_ns(),
+                process: Process::Client(process),
+                kind,
+                f: inv.f.clone(),
+                value,
+                error,
+            })
+            .context("cannot record the history")
+    }
+
+    /// Invokes one operation and records both halves. Returns the completion's kind.
+    async fn invoke(
+        &self,
+        client: &mut dyn Client,
+        process: u64,
+        inv: &Invocation,
+        timeout: Duration,
+    ) -> anyhow::Result<EventType> {
+        self.record(process, EventType::Invoke, inv, None)?;
+        let c = match tokio::time::timeout(timeout, client.invoke(inv)).await {
+            Ok(c) => c,
+            Err(_) => Completion::info(inv.value.clone(), "timeout"),
+        };
+        assert_ne!(
+            c.kind,
+            EventType::Invoke,
+            "a client answered with an invocation"
+        );
+        self.record(process, c.kind, inv, Some(&c))?;
+        let counter = match c.kind {
+            EventType::Ok => &self.counters.ok,
+            EventType::Fail => &self.counters.fail,
+            _ => &self.counters.info,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(c.kind)
+    }
+}
+
+async fn drive(
+    args: &RunArgs,
+    seed: u64,
+    target: Arc<dyn Target>,
+    workload: &dyn Workload,
+    dir: &Path,
+) -> anyhow::Result<DriveReport> {
+    let writer = HistoryWriter::create(&dir.join(store::HISTORY_FILE))
+        .context("cannot create the history file")?;
+    let shared = Arc::new(Shared {
+        recorder: writer.recorder(),
+        clock: Clock::start(),
+        counters: Arc::new(Counters::default()),
+        stop: Arc::new(AtomicBool::new(false)),
+        op_timeout: args.op_timeout,
+        concurrency: u64::from(args.concurrency),
+    });
+    let interrupted = Arc::new(AtomicBool::new(false));
+    spawn_signal_handler(shared.stop.clone(), interrupted.clone());
+    let result = phases(args, seed, &target, workload, &shared).await;
+    let teardown = target.teardown().await;
+    let sync = shared.recorder.sync();
+    drop(shared);
+    let stats = writer.finish().context("cannot finish the history file")?;
+    result?;
+    sync.context("cannot sync the history")?;
+    teardown.context("teardown failed")?;
+    Ok(DriveReport {
+        events: stats.events,
+        interrupted: interrupted.load(Ordering::Relaxed),
+    })
+}
+
+async fn phases(
+    args: &RunArgs,
+    seed: u64,
+    target: &Arc<dyn Target>,
+    workload: &dyn Workload,
+    shared: &Arc<Shared>,
+) -> anyhow::Result<()> {
+    let progress = Progress::start(args.time_limit, args.quiet);
+
+    // Setup.
+    progress.phase("setup");
+    let init = workload.setup();
+    shared.record(0, EventType::Invoke, &init, None)?;
+    let done = tokio::time::timeout(SETUP_TIMEOUT, target.setup(&init))
+        .await
+        .map_err(|_| anyhow::anyhow!("the target did not set up within {SETUP_TIMEOUT:?}"))?
+        .context("target setup failed")?;
+    shared.record(0, done.kind, &init, Some(&done))?;
+    anyhow::ensure!(
+        done.kind == EventType::Ok,
+        "target setup answered {:?}: {:?}",
+        done.kind,
+        done.error
+    );
+    shared.recorder.sync().context("cannot sync the history")?;
+    tracing::info!("setup done; main phase for {:?}", args.time_limit);
+
+    // Main.
+    let mut clients = Vec::with_capacity(args.concurrency as usize);
+    for w in 0..args.concurrency as usize {
+        clients.push(
+            target
+                .client(w)
+                .await
+                .with_context(|| format!("cannot open client {w}"))?,
+        );
+    }
+    let deadline = Instant::now() + args.time_limit;
+    let interval = (args.rate > 0)
+        .then(|| Duration::from_secs_f64(f64::from(args.concurrency) / args.rate as f64));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (w, client) in clients.into_iter().enumerate() {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(w as u64 + 1);
+        let generator = workload.generator(w, args.concurrency as usize);
+        let shared = shared.clone();
+        tasks.spawn(
+            async move { worker(w, client, generator, rng, shared, deadline, interval).await },
+        );
+    }
+    let started = std::time::Instant::now();
+    let mut finals: Vec<(u64, Box<dyn Client>)> = Vec::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    while !tasks.is_empty() {
+        tokio::select! {
+            joined = tasks.join_next() => {
+                if let Some(r) = joined {
+                    finals.push(r.context("a worker panicked")??);
+                }
+            }
+            _ = ticker.tick() => progress.update(started.elapsed(), &shared.counters),
+        }
+    }
+    shared.recorder.sync().context("cannot sync the history")?;
+    tracing::info!(ops = shared.counters.total(), "main phase done");
+
+    // Final reads, through the first worker's client under a fresh process id.
+    progress.phase("final reads");
+    finals.sort_by_key(|(p, _)| *p % shared.concurrency);
+    let (last_process, mut client) = finals.into_iter().next().expect("at least one worker");
+    let mut process = last_process + shared.concurrency;
+    for inv in workload.final_reads() {
+        for attempt in 1..=FINAL_READ_ATTEMPTS {
+            let kind = shared
+                .invoke(client.as_mut(), process, &inv, FINAL_READ_TIMEOUT)
+                .await?;
+            if kind == EventType::Ok {
+                break;
+            }
+            tracing::warn!(attempt, ?kind, "final read did not succeed");
+            if kind == EventType::Info {
+                process += shared.concurrency;
+            }
+        }
+    }
+    shared.recorder.sync().context("cannot sync the history")?;
+    progress.finish();
+    Ok(())
+}
+
+/// One client worker: invoke, record, repeat until the deadline or a stop.
+async fn worker(
+    w: usize,
+    mut client: Box<dyn Client>,
+    mut generator: Box<dyn Generator>,
+    mut rng: ChaCha8Rng,
+    shared: Arc<Shared>,
+    deadline: Instant,
+    interval: Option<Duration>,
+) -> anyhow::Result<(u64, Box<dyn Client>)> {
+    let mut process = w as u64;
+    let mut next_at = Instant::now();
+    loop {
+        if let Some(iv) = interval {
+            // Stagger the start of each worker over one interval, then keep a steady pace without bursts.
+            if next_at <= Instant::now() {
+                next_at = Instant::now() + iv.mul_f64((w as f64 + 1.0) / shared.concurrency as f64);
+            }
+            tokio::time::sleep_until(next_at.min(deadline)).await;
+            next_at += iv;
+        }
+        if shared.stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+            break;
+        }
+        let inv = generator.next(&mut rng);
+        if shared
+            .invoke(client.as_mut(), process, &inv, shared.op_timeout)
+            .await?
+            == EventType::Info
+        {
+            process += shared.concurrency;
+        }
+    }
+    Ok((process, client))
+}
+
+/// Ctrl-C or SIGTERM ends the main phase early; final reads and checks still run.
+fn spawn_signal_handler(stop: Arc<AtomicBool>, interrupted: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::warn!("interrupted: ending the main phase, then final reads");
+        eprintln!("verity: interrupted — finishing with final reads (interrupt again to abort)");
+        interrupted.store(true, Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("verity: aborted");
+        std::process::exit(i32::from(crate::exit::EXIT_HARNESS));
+    });
+}

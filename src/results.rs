@@ -1,0 +1,132 @@
+//! results.json: the verdict of a run, a pure function of its history and its metadata.
+//!
+//! Nothing here reads a clock or the machine, so `verity check` of a stored run rewrites the file
+//! byte for byte. The fields follow the design: `valid`, `anomaly_types` (sorted, unique), `seed`,
+//! `command`, `stats`, and one verdict per checker.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use verity_checkers::{Validity, Verdict};
+use verity_history::{EventType, History, Process, TornTail};
+
+use crate::store::RunMeta;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    pub valid: Validity,
+    pub anomaly_types: Vec<String>,
+    pub seed: Option<u64>,
+    pub command: Option<String>,
+    pub target: Option<String>,
+    pub workload: Option<String>,
+    pub bugs: Vec<String>,
+    pub stats: Stats,
+    pub history: HistoryInfo,
+    pub checkers: BTreeMap<String, Verdict>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Stats {
+    /// Client operations (invocations), setup and final reads included.
+    pub ops: u64,
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+    /// Invoked but never completed (the run was cut short).
+    pub pending: u64,
+    pub duration_s: f64,
+    pub ops_per_s: f64,
+    /// The same counts per operation.
+    pub by_f: BTreeMap<String, Counts>,
+    pub nemesis_events: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+    pub pending: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryInfo {
+    pub events: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub torn_tail: Option<TornTail>,
+}
+
+/// Counts operations by outcome, from the raw events (so that even a malformed history gets stats).
+pub fn stats(history: &History) -> Stats {
+    let mut s = Stats::default();
+    let mut open: rustc_hash::FxHashMap<u64, &verity_history::F> = Default::default();
+    let mut by_f: BTreeMap<&verity_history::F, Counts> = BTreeMap::new();
+    for e in &history.events {
+        let Process::Client(p) = e.process else {
+            s.nemesis_events += 1;
+            continue;
+        };
+        if e.kind == EventType::Invoke {
+            s.ops += 1;
+            open.insert(p, &e.f);
+            continue;
+        }
+        let f = open.remove(&p).unwrap_or(&e.f);
+        let c = by_f.entry(f).or_default();
+        match e.kind {
+            EventType::Ok => (s.ok += 1, c.ok += 1),
+            EventType::Fail => (s.fail += 1, c.fail += 1),
+            EventType::Info => (s.info += 1, c.info += 1),
+            EventType::Invoke => unreachable!("handled above"),
+        };
+    }
+    for f in open.into_values() {
+        s.pending += 1;
+        by_f.entry(f).or_default().pending += 1;
+    }
+    s.by_f = by_f.into_iter().map(|(f, c)| (f.to_string(), c)).collect();
+    let first = history.events.first().map_or(0, |e| e.time_ns);
+    let last = history.events.iter().map(|e| e.time_ns).max().unwrap_or(0);
+    let nanos = last.saturating_sub(first);
+    s.duration_s = round3(nanos as f64 / 1e9);
+    s.ops_per_s = if nanos == 0 {
+        0.0
+    } else {
+        round3(s.ops as f64 / (nanos as f64 / 1e9))
+    };
+    s
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+pub fn build(
+    history: &History,
+    meta: Option<&RunMeta>,
+    checkers: BTreeMap<String, Verdict>,
+) -> Results {
+    let valid = checkers
+        .values()
+        .fold(Validity::Valid, |acc, v| acc.merge(v.valid));
+    let mut anomaly_types: Vec<String> =
+        checkers.values().flat_map(Verdict::anomaly_types).collect();
+    anomaly_types.sort();
+    anomaly_types.dedup();
+    Results {
+        valid,
+        anomaly_types,
+        seed: meta.map(|m| m.seed),
+        command: meta.map(|m| m.command.clone()),
+        target: meta.map(|m| m.target.clone()),
+        workload: meta.map(|m| m.workload.clone()),
+        bugs: meta.map(|m| m.bugs.clone()).unwrap_or_default(),
+        stats: stats(history),
+        history: HistoryInfo {
+            events: history.events.len() as u64,
+            torn_tail: history.torn_tail,
+        },
+        checkers,
+    }
+}

@@ -1,0 +1,95 @@
+//! The run directory: `results/<target>-<workload>/<YYYYMMDDTHHMMSS>/` with the history, the run's
+//! metadata, results, log and node logs; `results/latest` points at the newest run.
+//!
+//! `run.json` holds everything needed to re-check a run offline and to reproduce it (seed, options, the
+//! exact command), so `verity check <dir>` writes a results.json byte-identical to the run's own.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+pub const HISTORY_FILE: &str = "history.jsonl";
+pub const META_FILE: &str = "run.json";
+pub const RESULTS_FILE: &str = "results.json";
+pub const LOG_FILE: &str = "verity.log";
+
+/// What a run was asked to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub verity_version: String,
+    pub target: String,
+    pub workload: String,
+    pub bugs: Vec<String>,
+    pub seed: u64,
+    /// The command that reproduces this run.
+    pub command: String,
+    /// Wall-clock start, RFC 3339 (histories themselves only hold monotonic time).
+    pub started_at: String,
+    pub time_limit_s: f64,
+    pub concurrency: u32,
+    pub rate: u64,
+    pub op_timeout_s: f64,
+    pub accounts: u32,
+    pub hot: f64,
+    /// The checkers of the test plan.
+    pub checkers: Vec<String>,
+}
+
+/// Creates a fresh run directory under `store`; a suffix keeps two runs in one second apart.
+pub fn create_run_dir(
+    store: &Path,
+    target: &str,
+    workload: &str,
+    stamp: &str,
+) -> anyhow::Result<PathBuf> {
+    let parent = store.join(format!("{target}-{workload}"));
+    fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    for n in 0..1000 {
+        let name = if n == 0 {
+            stamp.to_string()
+        } else {
+            format!("{stamp}-{n}")
+        };
+        let dir = parent.join(name);
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+        }
+    }
+    anyhow::bail!(
+        "more than 1000 runs started in one second under {}",
+        parent.display()
+    )
+}
+
+/// Points `<store>/latest` at `dir` (a relative symlink, replaced atomically).
+pub fn update_latest(store: &Path, dir: &Path) -> anyhow::Result<()> {
+    let rel = dir.strip_prefix(store).unwrap_or(dir);
+    let tmp = store.join(".latest.tmp");
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(rel, &tmp).context("cannot create the latest link")?;
+    fs::rename(&tmp, store.join("latest")).context("cannot replace the latest link")?;
+    Ok(())
+}
+
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value).context("cannot serialize")?;
+    text.push('\n');
+    fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn read_meta(dir: &Path) -> anyhow::Result<Option<RunMeta>> {
+    let path = dir.join(META_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => {
+            Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+                format!("malformed {}", path.display())
+            })?))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
