@@ -33,6 +33,8 @@ pub enum Command {
     Check(CheckArgs),
     /// List every target, workload, bug knob and checker, one per line.
     List,
+    /// Measure the harness's own speed (controller throughput, check throughput).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -55,6 +57,9 @@ pub struct RunArgs {
     /// Target rate of operations per second over all workers; 0 runs as fast as possible.
     #[arg(long, default_value_t = 1000)]
     pub rate: u64,
+    /// Stop the main phase after this many operations in all (0 = only the time limit stops it).
+    #[arg(long, default_value_t = 0)]
+    pub ops: u64,
     /// Seed of every random choice; a random one is drawn and printed when omitted.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -145,6 +150,7 @@ pub fn dispatch() -> Result<Outcome, Failure> {
     match cli.command {
         Command::Run(args) => crate::controller::run(args),
         Command::Check(args) => crate::check::run(args),
+        Command::Bench(args) => crate::bench::run(args),
         Command::List => {
             crate::list::print();
             Ok(Outcome::Done)

@@ -8,7 +8,7 @@
 //! phase boundary; the verdict is then computed from the file on disk by the same code as
 //! `verity check`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,9 +38,31 @@ const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(5);
 const FINAL_READ_ATTEMPTS: usize = 5;
 
 pub fn run(args: RunArgs) -> Result<Outcome, Failure> {
+    let executed = execute(&args)?;
+    let results = check::judge_run_dir(&executed.dir, &[])?;
+    store::update_latest(&args.store, &executed.dir)?;
+    tracing::info!(valid = ?results.valid, anomalies = ?results.anomaly_types, "checked");
+    print!("{}", summary::render(&results));
+    if executed.report.interrupted {
+        println!("(interrupted: the main phase was cut short)");
+    }
+    println!("run directory: {}", executed.dir.display());
+    println!("reproduce:     {}", executed.meta.command);
+    Ok(Outcome::Verdict(results.valid))
+}
+
+/// A run that has happened: where it is stored, what it was asked, and what the main phase did.
+pub struct Executed {
+    pub dir: PathBuf,
+    pub meta: RunMeta,
+    pub report: DriveReport,
+}
+
+/// Runs every phase and writes the history and run.json; checking is the caller's.
+pub fn execute(args: &RunArgs) -> Result<Executed, Failure> {
     let seed = args.seed.unwrap_or_else(rand::random);
-    let workload = build_workload(&args)?;
-    let target = build_target(&args, seed)?;
+    let workload = build_workload(args)?;
+    let target = build_target(args, seed)?;
     let checkers = plan::checker_names(&args.checker, Some(&args.workload))?;
 
     let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
@@ -52,7 +74,7 @@ pub fn run(args: RunArgs) -> Result<Outcome, Failure> {
         workload: args.workload.clone(),
         bugs: args.bugs.clone(),
         seed,
-        command: reproduce_command(&args, seed),
+        command: reproduce_command(args, seed),
         started_at: chrono::Local::now().to_rfc3339(),
         time_limit_s: args.time_limit.as_secs_f64(),
         concurrency: args.concurrency,
@@ -64,13 +86,15 @@ pub fn run(args: RunArgs) -> Result<Outcome, Failure> {
     };
     store::write_json(&dir.join(store::META_FILE), &meta)?;
     tracing::info!(dir = %dir.display(), seed, command = %meta.command, "run starting");
-    eprintln!("verity: run {} (seed {seed})", dir.display());
+    if !args.quiet {
+        eprintln!("verity: run {} (seed {seed})", dir.display());
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let drive = runtime.block_on(drive(&args, seed, target, workload.as_ref(), &dir));
+    let drive = runtime.block_on(drive(args, seed, target, workload.as_ref(), &dir));
     runtime.shutdown_timeout(Duration::from_secs(5));
     let report = drive.map_err(|e| {
         tracing::error!("run failed: {e:#}");
@@ -81,17 +105,8 @@ pub fn run(args: RunArgs) -> Result<Outcome, Failure> {
         interrupted = report.interrupted,
         "history complete"
     );
-
-    let results = check::judge_run_dir(&dir, &[])?;
-    store::update_latest(&args.store, &dir)?;
-    tracing::info!(valid = ?results.valid, anomalies = ?results.anomaly_types, "checked");
-    print!("{}", summary::render(&results));
-    if report.interrupted {
-        println!("(interrupted: the main phase was cut short)");
-    }
-    println!("run directory: {}", dir.display());
-    println!("reproduce:     {}", meta.command);
-    Ok(Outcome::Verdict(results.valid))
+    store::write_json(&dir.join(store::PERF_FILE), &report.main.to_json())?;
+    Ok(Executed { dir, meta, report })
 }
 
 fn build_workload(args: &RunArgs) -> Result<Box<dyn Workload>, Failure> {
@@ -148,6 +163,9 @@ pub fn reproduce_command(args: &RunArgs, seed: u64) -> String {
         humantime::format_duration(args.op_timeout),
         args.accounts
     );
+    if args.ops > 0 {
+        c += &format!(" --ops {}", args.ops);
+    }
     if args.hot > 0.0 {
         c += &format!(" --hot {}", args.hot);
     }
@@ -174,9 +192,46 @@ fn init_logging(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct DriveReport {
-    events: u64,
-    interrupted: bool,
+/// What the drive did, for the log and for `verity bench`.
+pub struct DriveReport {
+    pub events: u64,
+    pub interrupted: bool,
+    pub main: MainStats,
+}
+
+/// The main phase alone: its operations, duration, and the controller's resident memory around it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MainStats {
+    pub ops: u64,
+    pub duration: Duration,
+    pub rss_before_bytes: u64,
+    pub rss_after_bytes: u64,
+}
+
+impl MainStats {
+    /// The harness's own throughput and memory, for perf.json.
+    pub fn to_json(&self) -> serde_json::Value {
+        let secs = self.duration.as_secs_f64().max(1e-9);
+        let grown = self.rss_after_bytes.saturating_sub(self.rss_before_bytes);
+        serde_json::json!({
+            "main_ops": self.ops,
+            "main_duration_s": secs,
+            "ops_per_s": self.ops as f64 / secs,
+            "rss_before_main_bytes": self.rss_before_bytes,
+            "rss_after_main_bytes": self.rss_after_bytes,
+            "rss_growth_bytes_per_op": grown as f64 / self.ops.max(1) as f64,
+        })
+    }
+}
+
+/// The resident set size of this process, from /proc (0 where unavailable).
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// Everything a worker needs, shared.
@@ -187,6 +242,9 @@ struct Shared {
     stop: Arc<AtomicBool>,
     op_timeout: Duration,
     concurrency: u64,
+    /// `--ops`: main-phase operations to start in all (0 = no limit), and how many have started.
+    ops_max: u64,
+    started_ops: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -259,10 +317,13 @@ async fn drive(
         stop: Arc::new(AtomicBool::new(false)),
         op_timeout: args.op_timeout,
         concurrency: u64::from(args.concurrency),
+        ops_max: args.ops,
+        started_ops: Default::default(),
     });
     let interrupted = Arc::new(AtomicBool::new(false));
     spawn_signal_handler(shared.stop.clone(), interrupted.clone());
     let result = phases(args, seed, &target, workload, &shared).await;
+    let main = result.as_ref().map(|m| *m).unwrap_or_default();
     let teardown = target.teardown().await;
     let sync = shared.recorder.sync();
     drop(shared);
@@ -273,6 +334,7 @@ async fn drive(
     Ok(DriveReport {
         events: stats.events,
         interrupted: interrupted.load(Ordering::Relaxed),
+        main,
     })
 }
 
@@ -282,7 +344,7 @@ async fn phases(
     target: &Arc<dyn Target>,
     workload: &dyn Workload,
     shared: &Arc<Shared>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<MainStats> {
     let progress = Progress::start(args.time_limit, args.quiet);
 
     // Setup.
@@ -326,6 +388,7 @@ async fn phases(
             async move { worker(w, client, generator, rng, shared, deadline, interval).await },
         );
     }
+    let rss_before_bytes = rss_bytes();
     let started = std::time::Instant::now();
     let mut finals: Vec<(u64, Box<dyn Client>)> = Vec::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
@@ -339,8 +402,14 @@ async fn phases(
             _ = ticker.tick() => progress.update(started.elapsed(), &shared.counters),
         }
     }
+    let main = MainStats {
+        ops: shared.counters.total(),
+        duration: started.elapsed(),
+        rss_before_bytes,
+        rss_after_bytes: rss_bytes(),
+    };
     shared.recorder.sync().context("cannot sync the history")?;
-    tracing::info!(ops = shared.counters.total(), "main phase done");
+    tracing::info!(ops = main.ops, "main phase done");
 
     // Final reads, through the first worker's client under a fresh process id.
     progress.phase("final reads");
@@ -363,7 +432,7 @@ async fn phases(
     }
     shared.recorder.sync().context("cannot sync the history")?;
     progress.finish();
-    Ok(())
+    Ok(main)
 }
 
 /// One client worker: invoke, record, repeat until the deadline or a stop.
@@ -388,6 +457,9 @@ async fn worker(
             next_at += iv;
         }
         if shared.stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+            break;
+        }
+        if shared.ops_max > 0 && shared.started_ops.fetch_add(1, Ordering::Relaxed) >= shared.ops_max {
             break;
         }
         let inv = generator.next(&mut rng);

@@ -4,6 +4,7 @@
 //! its own module. Exit codes are Jepsen's, so existing CI scripts keep working: 0 valid, 1 invalid,
 //! 2 unknown, 254 bad arguments or input, 255 the harness itself failed.
 
+mod bench;
 mod check;
 mod cli;
 mod clock;

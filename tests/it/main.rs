@@ -1,0 +1,5 @@
+//! verity's integration tests: the binary as a user runs it. One test binary, as ripgrep does.
+
+mod cli;
+mod run;
+mod support;
