@@ -5,6 +5,7 @@
 //!   second, and the controller's resident memory growth per operation during the main phase;
 //! - `verity check` of a bank history of about a million events, JSONL parsing included: events per
 //!   second and wall time.
+//!
 //! Each controller run and each check is a child process, timed from start to exit as a user sees it,
 //! so runs do not share memory. The output is a Markdown section for
 //! docs/benchmarks.md.
@@ -45,18 +46,37 @@ pub fn run(args: BenchArgs) -> Result<Outcome, Failure> {
         let store = scratch.path().join(format!("controller-{i}"));
         let limit = humantime::format_duration(args.time_limit).to_string();
         let conc = args.concurrency.to_string();
-        let out = run_child(&exe, &store, &["--rate", "0", "--time-limit", &limit, "--concurrency", &conc])?;
+        let out = run_child(
+            &exe,
+            &store,
+            &[
+                "--rate",
+                "0",
+                "--time-limit",
+                &limit,
+                "--concurrency",
+                &conc,
+            ],
+        )?;
         let perf: serde_json::Value = read_json(&out.join(store::PERF_FILE))?;
         ops_per_s.push(perf["ops_per_s"].as_f64().unwrap_or(0.0));
         bytes_per_op.push(perf["rss_growth_bytes_per_op"].as_f64().unwrap_or(0.0));
-        eprintln!("controller run {}: {:.0} ops/s", i + 1, ops_per_s.last().unwrap_or(&0.0));
+        eprintln!(
+            "controller run {}: {:.0} ops/s",
+            i + 1,
+            ops_per_s.last().unwrap_or(&0.0)
+        );
         let _ = std::fs::remove_dir_all(&store);
     }
 
     // One history of about `events` events: setup and final read are two ops of two events each.
     let store = scratch.path().join("check");
     let ops = (args.events / 2).saturating_sub(2).max(1).to_string();
-    let dir = run_child(&exe, &store, &["--rate", "0", "--time-limit", "10m", "--ops", &ops])?;
+    let dir = run_child(
+        &exe,
+        &store,
+        &["--rate", "0", "--time-limit", "10m", "--ops", &ops],
+    )?;
     let mut events_per_s = Vec::new();
     let mut seconds = Vec::new();
     let mut events = 0;
@@ -70,9 +90,13 @@ pub fn run(args: BenchArgs) -> Result<Outcome, Failure> {
             .context("cannot start verity check")?;
         let secs = t.elapsed().as_secs_f64();
         if status.code() != Some(0) {
-            return Err(Failure::Harness(anyhow::anyhow!("benchmark check exited with {status}")));
+            return Err(Failure::Harness(anyhow::anyhow!(
+                "benchmark check exited with {status}"
+            )));
         }
-        events = read_json(&dir.join(store::RESULTS_FILE))?["history"]["events"].as_u64().unwrap_or(0);
+        events = read_json(&dir.join(store::RESULTS_FILE))?["history"]["events"]
+            .as_u64()
+            .unwrap_or(0);
         events_per_s.push(events as f64 / secs);
         seconds.push(secs);
         eprintln!("check {}: {events} events in {secs:.3} s", i + 1);
@@ -119,14 +143,19 @@ fn run_child(exe: &Path, store: &Path, extra: &[&str]) -> Result<std::path::Path
         .status()
         .context("cannot start verity run")?;
     if status.code() != Some(0) {
-        return Err(Failure::Harness(anyhow::anyhow!("benchmark run exited with {status}")));
+        return Err(Failure::Harness(anyhow::anyhow!(
+            "benchmark run exited with {status}"
+        )));
     }
     let latest = store.join("latest");
-    std::fs::canonicalize(&latest).with_context(|| format!("no run in {}", store.display())).map_err(Failure::from)
+    std::fs::canonicalize(&latest)
+        .with_context(|| format!("no run in {}", store.display()))
+        .map_err(Failure::from)
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, Failure> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(serde_json::from_str(&text).with_context(|| format!("malformed {}", path.display()))?)
 }
 

@@ -210,7 +210,7 @@ pub struct MainStats {
 
 impl MainStats {
     /// The harness's own throughput and memory, for perf.json.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub fn to_json(self) -> serde_json::Value {
         let secs = self.duration.as_secs_f64().max(1e-9);
         let grown = self.rss_after_bytes.saturating_sub(self.rss_before_bytes);
         serde_json::json!({
@@ -459,7 +459,9 @@ async fn worker(
         if shared.stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
             break;
         }
-        if shared.ops_max > 0 && shared.started_ops.fetch_add(1, Ordering::Relaxed) >= shared.ops_max {
+        if shared.ops_max > 0
+            && shared.started_ops.fetch_add(1, Ordering::Relaxed) >= shared.ops_max
+        {
             break;
         }
         let inv = generator.next(&mut rng);

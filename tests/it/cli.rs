@@ -16,7 +16,10 @@ fn fails_with(args: &[&str], needles: &[&str]) {
 fn unknown_names_list_the_valid_choices() {
     fails_with(&["run", "--target", "nope"], &["nope", "memory"]);
     fails_with(&["run", "--workload", "nope"], &["nope", "bank"]);
-    fails_with(&["run", "--bug", "nope"], &["nope", "lost-update", "stale-read"]);
+    fails_with(
+        &["run", "--bug", "nope"],
+        &["nope", "lost-update", "stale-read"],
+    );
     fails_with(&["run", "--checker", "nope"], &["nope", "conservation"]);
 }
 
@@ -30,13 +33,23 @@ fn malformed_arguments_are_named() {
 #[test]
 fn unreadable_or_malformed_histories_are_bad_input() {
     let dir = tempfile::tempdir().unwrap();
-    fails_with(&["check", dir.path().join("missing.jsonl").to_str().unwrap()], &["missing.jsonl"]);
+    fails_with(
+        &["check", dir.path().join("missing.jsonl").to_str().unwrap()],
+        &["missing.jsonl"],
+    );
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"index\":0,\"time_ns\":0,\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\nnot json\n{}\n").unwrap();
     fails_with(&["check", bad.to_str().unwrap()], &["line 2"]);
-    fails_with(&["check", dir.path().to_str().unwrap()], &["not a run directory"]);
+    fails_with(
+        &["check", dir.path().to_str().unwrap()],
+        &["not a run directory"],
+    );
     let broken = dir.path().join("broken.jsonl");
-    std::fs::write(&broken, "{\"index\":0,\"time_ns\":0,\"process\":1,\"type\":\"ok\",\"f\":\"read\"}\n").unwrap();
+    std::fs::write(
+        &broken,
+        "{\"index\":0,\"time_ns\":0,\"process\":1,\"type\":\"ok\",\"f\":\"read\"}\n",
+    )
+    .unwrap();
     fails_with(&["check", broken.to_str().unwrap()], &["never invoked"]);
 }
 
@@ -45,8 +58,16 @@ fn list_names_every_target_workload_bug_and_checker() {
     let out = verity().arg("list").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
-    for needle in ["target    memory", "workload  bank", "bug       lose-acked", "checker   conservation"] {
-        assert!(text.contains(needle), "verity list lacks {needle:?}:\n{text}");
+    for needle in [
+        "target    memory",
+        "workload  bank",
+        "bug       lose-acked",
+        "checker   conservation",
+    ] {
+        assert!(
+            text.contains(needle),
+            "verity list lacks {needle:?}:\n{text}"
+        );
     }
 }
 

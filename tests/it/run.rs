@@ -22,7 +22,11 @@ fn a_correct_run_is_valid_and_recheck_reproduces_results_byte_for_byte() {
     let before = std::fs::read(dir.join("results.json")).unwrap();
     let out = verity().arg("check").arg(&dir).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(before, std::fs::read(dir.join("results.json")).unwrap(), "re-check changed results.json");
+    assert_eq!(
+        before,
+        std::fs::read(dir.join("results.json")).unwrap(),
+        "re-check changed results.json"
+    );
 }
 
 /// Each knob must be caught by its own anomaly name (a few seeds here; `scripts/bug-matrix` runs ten).
@@ -39,7 +43,10 @@ fn every_bug_knob_is_caught_by_its_anomaly() {
             let r = run(&["--bug", bug, "--time-limit", "3s", "--seed", seed]);
             assert_eq!(r.code(), 1, "--bug {bug} --seed {seed}: {}", r.stdout());
             let found = anomaly_types(&r.results());
-            assert!(found.iter().any(|a| a == anomaly), "--bug {bug} --seed {seed}: found {found:?}");
+            assert!(
+                found.iter().any(|a| a == anomaly),
+                "--bug {bug} --seed {seed}: found {found:?}"
+            );
         }
     }
 }
@@ -69,7 +76,15 @@ fn the_same_seed_gives_the_same_operations() {
 fn a_killed_run_leaves_a_history_that_check_reads() {
     let store = tempfile::tempdir().unwrap();
     let mut child = verity()
-        .args(["run", "--rate", "0", "--time-limit", "60s", "--quiet", "--store"])
+        .args([
+            "run",
+            "--rate",
+            "0",
+            "--time-limit",
+            "60s",
+            "--quiet",
+            "--store",
+        ])
         .arg(store.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -83,7 +98,8 @@ fn a_killed_run_leaves_a_history_that_check_reads() {
             .and_then(|mut d| d.next())
             .and_then(|e| e.ok())
             .map(|e| e.path().join("history.jsonl"));
-        if let Some(h) = found.filter(|h| h.metadata().map(|m| m.len() > 4 << 20).unwrap_or(false)) {
+        if let Some(h) = found.filter(|h| h.metadata().map(|m| m.len() > 4 << 20).unwrap_or(false))
+        {
             break h;
         }
         assert!(Instant::now() < deadline, "the run never wrote its history");
@@ -95,12 +111,20 @@ fn a_killed_run_leaves_a_history_that_check_reads() {
     let out = verity().arg("check").arg(dir).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     // No final read: the verdict must be unknown, never valid, and never a crash.
-    assert_eq!(out.status.code(), Some(2), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let results = results_of(dir);
     assert_eq!(results["valid"], "unknown");
     let text = std::fs::read(&history).unwrap();
     if !text.ends_with(b"\n") {
-        assert!(results["history"]["torn_tail"].is_object(), "a torn last line must be reported");
+        assert!(
+            results["history"]["torn_tail"].is_object(),
+            "a torn last line must be reported"
+        );
         assert!(stdout.contains("torn last line"));
     }
 }
