@@ -51,6 +51,13 @@ pub fn judge_run_dir(dir: &Path, checkers: &[String]) -> Result<Results, Failure
     };
     let results = judge(&history, meta.as_ref(), &requested)?;
     store::write_json(&dir.join(store::RESULTS_FILE), &results)?;
+    let junit_path = dir.join(store::JUNIT_FILE);
+    std::fs::write(&junit_path, crate::junit::render(&results)).map_err(|e| {
+        Failure::Harness(anyhow::anyhow!(
+            "cannot write {}: {e}",
+            junit_path.display()
+        ))
+    })?;
     // The process ends soon after a check; freeing millions of small values one by one would cost
     // more than parsing them did.
     std::mem::forget(history);

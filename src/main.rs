@@ -10,6 +10,7 @@ mod cli;
 mod clock;
 mod controller;
 mod exit;
+mod junit;
 mod list;
 mod plan;
 mod progress;

@@ -14,6 +14,7 @@ pub const HISTORY_FILE: &str = "history.jsonl";
 pub const META_FILE: &str = "run.json";
 pub const RESULTS_FILE: &str = "results.json";
 pub const LOG_FILE: &str = "verity.log";
+pub const JUNIT_FILE: &str = "junit.xml";
 /// The harness's own throughput and memory during the main phase (not part of the verdict).
 pub const PERF_FILE: &str = "perf.json";
 

@@ -10,7 +10,14 @@ fn a_correct_run_is_valid_and_recheck_reproduces_results_byte_for_byte() {
     let r = run(&["--time-limit", "2s", "--seed", "7"]);
     assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
     let dir = r.latest();
-    for f in ["history.jsonl", "results.json", "run.json", "verity.log"] {
+    for f in [
+        "history.jsonl",
+        "results.json",
+        "run.json",
+        "verity.log",
+        "junit.xml",
+        "perf.json",
+    ] {
         assert!(dir.join(f).is_file(), "{f} missing from the run directory");
     }
     let results = r.results();
@@ -18,6 +25,11 @@ fn a_correct_run_is_valid_and_recheck_reproduces_results_byte_for_byte() {
     assert_eq!(results["seed"], 7);
     assert!(results["stats"]["ops"].as_u64().unwrap() > 100);
     assert!(r.stdout().contains("reproduce:") && r.stdout().contains("--seed 7"));
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("testcase name=\"conservation\"") && junit.contains("failures=\"0\""),
+        "{junit}"
+    );
 
     let before = std::fs::read(dir.join("results.json")).unwrap();
     let out = verity().arg("check").arg(&dir).output().unwrap();
