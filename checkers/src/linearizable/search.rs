@@ -1,0 +1,415 @@
+//! The search for a linearization of one partition: Wing & Gong's algorithm with Lowe's just-in-time
+//! linearization and memoization (WGL).
+//!
+//! Operations become call and return entries in one list, in real-time order. The search walks the
+//! list from its head: at a call entry it tries to linearize that operation now (the model must accept
+//! it from the current state); if it can, and the resulting configuration was not explored before, it
+//! lifts the operation's entries out of the list, pushes the old state, and starts again from the
+//! head. Reaching a return entry means that operation had to be linearized before this point and no
+//! choice made so far allows it: the search backtracks, undoing the most recent linearization and
+//! trying the next candidate after it. Only operations whose call precedes every pending return are
+//! ever candidates — Lowe's "just in time" — so the branching is bounded by the concurrency, not the
+//! history length. Lifting and undoing are O(1) (dancing links, Knuth), and the memo stores 128-bit
+//! fingerprints (see `memo.rs`), so one step costs O(1) whatever the history length.
+//!
+//! `info` and pending operations have no return entry: the search may linearize them at any point
+//! after their call, or leave them out; it succeeds once every operation *with* a return entry is
+//! linearized.
+//!
+//! Budget: the deadline and the cancellation flag are read every [`CHECK_INTERVAL`] steps; memory (memo
+//! and stack) is accounted before every allocation that could grow it, against a pool shared by the
+//! partitions searched in parallel. Running out of either ends the search with a cause, never a kill.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::linearizable::memo::{state_fingerprint, zobrist_keys, Memo};
+use crate::linearizable::model::Model;
+use crate::linearizable::partition::OpRecord;
+
+/// How many steps run between two reads of the clock.
+pub const CHECK_INTERVAL: u64 = 4096;
+/// How many operations of the longest linearizable prefix a failure keeps (its tail).
+pub const PREFIX_TAIL: usize = 24;
+/// How many distinct final states of the longest prefixes a failure keeps.
+pub const STATES_MAX: usize = 8;
+
+/// Memory shared by the searches of one check.
+#[derive(Debug)]
+pub struct MemoryPool {
+    used: AtomicU64,
+    max: u64,
+}
+
+impl MemoryPool {
+    pub fn new(max: u64) -> Self {
+        MemoryPool {
+            used: AtomicU64::new(0),
+            max,
+        }
+    }
+
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    /// Moves this search's share from `old` to `new` bytes; false (and no change) if the pool would
+    /// overflow.
+    fn resize(&self, old: u64, new: u64) -> bool {
+        if new <= old {
+            self.used.fetch_sub(old - new, Ordering::Relaxed);
+            return true;
+        }
+        let grow = new - old;
+        let before = self.used.fetch_add(grow, Ordering::Relaxed);
+        if before + grow > self.max {
+            self.used.fetch_sub(grow, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+/// What may stop a search before it decides.
+pub struct Limits<'a> {
+    pub deadline: Option<Instant>,
+    pub memory: &'a MemoryPool,
+    /// Set when another partition found a violation that makes this search moot.
+    pub cancel: &'a dyn Fn() -> bool,
+}
+
+/// Search statistics, reported in `details`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Entries of the list visited.
+    pub steps: u64,
+    /// Configurations explored (linearizations tried and new).
+    pub states_explored: u64,
+    /// Linearizations that led to a configuration explored before (memo hits).
+    pub cache_hits: u64,
+    /// Linearizations the model refused.
+    pub rejected: u64,
+    /// Undone linearizations.
+    pub backtracks: u64,
+    /// The most operations linearized at once.
+    pub max_depth: u64,
+    /// The most memory held at once (memo and stack), in bytes.
+    pub peak_bytes: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, o: &Stats) {
+        self.steps += o.steps;
+        self.states_explored += o.states_explored;
+        self.cache_hits += o.cache_hits;
+        self.rejected += o.rejected;
+        self.backtracks += o.backtracks;
+        self.max_depth = self.max_depth.max(o.max_depth);
+        self.peak_bytes += o.peak_bytes;
+    }
+}
+
+/// Why a partition is not linearizable, as the search saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure<S> {
+    /// The operation (position in the partition) that could not be linearized: at the deepest point
+    /// the search reached, its return came before any order of the remaining operations allowed it.
+    pub blocked: usize,
+    /// How many operations the longest linearizable prefix holds.
+    pub prefix_len: usize,
+    /// The tail of that prefix: each operation with the state after it.
+    pub prefix_tail: Vec<(usize, S)>,
+    /// Distinct states at the end of the longest prefixes that stopped at `blocked`.
+    pub states: Vec<S>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome<S> {
+    Linearizable,
+    Nonlinearizable(Failure<S>),
+    /// The search stopped before deciding: the cause, in words.
+    Unknown(String),
+    Cancelled,
+}
+
+struct Frame<S> {
+    op: u32,
+    state: S,
+    linearized: u128,
+}
+
+/// The entry list: entry `2i` is the call of operation `i`, `2i + 1` its return; then a head and a tail.
+struct Entries {
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    head: u32,
+    tail: u32,
+}
+
+impl Entries {
+    fn new<O>(ops: &[OpRecord<O>]) -> Entries {
+        let mut order: Vec<(u64, u32)> = Vec::with_capacity(ops.len() * 2);
+        for (i, op) in ops.iter().enumerate() {
+            let i = u32::try_from(i).expect("fewer than 2^31 operations in a partition");
+            order.push((op.call, 2 * i));
+            if let Some(ret) = op.ret {
+                order.push((ret, 2 * i + 1));
+            }
+        }
+        order.sort_unstable();
+        let n = 2 * ops.len() as u32;
+        let (head, tail) = (n, n + 1);
+        let mut next = vec![tail; n as usize + 2];
+        let mut prev = vec![head; n as usize + 2];
+        let mut last = head;
+        for &(_, e) in &order {
+            next[last as usize] = e;
+            prev[e as usize] = last;
+            last = e;
+        }
+        next[last as usize] = tail;
+        prev[tail as usize] = last;
+        Entries { next, prev, head, tail }
+    }
+
+    fn lift(&mut self, e: u32) {
+        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
+        self.next[p as usize] = n;
+        self.prev[n as usize] = p;
+    }
+
+    fn unlift(&mut self, e: u32) {
+        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
+        self.next[p as usize] = e;
+        self.prev[n as usize] = e;
+    }
+
+    fn first(&self) -> u32 {
+        self.next[self.head as usize]
+    }
+}
+
+/// Searches for a linearization of `ops` (in call order) from `initial`.
+pub fn search<M: Model>(
+    model: &M,
+    initial: &M::State,
+    ops: &[OpRecord<M::Op>],
+    limits: &Limits<'_>,
+) -> (Outcome<M::State>, Stats) {
+    let mut s = Search::new(model, initial.clone(), ops, limits);
+    let outcome = s.run();
+    let held = s.held_bytes;
+    // Give the memory back to the pool: this search's memo and stack are dropped with it.
+    limits.memory.resize(held, 0);
+    (outcome, s.stats)
+}
+
+struct Search<'a, M: Model> {
+    model: &'a M,
+    ops: &'a [OpRecord<M::Op>],
+    limits: &'a Limits<'a>,
+    entries: Entries,
+    keys: Vec<u128>,
+    memo: Memo,
+    stack: Vec<Frame<M::State>>,
+    state: M::State,
+    linearized: u128,
+    remaining_required: usize,
+    stack_heap_bytes: u64,
+    held_bytes: u64,
+    stats: Stats,
+    best: Option<Failure<M::State>>,
+}
+
+impl<'a, M: Model> Search<'a, M> {
+    fn new(model: &'a M, initial: M::State, ops: &'a [OpRecord<M::Op>], limits: &'a Limits<'a>) -> Self {
+        Search {
+            model,
+            ops,
+            limits,
+            entries: Entries::new(ops),
+            keys: zobrist_keys(ops.len()),
+            memo: Memo::default(),
+            stack: Vec::new(),
+            state: initial,
+            linearized: 0,
+            remaining_required: ops.iter().filter(|o| o.required()).count(),
+            stack_heap_bytes: 0,
+            held_bytes: 0,
+            stats: Stats::default(),
+            best: None,
+        }
+    }
+
+    fn run(&mut self) -> Outcome<M::State> {
+        let mut entry = self.entries.first();
+        loop {
+            if self.remaining_required == 0 {
+                return Outcome::Linearizable;
+            }
+            assert!(entry != self.entries.tail, "a required operation's return entry is still listed");
+            self.stats.steps += 1;
+            if self.stats.steps % CHECK_INTERVAL == 0 {
+                if let Some(stop) = self.check_limits() {
+                    return stop;
+                }
+            }
+            if entry % 2 == 0 {
+                entry = match self.try_linearize(entry / 2) {
+                    Ok(true) => self.entries.first(),
+                    Ok(false) => self.entries.next[entry as usize],
+                    Err(stop) => return stop,
+                };
+            } else {
+                self.note_blocked((entry / 2) as usize);
+                let Some(frame) = self.stack.pop() else {
+                    let failure = self.best.take().expect("a blocked return was noted before failing");
+                    return Outcome::Nonlinearizable(failure);
+                };
+                entry = self.undo(frame);
+            }
+        }
+    }
+
+    /// Tries to linearize operation `i` now. `Ok(true)` if it did.
+    fn try_linearize(&mut self, i: u32) -> Result<bool, Outcome<M::State>> {
+        let op = &self.ops[i as usize];
+        let Some(next) = self.model.step(&self.state, &op.op) else {
+            self.stats.rejected += 1;
+            return Ok(false);
+        };
+        let linearized = self.linearized ^ self.keys[i as usize];
+        if !self.reserve_memory(&next)? {
+            return Err(Outcome::Unknown(self.memory_cause()));
+        }
+        if !self.memo.insert(linearized ^ state_fingerprint(&next)) {
+            self.stats.cache_hits += 1;
+            return Ok(false);
+        }
+        self.stats.states_explored += 1;
+        self.stack_heap_bytes += self.model.state_heap_bytes(&self.state) as u64;
+        let previous = std::mem::replace(&mut self.state, next);
+        self.stack.push(Frame {
+            op: i,
+            state: previous,
+            linearized: self.linearized,
+        });
+        self.linearized = linearized;
+        self.stats.max_depth = self.stats.max_depth.max(self.stack.len() as u64);
+        self.entries.lift(2 * i);
+        if op.required() {
+            self.entries.lift(2 * i + 1);
+            self.remaining_required -= 1;
+        }
+        Ok(true)
+    }
+
+    /// Undoes the most recent linearization; returns the entry to continue from.
+    fn undo(&mut self, frame: Frame<M::State>) -> u32 {
+        self.stats.backtracks += 1;
+        let i = frame.op;
+        if self.ops[i as usize].required() {
+            self.entries.unlift(2 * i + 1);
+            self.remaining_required += 1;
+        }
+        self.entries.unlift(2 * i);
+        self.stack_heap_bytes -= self.model.state_heap_bytes(&frame.state) as u64;
+        self.state = frame.state;
+        self.linearized = frame.linearized;
+        self.entries.next[2 * i as usize]
+    }
+
+    /// Bytes the memo and stack will hold after one more push; claims them from the pool.
+    fn reserve_memory(&mut self, next: &M::State) -> Result<bool, Outcome<M::State>> {
+        let frame = std::mem::size_of::<Frame<M::State>>() as u64;
+        let stack_capacity = if self.stack.len() == self.stack.capacity() {
+            (self.stack.capacity().max(4) * 2) as u64
+        } else {
+            self.stack.capacity() as u64
+        };
+        let want = self.memo.bytes_after_insert()
+            + stack_capacity * frame
+            + self.stack_heap_bytes
+            + self.model.state_heap_bytes(next) as u64;
+        if want <= self.held_bytes {
+            return Ok(true);
+        }
+        // Claim an eighth more than needed, so the shared counter is touched rarely.
+        let claim = want.max(self.held_bytes + self.held_bytes / 8);
+        self.held_bytes = if self.limits.memory.resize(self.held_bytes, claim) {
+            claim
+        } else if self.limits.memory.resize(self.held_bytes, want) {
+            want
+        } else {
+            return Ok(false);
+        };
+        self.stats.peak_bytes = self.stats.peak_bytes.max(want);
+        Ok(true)
+    }
+
+    fn memory_cause(&self) -> String {
+        format!(
+            "memory budget of {} MiB exhausted after exploring {} configurations",
+            self.limits.memory.max() / (1024 * 1024),
+            self.stats.states_explored
+        )
+    }
+
+    fn check_limits(&self) -> Option<Outcome<M::State>> {
+        if (self.limits.cancel)() {
+            return Some(Outcome::Cancelled);
+        }
+        let late = self.limits.deadline.is_some_and(|d| Instant::now() >= d);
+        late.then(|| {
+            Outcome::Unknown(format!(
+                "check time limit reached after exploring {} configurations",
+                self.stats.states_explored
+            ))
+        })
+    }
+
+    /// The walk reached the return of operation `blocked` without linearizing it. Keeps the deepest
+    /// such point as the counterexample.
+    fn note_blocked(&mut self, blocked: usize) {
+        let depth = self.stack.len();
+        match &mut self.best {
+            Some(best) if best.prefix_len > depth => {}
+            Some(best) if best.prefix_len == depth => {
+                if best.blocked == blocked
+                    && best.states.len() < STATES_MAX
+                    && !best.states.contains(&self.state)
+                {
+                    best.states.push(self.state.clone());
+                }
+            }
+            _ => {
+                let from = depth.saturating_sub(PREFIX_TAIL);
+                let prefix_tail = (from..depth)
+                    .map(|k| {
+                        let after = self.stack.get(k + 1).map_or(&self.state, |f| &f.state);
+                        (self.stack[k].op as usize, after.clone())
+                    })
+                    .collect();
+                self.best = Some(Failure {
+                    blocked,
+                    prefix_len: depth,
+                    prefix_tail,
+                    states: vec![self.state.clone()],
+                });
+            }
+        }
+    }
+}
+
+/// A flag that cancels searches, shared by the partitions of one check.
+#[derive(Debug, Default)]
+pub struct CancelFlag(AtomicBool);
+
+impl CancelFlag {
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
