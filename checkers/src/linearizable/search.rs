@@ -249,7 +249,7 @@ impl<'a, M: Model> Search<'a, M> {
             }
             assert!(entry != self.entries.tail, "a required operation's return entry is still listed");
             self.stats.steps += 1;
-            if self.stats.steps % CHECK_INTERVAL == 0 {
+            if self.stats.steps % CHECK_INTERVAL == 1 {
                 if let Some(stop) = self.check_limits() {
                     return stop;
                 }
