@@ -138,38 +138,58 @@ struct Frame<S> {
     linearized: u128,
 }
 
-/// The entry list: entry `2i` is the call of operation `i`, `2i + 1` its return; then a head and a tail.
+/// The entry lists. Entry `2i` is the call of operation `i`, `2i + 1` its return. Operations that
+/// must take effect have both entries in the main chain, in real-time order; `info` and pending
+/// operations have only a call, kept in a second chain ordered by call. Each chain has a head and a
+/// tail sentinel.
 struct Entries {
     next: Vec<u32>,
     prev: Vec<u32>,
-    head: u32,
-    tail: u32,
+    main_head: u32,
+    main_tail: u32,
+    info_head: u32,
+    info_tail: u32,
 }
 
 impl Entries {
     fn new<O>(ops: &[OpRecord<O>]) -> Entries {
-        let mut order: Vec<(u64, u32)> = Vec::with_capacity(ops.len() * 2);
+        let mut main: Vec<(u64, u32)> = Vec::with_capacity(ops.len() * 2);
+        let mut info: Vec<(u64, u32)> = Vec::new();
         for (i, op) in ops.iter().enumerate() {
             let i = u32::try_from(i).expect("fewer than 2^31 operations in a partition");
-            order.push((op.call, 2 * i));
-            if let Some(ret) = op.ret {
-                order.push((ret, 2 * i + 1));
+            match op.ret {
+                Some(ret) => {
+                    main.push((op.call, 2 * i));
+                    main.push((ret, 2 * i + 1));
+                }
+                None => info.push((op.call, 2 * i)),
             }
         }
-        order.sort_unstable();
+        main.sort_unstable();
+        info.sort_unstable();
         let n = 2 * ops.len() as u32;
-        let (head, tail) = (n, n + 1);
-        let mut next = vec![tail; n as usize + 2];
-        let mut prev = vec![head; n as usize + 2];
+        let mut e = Entries {
+            next: vec![0; n as usize + 4],
+            prev: vec![0; n as usize + 4],
+            main_head: n,
+            main_tail: n + 1,
+            info_head: n + 2,
+            info_tail: n + 3,
+        };
+        e.chain(e.main_head, e.main_tail, &main);
+        e.chain(e.info_head, e.info_tail, &info);
+        e
+    }
+
+    fn chain(&mut self, head: u32, tail: u32, order: &[(u64, u32)]) {
         let mut last = head;
-        for &(_, e) in &order {
-            next[last as usize] = e;
-            prev[e as usize] = last;
+        for &(_, e) in order {
+            self.next[last as usize] = e;
+            self.prev[e as usize] = last;
             last = e;
         }
-        next[last as usize] = tail;
-        prev[tail as usize] = last;
-        Entries { next, prev, head, tail }
+        self.next[last as usize] = tail;
+        self.prev[tail as usize] = last;
     }
 
     fn lift(&mut self, e: u32) {
@@ -184,9 +204,22 @@ impl Entries {
         self.prev[n as usize] = e;
     }
 
-    fn first(&self) -> u32 {
-        self.next[self.head as usize]
+    /// The first return entry of the main chain: the operation that must be linearized soonest.
+    fn first_return(&self) -> u32 {
+        let mut e = self.next[self.main_head as usize];
+        while e % 2 == 0 {
+            e = self.next[e as usize];
+        }
+        e
     }
+}
+
+/// Where the walk is: at an entry of the main chain, or — once it reached the return entry `deadline`
+/// of the main chain — at an `info` call that may still be linearized before that return.
+#[derive(Debug, Clone, Copy)]
+enum Cursor {
+    Main(u32),
+    Info { entry: u32, deadline: u32 },
 }
 
 /// Searches for a linearization of `ops` (in call order) from `initial`.
@@ -241,33 +274,54 @@ impl<'a, M: Model> Search<'a, M> {
         }
     }
 
+    /// The walk. At a configuration the candidates are, in order: the calls of the main chain before
+    /// its first return entry, then the `info` calls made before that return. Trying operations that
+    /// must take effect first, and `info` ones only when the walk is stuck, finds a linearization of a
+    /// valid history without guessing which timed-out operations happened until a result demands it.
     fn run(&mut self) -> Outcome<M::State> {
-        let mut entry = self.entries.first();
+        let mut cursor = Cursor::Main(self.entries.next[self.entries.main_head as usize]);
         loop {
             if self.remaining_required == 0 {
                 return Outcome::Linearizable;
             }
-            assert!(entry != self.entries.tail, "a required operation's return entry is still listed");
             self.stats.steps += 1;
             if self.stats.steps % CHECK_INTERVAL == 1 {
                 if let Some(stop) = self.check_limits() {
                     return stop;
                 }
             }
-            if entry % 2 == 0 {
-                entry = match self.try_linearize(entry / 2) {
-                    Ok(true) => self.entries.first(),
-                    Ok(false) => self.entries.next[entry as usize],
-                    Err(stop) => return stop,
-                };
-            } else {
-                self.note_blocked((entry / 2) as usize);
-                let Some(frame) = self.stack.pop() else {
-                    let failure = self.best.take().expect("a blocked return was noted before failing");
-                    return Outcome::Nonlinearizable(failure);
-                };
-                entry = self.undo(frame);
-            }
+            cursor = match cursor {
+                Cursor::Main(entry) => {
+                    assert!(entry != self.entries.main_tail, "a required operation's return is still listed");
+                    if entry % 2 == 1 {
+                        let first_info = self.entries.next[self.entries.info_head as usize];
+                        Cursor::Info { entry: first_info, deadline: entry }
+                    } else {
+                        match self.try_linearize(entry / 2) {
+                            Ok(true) => Cursor::Main(self.entries.next[self.entries.main_head as usize]),
+                            Ok(false) => Cursor::Main(self.entries.next[entry as usize]),
+                            Err(stop) => return stop,
+                        }
+                    }
+                }
+                Cursor::Info { entry, deadline } => {
+                    let due = self.ops[(deadline / 2) as usize].ret.expect("a return entry has a return");
+                    if entry == self.entries.info_tail || self.ops[(entry / 2) as usize].call > due {
+                        self.note_blocked((deadline / 2) as usize);
+                        let Some(frame) = self.stack.pop() else {
+                            let failure = self.best.take().expect("a blocked return was noted before failing");
+                            return Outcome::Nonlinearizable(failure);
+                        };
+                        self.undo(frame)
+                    } else {
+                        match self.try_linearize(entry / 2) {
+                            Ok(true) => Cursor::Main(self.entries.next[self.entries.main_head as usize]),
+                            Ok(false) => Cursor::Info { entry: self.entries.next[entry as usize], deadline },
+                            Err(stop) => return stop,
+                        }
+                    }
+                }
+            };
         }
     }
 
@@ -304,11 +358,13 @@ impl<'a, M: Model> Search<'a, M> {
         Ok(true)
     }
 
-    /// Undoes the most recent linearization; returns the entry to continue from.
-    fn undo(&mut self, frame: Frame<M::State>) -> u32 {
+    /// Undoes the most recent linearization; returns where the walk continues: at the candidate after
+    /// the undone one, in the same order the walk tried them.
+    fn undo(&mut self, frame: Frame<M::State>) -> Cursor {
         self.stats.backtracks += 1;
         let i = frame.op;
-        if self.ops[i as usize].required() {
+        let required = self.ops[i as usize].required();
+        if required {
             self.entries.unlift(2 * i + 1);
             self.remaining_required += 1;
         }
@@ -316,7 +372,12 @@ impl<'a, M: Model> Search<'a, M> {
         self.stack_heap_bytes -= self.model.state_heap_bytes(&frame.state) as u64;
         self.state = frame.state;
         self.linearized = frame.linearized;
-        self.entries.next[2 * i as usize]
+        let after = self.entries.next[2 * i as usize];
+        if required {
+            Cursor::Main(after)
+        } else {
+            Cursor::Info { entry: after, deadline: self.entries.first_return() }
+        }
     }
 
     /// Bytes the memo and stack will hold after one more push; claims them from the pool.
