@@ -17,6 +17,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use verity_history::{Event, EventType, History, Process, Transfer, Value, F};
 
+/// Per scheduler step, the chance that one timed-out request still in the system resolves (takes
+/// effect or is lost). Real timeouts resolve within a few round trips; the checker does not know that
+/// and keeps every `info` operation open to the end.
+pub const ZOMBIE_RESOLVE: f64 = 0.2;
+
 /// The object the clients share.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SimObject {
@@ -95,6 +100,9 @@ struct InFlight {
     f: F,
     value: Value,
     result: Option<(EventType, Value, Option<String>)>,
+    /// Whether this operation will time out (`info_rate` is the fraction of operations that do),
+    /// and if so whether before taking effect.
+    timeout: Option<bool>,
 }
 
 /// Simulates `config` and returns the history.
@@ -150,7 +158,8 @@ impl<'a> Sim<'a> {
             if invoked >= self.config.ops && in_flight.iter().all(Option::is_none) {
                 break;
             }
-            if !zombies.is_empty() && self.rng.gen_bool(0.02) {
+            // Each timed-out request still in the system resolves soon: it takes effect or is lost.
+            if !zombies.is_empty() && self.rng.gen_bool(ZOMBIE_RESOLVE) {
                 let z = zombies.swap_remove(self.rng.gen_range(0..zombies.len()));
                 if self.rng.gen_bool(0.5) {
                     self.apply(&z.f, &z.value, process[0]);
@@ -162,11 +171,17 @@ impl<'a> Sim<'a> {
                     let (f, value) = self.generate(process[c]);
                     self.emit(process[c], EventType::Invoke, f.clone(), value.clone(), None);
                     invoked += 1;
-                    in_flight[c] = Some(InFlight { f, value, result: None });
+                    let timeout = (self.config.info_rate > 0.0 && self.rng.gen_bool(self.config.info_rate))
+                        .then(|| self.rng.gen_bool(0.5));
+                    in_flight[c] = Some(InFlight { f, value, result: None, timeout });
                 }
                 None => {}
                 Some(op) => {
-                    let timeout = self.config.info_rate > 0.0 && self.rng.gen_bool(self.config.info_rate);
+                    // A timeout "before" strikes before the op takes effect; "after", once it has.
+                    let timeout = match op.timeout {
+                        Some(before) => before || op.result.is_some(),
+                        None => false,
+                    };
                     match (op.result.is_some(), timeout) {
                         (false, false) => {
                             let result = self.apply(&op.f, &op.value, process[c]);
