@@ -43,6 +43,14 @@ fn scenario(name: &str) -> Option<(&'static str, SimConfig)> {
                 seed: 42,
             },
         )),
+        // bankinfo-OPS-CLIENTS-PERCENT: a 5-account bank with that percentage of operations timing out.
+        ["bankinfo", ops, clients, percent] => Some((
+            "bank",
+            SimConfig {
+                info_rate: percent.parse::<f64>().ok()? / 100.0,
+                ..SimConfig::bank(5, count(clients)?, count(ops)?, 42)
+            },
+        )),
         _ => None,
     }
 }

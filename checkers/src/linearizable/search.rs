@@ -136,6 +136,8 @@ struct Frame<S> {
     op: u32,
     state: S,
     linearized: u128,
+    /// `info_run` before this linearization.
+    info_run: u32,
 }
 
 /// The entry lists. Entry `2i` is the call of operation `i`, `2i + 1` its return. Operations that
@@ -230,7 +232,20 @@ pub fn search<M: Model>(
     limits: &Limits<'_>,
 ) -> (Outcome<M::State>, Stats) {
     let mut s = Search::new(model, initial.clone(), ops, limits);
-    let outcome = s.run();
+    let info_ops = ops.iter().filter(|o| !o.required()).count() as u32;
+    // Iterative deepening on how many `info` operations may be linearized in a row (see `info_run`):
+    // a valid history almost always needs one or two at a time, and a bound keeps one ordinary wrong
+    // guess among the ops that must take effect from setting off every subset of the timed-out ones.
+    // A failure that never hit the bound is final; otherwise the bound doubles and the search reruns.
+    s.info_run_max = 2.min(info_ops.max(1));
+    let outcome = loop {
+        let outcome = s.run();
+        if !matches!(outcome, Outcome::Nonlinearizable(_)) || !s.bounded || s.info_run_max >= info_ops {
+            break outcome;
+        }
+        s.info_run_max = (s.info_run_max * 4).min(info_ops);
+        s.restart();
+    };
     let held = s.held_bytes;
     // Give the memory back to the pool: this search's memo and stack are dropped with it.
     limits.memory.resize(held, 0);
@@ -252,6 +267,13 @@ struct Search<'a, M: Model> {
     held_bytes: u64,
     stats: Stats,
     best: Option<Failure<M::State>>,
+    /// How many `info` operations the top of the stack linearized in a row.
+    info_run: u32,
+    /// The most `info` operations this round may linearize in a row.
+    info_run_max: u32,
+    /// Whether this round skipped a candidate because of `info_run_max`.
+    bounded: bool,
+    run_keys: Vec<u128>,
 }
 
 impl<'a, M: Model> Search<'a, M> {
@@ -271,7 +293,20 @@ impl<'a, M: Model> Search<'a, M> {
             held_bytes: 0,
             stats: Stats::default(),
             best: None,
+            info_run: 0,
+            info_run_max: u32::MAX,
+            bounded: false,
+            run_keys: zobrist_keys(ops.len() + 2).split_off(ops.len()),
         }
+    }
+
+    /// Prepares another round after a failed one (which undid every linearization).
+    fn restart(&mut self) {
+        assert!(self.stack.is_empty(), "a failed round undid everything");
+        self.memo = Memo::default();
+        self.best = None;
+        self.bounded = false;
+        self.info_run = 0;
     }
 
     /// The walk. At a configuration the candidates are, in order: the calls of the main chain before
@@ -328,6 +363,11 @@ impl<'a, M: Model> Search<'a, M> {
     /// Tries to linearize operation `i` now. `Ok(true)` if it did.
     fn try_linearize(&mut self, i: u32) -> Result<bool, Outcome<M::State>> {
         let op = &self.ops[i as usize];
+        let info_run = if op.required() { 0 } else { self.info_run + 1 };
+        if info_run > self.info_run_max {
+            self.bounded = true;
+            return Ok(false);
+        }
         let Some(next) = self.model.step(&self.state, &op.op) else {
             self.stats.rejected += 1;
             return Ok(false);
@@ -336,7 +376,9 @@ impl<'a, M: Model> Search<'a, M> {
         if !self.reserve_memory(&next)? {
             return Err(Outcome::Unknown(self.memory_cause()));
         }
-        if !self.memo.insert(linearized ^ state_fingerprint(&next)) {
+        // The run length is part of the configuration: it limits what may follow.
+        let run_key = if info_run > 0 { self.run_keys[0].rotate_left(info_run) ^ self.run_keys[1] } else { 0 };
+        if !self.memo.insert(linearized ^ state_fingerprint(&next) ^ run_key) {
             self.stats.cache_hits += 1;
             return Ok(false);
         }
@@ -347,8 +389,10 @@ impl<'a, M: Model> Search<'a, M> {
             op: i,
             state: previous,
             linearized: self.linearized,
+            info_run: self.info_run,
         });
         self.linearized = linearized;
+        self.info_run = info_run;
         self.stats.max_depth = self.stats.max_depth.max(self.stack.len() as u64);
         self.entries.lift(2 * i);
         if op.required() {
@@ -372,6 +416,7 @@ impl<'a, M: Model> Search<'a, M> {
         self.stack_heap_bytes -= self.model.state_heap_bytes(&frame.state) as u64;
         self.state = frame.state;
         self.linearized = frame.linearized;
+        self.info_run = frame.info_run;
         let after = self.entries.next[2 * i as usize];
         if required {
             Cursor::Main(after)
