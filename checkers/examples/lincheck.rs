@@ -36,6 +36,9 @@ fn main() {
     }
     println!("  checked in {took:.2?}");
     if args.iter().any(|a| a == "--json") {
-        println!("{}", serde_json::to_string_pretty(&verdict).expect("verdicts serialize"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&verdict).expect("verdicts serialize")
+        );
     }
 }

@@ -30,12 +30,19 @@ fn scenario(name: &str) -> Option<(&'static str, SimConfig)> {
     };
     match parts.as_slice() {
         ["cas", ops, clients] => Some(("cas-register", cas(count(clients)?, count(ops)?))),
-        ["bank", ops, clients] => Some(("bank", SimConfig::bank(5, count(clients)?, count(ops)?, 42))),
+        ["bank", ops, clients] => {
+            Some(("bank", SimConfig::bank(5, count(clients)?, count(ops)?, 42)))
+        }
         // 5,000 events (≈ 2,500 ops), 10 processes, ≈ 5% info: the history that ran Porcupine out of 128 GB.
         ["bank5000events"] => Some((
             "bank",
             SimConfig {
-                object: SimObject::Bank { accounts: 5, initial: 10, max_transfer: 5, setup: true },
+                object: SimObject::Bank {
+                    accounts: 5,
+                    initial: 10,
+                    max_transfer: 5,
+                    setup: true,
+                },
                 clients: 10,
                 ops: 2_500,
                 info_rate: 0.05,
@@ -85,7 +92,11 @@ fn run_one(name: &str) {
         std::process::exit(254);
     };
     let history = simulate(&config);
-    let info = history.events.iter().filter(|e| e.kind == verity_history::EventType::Info).count();
+    let info = history
+        .events
+        .iter()
+        .filter(|e| e.kind == verity_history::EventType::Info)
+        .count();
     let checker = checker_for(model, &LinearizableOptions::default()).expect("known model");
     let budget = Budget::with_time_limit(Duration::from_secs(60));
     let start = Instant::now();
@@ -119,8 +130,16 @@ fn main() {
         .position(|a| a == "--runs")
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(5);
-    let named: Vec<&str> = args.iter().filter(|a| scenario(a).is_some()).map(String::as_str).collect();
-    let list = if named.is_empty() { ALL.to_vec() } else { named };
+    let named: Vec<&str> = args
+        .iter()
+        .filter(|a| scenario(a).is_some())
+        .map(String::as_str)
+        .collect();
+    let list = if named.is_empty() {
+        ALL.to_vec()
+    } else {
+        named
+    };
     let exe = std::env::current_exe().expect("own path");
     println!("| scenario | events | info | verdict | time s (median [min–max]) | peak RSS MiB (median [min–max]) | checker-accounted MiB | configurations |");
     println!("|---|---|---|---|---|---|---|---|");
@@ -129,7 +148,10 @@ fn main() {
         let mut rss = Vec::new();
         let mut last: Vec<String> = Vec::new();
         for _ in 0..runs {
-            let out = Command::new(&exe).args(["--one", name]).output().expect("child runs");
+            let out = Command::new(&exe)
+                .args(["--one", name])
+                .output()
+                .expect("child runs");
             let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
             last = line.split_whitespace().map(str::to_string).collect();
             if last.len() < 8 {

@@ -23,7 +23,11 @@ fn small(rng: &mut ChaCha8Rng, n: i64) -> Value {
 fn register_op(rng: &mut ChaCha8Rng, cas: bool, keyed: bool) -> (&'static str, Value, Value) {
     let (f, arg, result) = match rng.gen_range(0..if cas { 3 } else { 2 }) {
         0 => {
-            let r = if rng.gen_bool(0.1) { Value::Null } else { small(rng, 3) };
+            let r = if rng.gen_bool(0.1) {
+                Value::Null
+            } else {
+                small(rng, 3)
+            };
             ("read", Value::Null, r)
         }
         1 => {
@@ -47,56 +51,106 @@ fn register_op(rng: &mut ChaCha8Rng, cas: bool, keyed: bool) -> (&'static str, V
 fn gens() -> Vec<(&'static str, Box<dyn Checker>, Gen)> {
     let opts = LinearizableOptions::default();
     vec![
-        ("register", Box::new(Linearizable::new(models::Register::default(), &opts)), |r| register_op(r, false, false)),
-        ("cas-register", Box::new(Linearizable::new(models::CasRegister::default(), &opts)), |r| register_op(r, true, false)),
-        ("cas-register keyed", Box::new(Linearizable::new(models::CasRegister::default(), &opts)), |r| register_op(r, true, true)),
-        ("mutex", Box::new(Linearizable::new(models::Mutex, &opts)), |r| {
-            (if r.gen_bool(0.5) { "acquire" } else { "release" }, Value::Null, Value::Null)
-        }),
-        ("counter", Box::new(Linearizable::new(models::Counter::default(), &opts)), |r| {
-            if r.gen_bool(0.5) {
-                let n = Value::Int(r.gen_range(1..3));
-                ("add", n.clone(), n)
-            } else {
-                ("read", Value::Null, small(r, 5))
-            }
-        }),
-        ("set", Box::new(Linearizable::new(models::Set, &opts)), |r| {
-            if r.gen_bool(0.5) {
-                let v = small(r, 3);
-                ("add", v.clone(), v)
-            } else {
-                let items = (0..3).filter(|_| r.gen_bool(0.4)).map(Value::Int).collect();
-                ("read", Value::Null, Value::List(items))
-            }
-        }),
-        ("multi-register", Box::new(Linearizable::new(models::MultiRegister::default(), &opts)), |r| {
-            let len = r.gen_range(1..=2);
-            let (mut arg, mut result) = (Vec::new(), Vec::new());
-            for _ in 0..len {
-                let k = small(r, 2);
-                let micro = |f: &str, v: Value| Value::List(vec![Value::Str(f.into()), k.clone(), v]);
+        (
+            "register",
+            Box::new(Linearizable::new(models::Register::default(), &opts)),
+            |r| register_op(r, false, false),
+        ),
+        (
+            "cas-register",
+            Box::new(Linearizable::new(models::CasRegister::default(), &opts)),
+            |r| register_op(r, true, false),
+        ),
+        (
+            "cas-register keyed",
+            Box::new(Linearizable::new(models::CasRegister::default(), &opts)),
+            |r| register_op(r, true, true),
+        ),
+        (
+            "mutex",
+            Box::new(Linearizable::new(models::Mutex, &opts)),
+            |r| {
+                (
+                    if r.gen_bool(0.5) {
+                        "acquire"
+                    } else {
+                        "release"
+                    },
+                    Value::Null,
+                    Value::Null,
+                )
+            },
+        ),
+        (
+            "counter",
+            Box::new(Linearizable::new(models::Counter::default(), &opts)),
+            |r| {
                 if r.gen_bool(0.5) {
-                    arg.push(micro("read", Value::Null));
-                    result.push(micro("read", small(r, 2)));
+                    let n = Value::Int(r.gen_range(1..3));
+                    ("add", n.clone(), n)
                 } else {
-                    let v = small(r, 2);
-                    arg.push(micro("write", v.clone()));
-                    result.push(micro("write", v));
+                    ("read", Value::Null, small(r, 5))
                 }
-            }
-            ("txn", Value::List(arg), Value::List(result))
-        }),
-        ("bank", Box::new(Linearizable::new(models::Bank, &opts)), |r| {
-            if r.gen_bool(0.5) {
-                let a = r.gen_range(0..=4);
-                ("read", Value::Null, Value::map([("balances", Value::int_list([a, 4 - a]))]))
-            } else {
-                let from = r.gen_range(0..2);
-                let t = Value::Transfer(Transfer { id: r.gen(), from, to: 1 - from, amount: r.gen_range(1..=3) });
-                ("transfer", t.clone(), t)
-            }
-        }),
+            },
+        ),
+        (
+            "set",
+            Box::new(Linearizable::new(models::Set, &opts)),
+            |r| {
+                if r.gen_bool(0.5) {
+                    let v = small(r, 3);
+                    ("add", v.clone(), v)
+                } else {
+                    let items = (0..3).filter(|_| r.gen_bool(0.4)).map(Value::Int).collect();
+                    ("read", Value::Null, Value::List(items))
+                }
+            },
+        ),
+        (
+            "multi-register",
+            Box::new(Linearizable::new(models::MultiRegister::default(), &opts)),
+            |r| {
+                let len = r.gen_range(1..=2);
+                let (mut arg, mut result) = (Vec::new(), Vec::new());
+                for _ in 0..len {
+                    let k = small(r, 2);
+                    let micro =
+                        |f: &str, v: Value| Value::List(vec![Value::Str(f.into()), k.clone(), v]);
+                    if r.gen_bool(0.5) {
+                        arg.push(micro("read", Value::Null));
+                        result.push(micro("read", small(r, 2)));
+                    } else {
+                        let v = small(r, 2);
+                        arg.push(micro("write", v.clone()));
+                        result.push(micro("write", v));
+                    }
+                }
+                ("txn", Value::List(arg), Value::List(result))
+            },
+        ),
+        (
+            "bank",
+            Box::new(Linearizable::new(models::Bank, &opts)),
+            |r| {
+                if r.gen_bool(0.5) {
+                    let a = r.gen_range(0..=4);
+                    (
+                        "read",
+                        Value::Null,
+                        Value::map([("balances", Value::int_list([a, 4 - a]))]),
+                    )
+                } else {
+                    let from = r.gen_range(0..2);
+                    let t = Value::Transfer(Transfer {
+                        id: r.gen(),
+                        from,
+                        to: 1 - from,
+                        amount: r.gen_range(1..=3),
+                    });
+                    ("transfer", t.clone(), t)
+                }
+            },
+        ),
     ]
 }
 
@@ -117,7 +171,15 @@ fn random_history(rng: &mut ChaCha8Rng, gen: Gen, bank: bool) -> History {
     let mut events = Vec::new();
     let mut push = |p: u64, kind: EventType, f: &str, value: Value, error: Option<String>| {
         let index = events.len() as u64;
-        events.push(Event { index, time_ns: index, process: Process::Client(p), kind, f: F::from_name(f), value, error });
+        events.push(Event {
+            index,
+            time_ns: index,
+            process: Process::Client(p),
+            kind,
+            f: F::from_name(f),
+            value,
+            error,
+        });
     };
     if bank {
         let b = Value::map([("balances", Value::int_list([2, 2]))]);
@@ -134,7 +196,9 @@ fn random_history(rng: &mut ChaCha8Rng, gen: Gen, bank: bool) -> History {
             let kind = outcomes[i];
             let (value, error) = match kind {
                 EventType::Ok => (result.clone(), None),
-                EventType::Fail if bank && *f == "transfer" => (arg.clone(), Some("insufficient-funds".to_string())),
+                EventType::Fail if bank && *f == "transfer" => {
+                    (arg.clone(), Some("insufficient-funds".to_string()))
+                }
                 _ => (arg.clone(), Some("timeout".to_string())),
             };
             push(i as u64, kind, f, value, error);
@@ -158,7 +222,9 @@ fn search_agrees_with_brute_force_on_11200_small_histories() {
             let verdict = checker.check(&history, &Budget::unlimited());
             let expected = match name {
                 "register" => oracle_says(&models::Register::default(), &history),
-                "cas-register" | "cas-register keyed" => oracle_says(&models::CasRegister::default(), &history),
+                "cas-register" | "cas-register keyed" => {
+                    oracle_says(&models::CasRegister::default(), &history)
+                }
                 "mutex" => oracle_says(&models::Mutex, &history),
                 "counter" => oracle_says(&models::Counter::default(), &history),
                 "set" => oracle_says(&models::Set, &history),
@@ -166,14 +232,30 @@ fn search_agrees_with_brute_force_on_11200_small_histories() {
                 _ => oracle_says(&models::Bank, &history),
             };
             let got = verdict.valid == Validity::Valid;
-            assert_ne!(verdict.valid, Validity::Unknown, "{name}: {:?}", verdict.cause);
-            assert_eq!(got, expected, "{name}: search and oracle disagree on {:#?}", history.events);
-            if expected { valid += 1 } else { invalid += 1 }
+            assert_ne!(
+                verdict.valid,
+                Validity::Unknown,
+                "{name}: {:?}",
+                verdict.cause
+            );
+            assert_eq!(
+                got, expected,
+                "{name}: search and oracle disagree on {:#?}",
+                history.events
+            );
+            if expected {
+                valid += 1
+            } else {
+                invalid += 1
+            }
             total += 1;
         }
         eprintln!("{name}: {valid} valid, {invalid} invalid");
         // Both verdicts must be exercised, or the agreement means little.
-        assert!(valid > PER_MODEL / 10 && invalid > PER_MODEL / 10, "{name}: {valid} valid, {invalid} invalid");
+        assert!(
+            valid > PER_MODEL / 10 && invalid > PER_MODEL / 10,
+            "{name}: {valid} valid, {invalid} invalid"
+        );
     }
     assert!(total >= 10_000);
 }

@@ -58,17 +58,21 @@ pub fn parse_edn(text: &str) -> Result<History, EdnError> {
         [(_, Edn::Vector(ops) | Edn::List(ops))] => {
             for (n, op) in ops.iter().enumerate() {
                 let place = || format!("op {} of the top-level collection", n + 1);
-                events.push(normalizer.event(op, events.len()).map_err(|problem| EdnError::Op {
-                    place: place(),
-                    problem,
+                events.push(normalizer.event(op, events.len()).map_err(|problem| {
+                    EdnError::Op {
+                        place: place(),
+                        problem,
+                    }
                 })?);
             }
         }
         _ => {
             for (line, form) in &forms {
-                events.push(normalizer.event(form, events.len()).map_err(|problem| EdnError::Op {
-                    place: format!("line {line}"),
-                    problem,
+                events.push(normalizer.event(form, events.len()).map_err(|problem| {
+                    EdnError::Op {
+                        place: format!("line {line}"),
+                        problem,
+                    }
                 })?);
             }
         }
@@ -131,7 +135,11 @@ pub fn to_value(e: &Edn<'_>) -> Value {
         Edn::Vector(items) | Edn::List(items) => Value::List(items.iter().map(to_value).collect()),
         // A BTreeSet iterates in Edn's total order, so the list is sorted and deterministic.
         Edn::Set(items) => Value::List(items.iter().map(to_value).collect()),
-        Edn::Map(m) => Value::Map(m.iter().map(|(k, v)| (key_string(k), to_value(v))).collect()),
+        Edn::Map(m) => Value::Map(
+            m.iter()
+                .map(|(k, v)| (key_string(k), to_value(v)))
+                .collect(),
+        ),
         Edn::Tagged(_, inner) => to_value(inner),
         other => Value::Str(other.to_string()),
     }
@@ -164,14 +172,22 @@ impl Normalizer {
                 "ok" => EventType::Ok,
                 "fail" => EventType::Fail,
                 "info" => EventType::Info,
-                other => return Err(format!(":type must be :invoke, :ok, :fail or :info, not :{other}")),
+                other => {
+                    return Err(format!(
+                        ":type must be :invoke, :ok, :fail or :info, not :{other}"
+                    ))
+                }
             },
             other => return Err(format!("missing or malformed :type ({other:?})")),
         };
         let process = match get("process") {
             Some(Edn::Int(p)) if *p >= 0 => Process::Client(*p as u64),
             Some(Edn::Key(k)) if k == "nemesis" => Process::Nemesis,
-            other => return Err(format!("malformed :process {other:?}: expected a number or :nemesis")),
+            other => {
+                return Err(format!(
+                    "malformed :process {other:?}: expected a number or :nemesis"
+                ))
+            }
         };
         let f = match get("f") {
             Some(Edn::Key(s) | Edn::Symbol(s) | Edn::Str(s)) => F::from_name(s),
@@ -207,9 +223,18 @@ impl Normalizer {
     }
 
     /// The op's value, normalized to verity's bank vocabulary where it is a bank op.
-    fn value(&mut self, f: &F, kind: EventType, process: Process, raw: &Edn<'_>, is_final: bool) -> Value {
+    fn value(
+        &mut self,
+        f: &F,
+        kind: EventType,
+        process: Process,
+        raw: &Edn<'_>,
+        is_final: bool,
+    ) -> Value {
         match (f, raw) {
-            (F::Transfer, Edn::Map(m)) => self.transfer(kind, process, m).unwrap_or_else(|| to_value(raw)),
+            (F::Transfer, Edn::Map(m)) => self
+                .transfer(kind, process, m)
+                .unwrap_or_else(|| to_value(raw)),
             (F::Read, Edn::Map(m)) => balances(m).unwrap_or_else(|| to_value(raw)),
             (F::Read, Edn::Nil) if is_final && kind == EventType::Invoke => {
                 Value::map([("final", Value::Bool(true))])
@@ -218,12 +243,21 @@ impl Normalizer {
         }
     }
 
-    fn transfer(&mut self, kind: EventType, process: Process, m: &BTreeMap<Edn<'_>, Edn<'_>>) -> Option<Value> {
+    fn transfer(
+        &mut self,
+        kind: EventType,
+        process: Process,
+        m: &BTreeMap<Edn<'_>, Edn<'_>>,
+    ) -> Option<Value> {
         let int = |k: &str| match m.get(&Edn::Key(k.into())) {
             Some(Edn::Int(i)) => Some(*i),
             _ => None,
         };
-        let (from, to, amount) = (u32::try_from(int("from")?).ok()?, u32::try_from(int("to")?).ok()?, int("amount")?);
+        let (from, to, amount) = (
+            u32::try_from(int("from")?).ok()?,
+            u32::try_from(int("to")?).ok()?,
+            int("amount")?,
+        );
         let id = match int("id") {
             Some(id) => u64::try_from(id).ok()?,
             None if kind == EventType::Invoke => {
@@ -239,7 +273,12 @@ impl Normalizer {
                 }
             },
         };
-        Some(Value::Transfer(Transfer { id, from, to, amount }))
+        Some(Value::Transfer(Transfer {
+            id,
+            from,
+            to,
+            amount,
+        }))
     }
 }
 
@@ -271,7 +310,10 @@ mod tests {
         .unwrap();
         assert_eq!(h.events.len(), 2);
         let e = &h.events[0];
-        assert_eq!((e.process, e.kind, e.f.clone()), (Process::Client(0), EventType::Invoke, F::Txn));
+        assert_eq!(
+            (e.process, e.kind, e.f.clone()),
+            (Process::Client(0), EventType::Invoke, F::Txn)
+        );
         let s = |x: &str| Value::Str(x.into());
         assert_eq!(
             e.value,
@@ -297,19 +339,33 @@ mod tests {
         assert_eq!(t(&h.events[0]).amount, 3);
         assert_eq!(h.events[2].error.as_deref(), Some("insufficient-funds"));
         assert_eq!(h.events[1].value.get("final"), Some(&Value::Bool(true)));
-        assert_eq!(h.events[3].value.get("balances").unwrap().as_i64_list().unwrap(), vec![14, 11]);
+        assert_eq!(
+            h.events[3]
+                .value
+                .get("balances")
+                .unwrap()
+                .as_i64_list()
+                .unwrap(),
+            vec![14, 11]
+        );
         assert_eq!(h.events[0].time_ns, 10);
     }
 
     #[test]
     fn errors_name_the_line_and_the_problem() {
-        let err = parse_edn("{:type :invoke, :f :read, :process 0}\n{:type :bogus, :f :read, :process 0}\n")
+        let err = parse_edn(
+            "{:type :invoke, :f :read, :process 0}\n{:type :bogus, :f :read, :process 0}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 2") && err.contains(":bogus"), "{err}");
+        let err = parse_edn("{:type :invoke,\n :f :read, :process 0}\n{:type :ok :f")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("line 2") && err.contains(":bogus"), "{err}");
-        let err = parse_edn("{:type :invoke,\n :f :read, :process 0}\n{:type :ok :f").unwrap_err().to_string();
         assert!(err.contains("line 3"), "{err}");
-        let err = parse_edn("{:type :invoke, :f :read, :process \"x\"}").unwrap_err().to_string();
+        let err = parse_edn("{:type :invoke, :f :read, :process \"x\"}")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 1") && err.contains(":process"), "{err}");
     }
 }

@@ -31,7 +31,10 @@ pub fn zobrist_keys(n: usize) -> Vec<u128> {
 
 /// A 128-bit fingerprint of a state: two SipHash-1-3 digests under different keys.
 pub fn state_fingerprint<S: Hash>(state: &S) -> u128 {
-    #[expect(deprecated, reason = "SipHasher13 is not public; SipHasher's keyed constructor is the std way to key it")]
+    #[expect(
+        deprecated,
+        reason = "SipHasher13 is not public; SipHasher's keyed constructor is the std way to key it"
+    )]
     let (mut a, mut b) = (
         std::hash::SipHasher::new_with_keys(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210),
         std::hash::SipHasher::new_with_keys(0x6a09_e667_f3bc_c908, 0xbb67_ae85_84ca_a73b),

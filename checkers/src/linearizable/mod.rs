@@ -67,20 +67,39 @@ pub struct LinearizableOptions {
 pub struct UnknownModel(pub String);
 
 /// The checker for `model`, boxed for the binary's checker list.
-pub fn checker_for(model: &str, options: &LinearizableOptions) -> Result<Box<dyn Checker>, UnknownModel> {
+pub fn checker_for(
+    model: &str,
+    options: &LinearizableOptions,
+) -> Result<Box<dyn Checker>, UnknownModel> {
     let initial = options.initial.clone();
     let register_initial = initial.clone().unwrap_or(Value::Int(0));
     let boxed: Box<dyn Checker> = match model {
-        "register" => Box::new(Linearizable::new(models::Register { initial: register_initial }, options)),
-        "cas-register" => Box::new(Linearizable::new(models::CasRegister { initial: register_initial }, options)),
-        "multi-register" => {
-            Box::new(Linearizable::new(models::MultiRegister { initial: register_initial }, options))
-        }
+        "register" => Box::new(Linearizable::new(
+            models::Register {
+                initial: register_initial,
+            },
+            options,
+        )),
+        "cas-register" => Box::new(Linearizable::new(
+            models::CasRegister {
+                initial: register_initial,
+            },
+            options,
+        )),
+        "multi-register" => Box::new(Linearizable::new(
+            models::MultiRegister {
+                initial: register_initial,
+            },
+            options,
+        )),
         "mutex" => Box::new(Linearizable::new(models::Mutex, options)),
         "set" => Box::new(Linearizable::new(models::Set, options)),
         "counter" => {
             let start = initial.and_then(|v| v.as_i64()).unwrap_or(0);
-            Box::new(Linearizable::new(models::Counter { initial: start }, options))
+            Box::new(Linearizable::new(
+                models::Counter { initial: start },
+                options,
+            ))
         }
         "bank" => Box::new(Linearizable::new(models::Bank, options)),
         other => return Err(UnknownModel(other.to_string())),
@@ -128,25 +147,39 @@ impl<M: Model> Linearizable<M> {
         let results: Vec<(Outcome<M::State>, Stats)> = if self.options.sequential {
             prepared.partitions.iter().enumerate().map(run).collect()
         } else {
-            prepared.partitions.par_iter().enumerate().map(run).collect()
+            prepared
+                .partitions
+                .par_iter()
+                .enumerate()
+                .map(run)
+                .collect()
         };
         self.verdict(prepared, &results, first_invalid.load(Ordering::Relaxed))
     }
 
-    fn verdict(&self, prepared: &Prepared<M>, results: &[(Outcome<M::State>, Stats)], first_invalid: usize) -> Verdict {
+    fn verdict(
+        &self,
+        prepared: &Prepared<M>,
+        results: &[(Outcome<M::State>, Stats)],
+        first_invalid: usize,
+    ) -> Verdict {
         let mut verdict = Verdict::valid();
         let mut stats = Stats::default();
         // Only partitions that always run to the end count, so the figures are reproducible.
         for (_, s) in results.iter().take(first_invalid.saturating_add(1)) {
             stats.add(s);
         }
-        let unknown = results.iter().take(first_invalid).find_map(|(o, _)| match o {
-            Outcome::Unknown(cause) => Some(cause.clone()),
-            _ => None,
-        });
+        let unknown = results
+            .iter()
+            .take(first_invalid)
+            .find_map(|(o, _)| match o {
+                Outcome::Unknown(cause) => Some(cause.clone()),
+                _ => None,
+            });
         if let Some((Outcome::Nonlinearizable(failure), _)) = results.get(first_invalid) {
             let partition = &prepared.partitions[first_invalid];
-            let (anomaly, structure) = report::counterexample(&self.model, &prepared.values, partition, failure);
+            let (anomaly, structure) =
+                report::counterexample(&self.model, &prepared.values, partition, failure);
             verdict.push(anomaly);
             verdict.detail("counterexample", structure);
         } else if let Some(cause) = unknown {
@@ -154,7 +187,14 @@ impl<M: Model> Linearizable<M> {
         }
         verdict.detail("model", self.model.name());
         verdict.detail("partitions", prepared.partitions.len());
-        verdict.detail("ops", prepared.partitions.iter().map(|p| p.ops.len()).sum::<usize>());
+        verdict.detail(
+            "ops",
+            prepared
+                .partitions
+                .iter()
+                .map(|p| p.ops.len())
+                .sum::<usize>(),
+        );
         verdict.detail("client_ops", prepared.client_ops);
         verdict.detail("skipped_ops", prepared.skipped);
         verdict.detail("stats", stats);
@@ -164,7 +204,10 @@ impl<M: Model> Linearizable<M> {
     /// Checks many histories with one call, in parallel (rayon), under one shared budget: what
     /// `verity check DIR` needs. Verdicts come back in the order of `histories`.
     pub fn check_batch(&self, histories: &[History], budget: &Budget) -> Vec<Verdict> {
-        histories.par_iter().map(|h| self.check(h, budget)).collect()
+        histories
+            .par_iter()
+            .map(|h| self.check(h, budget))
+            .collect()
     }
 }
 
@@ -177,7 +220,10 @@ impl<M: Model> Checker for Linearizable<M> {
         match prepare(&self.model, history) {
             Ok(prepared) => self.check_prepared(&prepared, budget),
             Err(e) => {
-                let mut v = Verdict::unknown(format!("cannot check against model {}: {e}", self.model.name()));
+                let mut v = Verdict::unknown(format!(
+                    "cannot check against model {}: {e}",
+                    self.model.name()
+                ));
                 v.detail("input_error", true);
                 v.detail("model", self.model.name());
                 v
@@ -189,6 +235,8 @@ impl<M: Model> Checker for Linearizable<M> {
 /// Checks many histories in parallel with any checker (e.g. one from [`checker_for`]); verdicts come
 /// back in input order.
 pub fn check_batch(checker: &dyn Checker, histories: &[History], budget: &Budget) -> Vec<Verdict> {
-    histories.par_iter().map(|h| checker.check(h, budget)).collect()
+    histories
+        .par_iter()
+        .map(|h| checker.check(h, budget))
+        .collect()
 }
-

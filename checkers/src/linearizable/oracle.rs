@@ -13,7 +13,11 @@ use crate::linearizable::partition::{prepare, OpRecord, PrepareError};
 /// Whether some real-time-consistent order of `ops` (each required op once, each optional op at most
 /// once) is accepted by `model` from `initial`.
 pub fn linearizable<M: Model>(model: &M, initial: &M::State, ops: &[OpRecord<M::Op>]) -> bool {
-    assert!(ops.len() <= 20, "the oracle is exponential: {} operations is too many", ops.len());
+    assert!(
+        ops.len() <= 20,
+        "the oracle is exponential: {} operations is too many",
+        ops.len()
+    );
     place(model, initial, ops, 0)
 }
 
@@ -24,7 +28,8 @@ fn place<M: Model>(model: &M, state: &M::State, ops: &[OpRecord<M::Op>], placed:
     }
     (0..ops.len()).filter(|&i| unplaced(i)).any(|i| {
         // `i` may go next only if no unplaced op had to come before it.
-        let blocked = (0..ops.len()).any(|j| unplaced(j) && ops[j].ret.is_some_and(|r| r < ops[i].call));
+        let blocked =
+            (0..ops.len()).any(|j| unplaced(j) && ops[j].ret.is_some_and(|r| r < ops[i].call));
         !blocked
             && model
                 .step(state, &ops[i].op)

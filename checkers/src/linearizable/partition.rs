@@ -46,7 +46,9 @@ pub struct Partition<O> {
 impl<O> Partition<O> {
     /// The key as shown to people: its value, or `-` for an unkeyed history.
     pub fn label(&self) -> String {
-        self.key.as_ref().map_or_else(|| "-".to_string(), Value::to_string)
+        self.key
+            .as_ref()
+            .map_or_else(|| "-".to_string(), Value::to_string)
     }
 }
 
@@ -69,7 +71,9 @@ pub enum PrepareError {
     Parse(#[from] ParseError),
     #[error("no initial state: {0}")]
     NoInitialState(String),
-    #[error("the history mixes independent [key value] operations with plain ones (event {index})")]
+    #[error(
+        "the history mixes independent [key value] operations with plain ones (event {index})"
+    )]
     MixedKeys { index: u64 },
 }
 
@@ -114,7 +118,11 @@ pub fn prepare<M: Model>(model: &M, history: &History) -> Result<Prepared<M>, Pr
         let record = OpRecord {
             op: model_op,
             call: op.invoke as u64,
-            ret: if required { op.completion.map(|c| c as u64) } else { None },
+            ret: if required {
+                op.completion.map(|c| c as u64)
+            } else {
+                None
+            },
             invoke_index: invoke.index,
             completion_index: completion.map(|c| c.index),
             process,
@@ -126,7 +134,10 @@ pub fn prepare<M: Model>(model: &M, history: &History) -> Result<Prepared<M>, Pr
         let label = key.as_ref().map_or_else(String::new, Value::to_string);
         by_key
             .entry(label)
-            .or_insert_with(|| Partition { key, ops: Vec::new() })
+            .or_insert_with(|| Partition {
+                key,
+                ops: Vec::new(),
+            })
             .ops
             .push(record);
     }
@@ -157,9 +168,8 @@ fn initial_from_first<M: Model>(
         return Err(PrepareError::NoInitialState(cause.into()));
     };
     let completed = record.ret.filter(|_| record.outcome == OpOutcome::Ok);
-    let alone = completed.is_some_and(|ret| {
-        n == 0 && ops.get(1).is_none_or(|next| (next.invoke as u64) > ret)
-    });
+    let alone = completed
+        .is_some_and(|ret| n == 0 && ops.get(1).is_none_or(|next| (next.invoke as u64) > ret));
     let _ = history;
     match model.init_from_first(&record.op) {
         Some(state) if alone => Ok(state),

@@ -60,14 +60,22 @@ pub fn counterexample<M: Model>(
         .filter(|(i, o)| *i != failure.blocked && concurrent(o, blocked))
         .map(|(_, o)| o)
         .collect();
-    let states: Vec<String> = failure.states.iter().map(|s| model.describe_state(s, values)).collect();
+    let states: Vec<String> = failure
+        .states
+        .iter()
+        .map(|s| model.describe_state(s, values))
+        .collect();
     let prefix: Vec<Json> = failure
         .prefix_tail
         .iter()
         .map(|(i, s)| json!({"op": op_json(model, values, &ops[*i]), "state_after": model.describe_state(s, values)}))
         .collect();
     let what = model.describe_op(&blocked.op, values);
-    let key = partition.key.as_ref().map(|k| format!(" on key {k}")).unwrap_or_default();
+    let key = partition
+        .key
+        .as_ref()
+        .map(|k| format!(" on key {k}"))
+        .unwrap_or_default();
     let message = format!(
         "{what} by process {} (events {}–{}){key} cannot be linearized: after the longest linearizable \
          prefix ({} of {} operations) the {} was {}, and no order of the {} concurrent operations makes \
@@ -109,7 +117,11 @@ pub fn counterexample<M: Model>(
 }
 
 fn op_line(op: &Json) -> String {
-    let idx = |k: &str| op.get(k).and_then(Json::as_u64).map_or("…".to_string(), |v| v.to_string());
+    let idx = |k: &str| {
+        op.get(k)
+            .and_then(Json::as_u64)
+            .map_or("…".to_string(), |v| v.to_string())
+    };
     format!(
         "process {} {} [{}] (events {}–{})",
         op.get("process").and_then(Json::as_u64).unwrap_or_default(),
@@ -139,23 +151,44 @@ pub fn summary_lines(verdict: &Verdict) -> Vec<String> {
         if let Some(op) = cx.get("op") {
             lines.push(format!("  cannot linearize: {}", op_line(op)));
         }
-        let concurrent = cx.get("concurrent").and_then(Json::as_array).cloned().unwrap_or_default();
-        let count = cx.get("concurrent_count").and_then(Json::as_u64).unwrap_or(0);
+        let concurrent = cx
+            .get("concurrent")
+            .and_then(Json::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let count = cx
+            .get("concurrent_count")
+            .and_then(Json::as_u64)
+            .unwrap_or(0);
         lines.push(format!("  concurrent with it ({count}):"));
         for op in &concurrent {
             lines.push(format!("    {}", op_line(op)));
         }
         if (concurrent.len() as u64) < count {
-            lines.push(format!("    … and {} more", count - concurrent.len() as u64));
+            lines.push(format!(
+                "    … and {} more",
+                count - concurrent.len() as u64
+            ));
         }
         let prefix_len = cx.get("prefix_len").and_then(Json::as_u64).unwrap_or(0);
-        let tail = cx.get("prefix_tail").and_then(Json::as_array).cloned().unwrap_or_default();
+        let tail = cx
+            .get("prefix_tail")
+            .and_then(Json::as_array)
+            .cloned()
+            .unwrap_or_default();
         lines.push(format!(
             "  longest linearizable prefix: {prefix_len} operations{}",
-            if (tail.len() as u64) < prefix_len { format!(", the last {}:", tail.len()) } else { ":".into() }
+            if (tail.len() as u64) < prefix_len {
+                format!(", the last {}:", tail.len())
+            } else {
+                ":".into()
+            }
         ));
         for step in &tail {
-            let state = step.get("state_after").and_then(Json::as_str).unwrap_or("?");
+            let state = step
+                .get("state_after")
+                .and_then(Json::as_str)
+                .unwrap_or("?");
             lines.push(format!("    {}  ⇒ {state}", op_line(&step["op"])));
         }
         let states: Vec<&str> = cx
@@ -163,7 +196,10 @@ pub fn summary_lines(verdict: &Verdict) -> Vec<String> {
             .and_then(Json::as_array)
             .map(|a| a.iter().filter_map(Json::as_str).collect())
             .unwrap_or_default();
-        lines.push(format!("  model state(s) when it had to give up: {}", states.join(" | ")));
+        lines.push(format!(
+            "  model state(s) when it had to give up: {}",
+            states.join(" | ")
+        ));
     }
     if let Some(stats) = verdict.details.get("stats") {
         let get = |k: &str| stats.get(k).and_then(Json::as_u64).unwrap_or(0);
@@ -171,8 +207,16 @@ pub fn summary_lines(verdict: &Verdict) -> Vec<String> {
             "  search: {} configurations explored, {} cache hits, {} partitions, {} operations",
             get("states_explored"),
             get("cache_hits"),
-            verdict.details.get("partitions").and_then(Json::as_u64).unwrap_or(0),
-            verdict.details.get("ops").and_then(Json::as_u64).unwrap_or(0),
+            verdict
+                .details
+                .get("partitions")
+                .and_then(Json::as_u64)
+                .unwrap_or(0),
+            verdict
+                .details
+                .get("ops")
+                .and_then(Json::as_u64)
+                .unwrap_or(0),
         ));
     }
     lines

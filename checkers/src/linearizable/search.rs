@@ -209,7 +209,7 @@ impl Entries {
     /// The first return entry of the main chain: the operation that must be linearized soonest.
     fn first_return(&self) -> u32 {
         let mut e = self.next[self.main_head as usize];
-        while e % 2 == 0 {
+        while e.is_multiple_of(2) {
             e = self.next[e as usize];
         }
         e
@@ -240,7 +240,10 @@ pub fn search<M: Model>(
     s.info_run_max = 2.min(info_ops.max(1));
     let outcome = loop {
         let outcome = s.run();
-        if !matches!(outcome, Outcome::Nonlinearizable(_)) || !s.bounded || s.info_run_max >= info_ops {
+        if !matches!(outcome, Outcome::Nonlinearizable(_))
+            || !s.bounded
+            || s.info_run_max >= info_ops
+        {
             break outcome;
         }
         s.info_run_max = (s.info_run_max * 4).min(info_ops);
@@ -277,7 +280,12 @@ struct Search<'a, M: Model> {
 }
 
 impl<'a, M: Model> Search<'a, M> {
-    fn new(model: &'a M, initial: M::State, ops: &'a [OpRecord<M::Op>], limits: &'a Limits<'a>) -> Self {
+    fn new(
+        model: &'a M,
+        initial: M::State,
+        ops: &'a [OpRecord<M::Op>],
+        limits: &'a Limits<'a>,
+    ) -> Self {
         Search {
             model,
             ops,
@@ -327,31 +335,50 @@ impl<'a, M: Model> Search<'a, M> {
             }
             cursor = match cursor {
                 Cursor::Main(entry) => {
-                    assert!(entry != self.entries.main_tail, "a required operation's return is still listed");
+                    assert!(
+                        entry != self.entries.main_tail,
+                        "a required operation's return is still listed"
+                    );
                     if entry % 2 == 1 {
                         let first_info = self.entries.next[self.entries.info_head as usize];
-                        Cursor::Info { entry: first_info, deadline: entry }
+                        Cursor::Info {
+                            entry: first_info,
+                            deadline: entry,
+                        }
                     } else {
                         match self.try_linearize(entry / 2) {
-                            Ok(true) => Cursor::Main(self.entries.next[self.entries.main_head as usize]),
+                            Ok(true) => {
+                                Cursor::Main(self.entries.next[self.entries.main_head as usize])
+                            }
                             Ok(false) => Cursor::Main(self.entries.next[entry as usize]),
                             Err(stop) => return stop,
                         }
                     }
                 }
                 Cursor::Info { entry, deadline } => {
-                    let due = self.ops[(deadline / 2) as usize].ret.expect("a return entry has a return");
-                    if entry == self.entries.info_tail || self.ops[(entry / 2) as usize].call > due {
+                    let due = self.ops[(deadline / 2) as usize]
+                        .ret
+                        .expect("a return entry has a return");
+                    if entry == self.entries.info_tail || self.ops[(entry / 2) as usize].call > due
+                    {
                         self.note_blocked((deadline / 2) as usize);
                         let Some(frame) = self.stack.pop() else {
-                            let failure = self.best.take().expect("a blocked return was noted before failing");
+                            let failure = self
+                                .best
+                                .take()
+                                .expect("a blocked return was noted before failing");
                             return Outcome::Nonlinearizable(failure);
                         };
                         self.undo(frame)
                     } else {
                         match self.try_linearize(entry / 2) {
-                            Ok(true) => Cursor::Main(self.entries.next[self.entries.main_head as usize]),
-                            Ok(false) => Cursor::Info { entry: self.entries.next[entry as usize], deadline },
+                            Ok(true) => {
+                                Cursor::Main(self.entries.next[self.entries.main_head as usize])
+                            }
+                            Ok(false) => Cursor::Info {
+                                entry: self.entries.next[entry as usize],
+                                deadline,
+                            },
                             Err(stop) => return stop,
                         }
                     }
@@ -377,8 +404,15 @@ impl<'a, M: Model> Search<'a, M> {
             return Err(Outcome::Unknown(self.memory_cause()));
         }
         // The run length is part of the configuration: it limits what may follow.
-        let run_key = if info_run > 0 { self.run_keys[0].rotate_left(info_run) ^ self.run_keys[1] } else { 0 };
-        if !self.memo.insert(linearized ^ state_fingerprint(&next) ^ run_key) {
+        let run_key = if info_run > 0 {
+            self.run_keys[0].rotate_left(info_run) ^ self.run_keys[1]
+        } else {
+            0
+        };
+        if !self
+            .memo
+            .insert(linearized ^ state_fingerprint(&next) ^ run_key)
+        {
             self.stats.cache_hits += 1;
             return Ok(false);
         }
@@ -421,7 +455,10 @@ impl<'a, M: Model> Search<'a, M> {
         if required {
             Cursor::Main(after)
         } else {
-            Cursor::Info { entry: after, deadline: self.entries.first_return() }
+            Cursor::Info {
+                entry: after,
+                deadline: self.entries.first_return(),
+            }
         }
     }
 

@@ -27,10 +27,19 @@ pub const ZOMBIE_RESOLVE: f64 = 0.2;
 pub enum SimObject {
     /// A register of values `0..values` with read, write (and cas when `cas`); `keys > 1` wraps every
     /// value in Jepsen's independent `[key v]` tuples.
-    Register { values: i64, cas: bool, keys: u32 },
+    Register {
+        values: i64,
+        cas: bool,
+        keys: u32,
+    },
     /// A bank of `accounts` holding `initial` each; transfers of `1..=max_transfer`. With `setup`, the
     /// history opens with a setup op (verity's format); without, with a read (Jepsen's).
-    Bank { accounts: u32, initial: i64, max_transfer: i64, setup: bool },
+    Bank {
+        accounts: u32,
+        initial: i64,
+        max_transfer: i64,
+        setup: bool,
+    },
     Counter,
     Set,
     Mutex,
@@ -51,7 +60,11 @@ impl SimConfig {
     /// A cas-register with `clients` clients and `ops` operations.
     pub fn cas_register(clients: usize, ops: usize, seed: u64) -> Self {
         SimConfig {
-            object: SimObject::Register { values: 5, cas: true, keys: 1 },
+            object: SimObject::Register {
+                values: 5,
+                cas: true,
+                keys: 1,
+            },
             clients,
             ops,
             info_rate: 0.0,
@@ -63,7 +76,12 @@ impl SimConfig {
     /// A bank with `accounts` accounts, `clients` clients and `ops` operations.
     pub fn bank(accounts: u32, clients: usize, ops: usize, seed: u64) -> Self {
         SimConfig {
-            object: SimObject::Bank { accounts, initial: 10, max_transfer: 5, setup: true },
+            object: SimObject::Bank {
+                accounts,
+                initial: 10,
+                max_transfer: 5,
+                setup: true,
+            },
             clients,
             ops,
             info_rate: 0.0,
@@ -116,7 +134,9 @@ impl<'a> Sim<'a> {
     fn new(config: &'a SimConfig) -> Self {
         let state = match &config.object {
             SimObject::Register { .. } => State::Register(BTreeMap::new()),
-            SimObject::Bank { accounts, initial, .. } => State::Bank(vec![*initial; *accounts as usize]),
+            SimObject::Bank {
+                accounts, initial, ..
+            } => State::Bank(vec![*initial; *accounts as usize]),
             SimObject::Counter => State::Counter(0),
             SimObject::Set => State::Set(Vec::new()),
             SimObject::Mutex => State::Mutex(None),
@@ -169,11 +189,23 @@ impl<'a> Sim<'a> {
             match in_flight[c].take() {
                 None if invoked < self.config.ops => {
                     let (f, value) = self.generate(process[c]);
-                    self.emit(process[c], EventType::Invoke, f.clone(), value.clone(), None);
+                    self.emit(
+                        process[c],
+                        EventType::Invoke,
+                        f.clone(),
+                        value.clone(),
+                        None,
+                    );
                     invoked += 1;
-                    let timeout = (self.config.info_rate > 0.0 && self.rng.gen_bool(self.config.info_rate))
-                        .then(|| self.rng.gen_bool(0.5));
-                    in_flight[c] = Some(InFlight { f, value, result: None, timeout });
+                    let timeout = (self.config.info_rate > 0.0
+                        && self.rng.gen_bool(self.config.info_rate))
+                    .then(|| self.rng.gen_bool(0.5));
+                    in_flight[c] = Some(InFlight {
+                        f,
+                        value,
+                        result: None,
+                        timeout,
+                    });
                 }
                 None => {}
                 Some(op) => {
@@ -185,10 +217,19 @@ impl<'a> Sim<'a> {
                     match (op.result.is_some(), timeout) {
                         (false, false) => {
                             let result = self.apply(&op.f, &op.value, process[c]);
-                            in_flight[c] = Some(InFlight { result: Some(result), ..op });
+                            in_flight[c] = Some(InFlight {
+                                result: Some(result),
+                                ..op
+                            });
                         }
                         (applied, true) => {
-                            self.emit(process[c], EventType::Info, op.f.clone(), op.value.clone(), Some("timeout".into()));
+                            self.emit(
+                                process[c],
+                                EventType::Info,
+                                op.f.clone(),
+                                op.value.clone(),
+                                Some("timeout".into()),
+                            );
                             if !applied {
                                 zombies.push(op);
                             }
@@ -255,7 +296,11 @@ impl<'a> Sim<'a> {
                     (f, value)
                 }
             }
-            SimObject::Bank { accounts, max_transfer, .. } => {
+            SimObject::Bank {
+                accounts,
+                max_transfer,
+                ..
+            } => {
                 if rng.gen_bool(0.5) {
                     return (F::Read, Value::Null);
                 }
@@ -264,7 +309,15 @@ impl<'a> Sim<'a> {
                 let id = self.next_transfer_id;
                 self.next_transfer_id += 1;
                 let amount = rng.gen_range(1..=max_transfer.max(1));
-                (F::Transfer, Value::Transfer(Transfer { id, from, to, amount }))
+                (
+                    F::Transfer,
+                    Value::Transfer(Transfer {
+                        id,
+                        from,
+                        to,
+                        amount,
+                    }),
+                )
             }
             SimObject::Counter => match rng.gen_bool(0.5) {
                 true => (F::Read, Value::Null),
@@ -278,7 +331,9 @@ impl<'a> Sim<'a> {
                 }
             },
             SimObject::Mutex => match self.state {
-                State::Mutex(Some(holder)) if holder == process => (F::Other("release".into()), Value::Null),
+                State::Mutex(Some(holder)) if holder == process => {
+                    (F::Other("release".into()), Value::Null)
+                }
                 _ => (F::Other("acquire".into()), Value::Null),
             },
         }
@@ -290,7 +345,11 @@ impl<'a> Sim<'a> {
             && self.config.stale_read_rate > 0.0
             && self.rng.gen_bool(self.config.stale_read_rate);
         let before = self.state.clone();
-        let seen = if stale { self.previous.clone() } else { self.state.clone() };
+        let seen = if stale {
+            self.previous.clone()
+        } else {
+            self.state.clone()
+        };
         let result = apply_to(&mut self.state, &seen, f, value, process);
         if self.state != before {
             self.previous = before;
@@ -300,7 +359,13 @@ impl<'a> Sim<'a> {
 }
 
 /// The object's sequential semantics. `seen` is what a read returns (the state, or a stale one).
-fn apply_to(state: &mut State, seen: &State, f: &F, value: &Value, process: u64) -> (EventType, Value, Option<String>) {
+fn apply_to(
+    state: &mut State,
+    seen: &State,
+    f: &F,
+    value: &Value,
+    process: u64,
+) -> (EventType, Value, Option<String>) {
     let ok = |v: Value| (EventType::Ok, v, None);
     match (state, f.as_str()) {
         (State::Register(regs), name) => {
@@ -316,7 +381,9 @@ fn apply_to(state: &mut State, seen: &State, f: &F, value: &Value, process: u64)
             let current = regs.get(&k).copied().unwrap_or(0);
             match name {
                 "read" => {
-                    let State::Register(old) = seen else { unreachable!("same kind of state") };
+                    let State::Register(old) = seen else {
+                        unreachable!("same kind of state")
+                    };
                     ok(wrap(Value::Int(old.get(&k).copied().unwrap_or(0))))
                 }
                 "write" => {
@@ -335,24 +402,37 @@ fn apply_to(state: &mut State, seen: &State, f: &F, value: &Value, process: u64)
             }
         }
         (State::Bank(balances), "transfer") => {
-            let t = *value.as_transfer().expect("the simulator generates transfers");
+            let t = *value
+                .as_transfer()
+                .expect("the simulator generates transfers");
             if balances[t.from as usize] < t.amount {
-                return (EventType::Fail, value.clone(), Some("insufficient-funds".into()));
+                return (
+                    EventType::Fail,
+                    value.clone(),
+                    Some("insufficient-funds".into()),
+                );
             }
             balances[t.from as usize] -= t.amount;
             balances[t.to as usize] += t.amount;
             ok(value.clone())
         }
         (State::Bank(_), _) => {
-            let State::Bank(b) = seen else { unreachable!("same kind of state") };
-            ok(Value::map([("balances", Value::int_list(b.iter().copied()))]))
+            let State::Bank(b) = seen else {
+                unreachable!("same kind of state")
+            };
+            ok(Value::map([(
+                "balances",
+                Value::int_list(b.iter().copied()),
+            )]))
         }
         (State::Counter(total), "add") => {
             *total += value.as_i64().unwrap_or(1);
             ok(value.clone())
         }
         (State::Counter(_), _) => {
-            let State::Counter(t) = seen else { unreachable!("same kind of state") };
+            let State::Counter(t) = seen else {
+                unreachable!("same kind of state")
+            };
             ok(Value::Int(*t))
         }
         (State::Set(elements), "add") => {
@@ -360,7 +440,9 @@ fn apply_to(state: &mut State, seen: &State, f: &F, value: &Value, process: u64)
             ok(value.clone())
         }
         (State::Set(_), _) => {
-            let State::Set(e) = seen else { unreachable!("same kind of state") };
+            let State::Set(e) = seen else {
+                unreachable!("same kind of state")
+            };
             ok(Value::int_list(e.iter().copied()))
         }
         (State::Mutex(holder), "acquire") => match holder {

@@ -18,9 +18,16 @@ use crate::linearizable::model::{Interner, Model, OpContext, ParseError, Parsed}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BankOp {
-    Transfer { from: u32, to: u32, amount: i64 },
+    Transfer {
+        from: u32,
+        to: u32,
+        amount: i64,
+    },
     /// A rejected transfer: the source held less than `amount`.
-    Short { from: u32, amount: i64 },
+    Short {
+        from: u32,
+        amount: i64,
+    },
     Read(Box<[i64]>),
 }
 
@@ -52,22 +59,35 @@ impl Model for Bank {
         "bank"
     }
 
-    fn parse(&self, op: OpContext<'_>, _: &mut Interner) -> Result<Parsed<BankOp, Self::State>, ParseError> {
+    fn parse(
+        &self,
+        op: OpContext<'_>,
+        _: &mut Interner,
+    ) -> Result<Parsed<BankOp, Self::State>, ParseError> {
         match op.invoke.f {
             F::Setup => {
                 let v = op.completion.map_or(&op.invoke.value, |c| &c.value);
-                let v = if balances(v).is_some() { v } else { &op.invoke.value };
-                let b = balances(v)
-                    .ok_or_else(|| op.error(format!("a setup gives {{\"balances\": [..]}}, not {v}")))?;
+                let v = if balances(v).is_some() {
+                    v
+                } else {
+                    &op.invoke.value
+                };
+                let b = balances(v).ok_or_else(|| {
+                    op.error(format!("a setup gives {{\"balances\": [..]}}, not {v}"))
+                })?;
                 Ok(Parsed::Setup(b))
             }
             F::Transfer => {
                 let (from, to, amount) = transfer_of(&op.invoke.value).ok_or_else(|| {
-                    op.error(format!("a transfer is {{from, to, amount}}, not {}", op.invoke.value))
+                    op.error(format!(
+                        "a transfer is {{from, to, amount}}, not {}",
+                        op.invoke.value
+                    ))
                 })?;
                 let parsed = match op.outcome {
                     OpOutcome::Fail => {
-                        let short = op.completion.and_then(|c| c.error.as_deref()) == Some(INSUFFICIENT_FUNDS);
+                        let short = op.completion.and_then(|c| c.error.as_deref())
+                            == Some(INSUFFICIENT_FUNDS);
                         if !short {
                             return Ok(Parsed::Skip);
                         }
@@ -75,14 +95,21 @@ impl Model for Bank {
                     }
                     _ => BankOp::Transfer { from, to, amount },
                 };
-                Ok(Parsed::Op { key: None, op: parsed })
+                Ok(Parsed::Op {
+                    key: None,
+                    op: parsed,
+                })
             }
             F::Read => match op.result() {
                 None | Some(Value::Null) => Ok(Parsed::Skip),
                 Some(v) => {
-                    let b = balances(v)
-                        .ok_or_else(|| op.error(format!("a read returns {{\"balances\": [..]}}, not {v}")))?;
-                    Ok(Parsed::Op { key: None, op: BankOp::Read(b) })
+                    let b = balances(v).ok_or_else(|| {
+                        op.error(format!("a read returns {{\"balances\": [..]}}, not {v}"))
+                    })?;
+                    Ok(Parsed::Op {
+                        key: None,
+                        op: BankOp::Read(b),
+                    })
                 }
             },
             ref other => Err(op.error(format!(
@@ -125,7 +152,9 @@ impl Model for Bank {
 
     fn describe_op(&self, op: &BankOp, _: &Interner) -> String {
         match op {
-            BankOp::Transfer { from, to, amount } => format!("transfer {amount} from {from} to {to}"),
+            BankOp::Transfer { from, to, amount } => {
+                format!("transfer {amount} from {from} to {to}")
+            }
             BankOp::Short { from, amount } => {
                 format!("transfer {amount} from {from} rejected (insufficient funds)")
             }

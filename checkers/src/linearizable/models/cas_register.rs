@@ -7,7 +7,9 @@
 
 use verity_history::{OpOutcome, Value, F};
 
-use crate::linearizable::model::{split_independent, Interner, Model, OpContext, ParseError, Parsed};
+use crate::linearizable::model::{
+    split_independent, Interner, Model, OpContext, ParseError, Parsed,
+};
 use crate::linearizable::models::register::{
     describe_read_write, parse_read_write, step_read_write, RegisterOp,
 };
@@ -39,7 +41,11 @@ impl Model for CasRegister {
         "cas-register"
     }
 
-    fn parse(&self, op: OpContext<'_>, values: &mut Interner) -> Result<Parsed<CasOp, u32>, ParseError> {
+    fn parse(
+        &self,
+        op: OpContext<'_>,
+        values: &mut Interner,
+    ) -> Result<Parsed<CasOp, u32>, ParseError> {
         if let Some(parsed) = parse_read_write(op, values)? {
             return Ok(match parsed {
                 Parsed::Op { key, op } => Parsed::Op {

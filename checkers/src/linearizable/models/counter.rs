@@ -25,7 +25,11 @@ impl Model for Counter {
         "counter"
     }
 
-    fn parse(&self, op: OpContext<'_>, _: &mut Interner) -> Result<Parsed<CounterOp, i64>, ParseError> {
+    fn parse(
+        &self,
+        op: OpContext<'_>,
+        _: &mut Interner,
+    ) -> Result<Parsed<CounterOp, i64>, ParseError> {
         if op.outcome == OpOutcome::Fail {
             return Ok(Parsed::Skip);
         }
@@ -49,7 +53,10 @@ impl Model for Counter {
             }
         };
         debug_assert!(op.invoke.f != F::Write);
-        Ok(Parsed::Op { key: None, op: parsed })
+        Ok(Parsed::Op {
+            key: None,
+            op: parsed,
+        })
     }
 
     fn init(&self, _: &mut Interner) -> Option<i64> {

@@ -15,8 +15,14 @@ use crate::linearizable::model::{Interner, Model, OpContext, ParseError, Parsed}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Micro {
     /// A read of register `key` that saw `value` (`None`: unknown).
-    Read { key: u32, value: Option<u32> },
-    Write { key: u32, value: u32 },
+    Read {
+        key: u32,
+        value: Option<u32>,
+    },
+    Write {
+        key: u32,
+        value: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +68,11 @@ impl Model for MultiRegister {
         "multi-register"
     }
 
-    fn parse(&self, op: OpContext<'_>, values: &mut Interner) -> Result<Parsed<Txn, Self::State>, ParseError> {
+    fn parse(
+        &self,
+        op: OpContext<'_>,
+        values: &mut Interner,
+    ) -> Result<Parsed<Txn, Self::State>, ParseError> {
         if op.outcome == OpOutcome::Fail {
             return Ok(Parsed::Skip);
         }
@@ -78,8 +88,16 @@ impl Model for MultiRegister {
         };
         let micros = value
             .as_list()
-            .and_then(|l| l.iter().map(|m| parse_micro(m, known, values)).collect::<Option<Vec<_>>>())
-            .ok_or_else(|| op.error(format!("a txn is a list of [read|write key value], not {value}")))?;
+            .and_then(|l| {
+                l.iter()
+                    .map(|m| parse_micro(m, known, values))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .ok_or_else(|| {
+                op.error(format!(
+                    "a txn is a list of [read|write key value], not {value}"
+                ))
+            })?;
         Ok(Parsed::Op {
             key: None,
             op: Txn(micros.into_boxed_slice()),
@@ -98,7 +116,10 @@ impl Model for MultiRegister {
         for m in txn.0.iter() {
             match *m {
                 Micro::Read { value: None, .. } => {}
-                Micro::Read { key, value: Some(v) } => {
+                Micro::Read {
+                    key,
+                    value: Some(v),
+                } => {
                     let current = next.get(&key).copied().unwrap_or(self.initial_id());
                     if current != v {
                         return None;

@@ -24,7 +24,11 @@ impl Model for Mutex {
         "mutex"
     }
 
-    fn parse(&self, op: OpContext<'_>, _: &mut Interner) -> Result<Parsed<MutexOp, bool>, ParseError> {
+    fn parse(
+        &self,
+        op: OpContext<'_>,
+        _: &mut Interner,
+    ) -> Result<Parsed<MutexOp, bool>, ParseError> {
         if op.outcome == OpOutcome::Fail {
             return Ok(Parsed::Skip);
         }
@@ -37,7 +41,10 @@ impl Model for Mutex {
                 )))
             }
         };
-        Ok(Parsed::Op { key: None, op: parsed })
+        Ok(Parsed::Op {
+            key: None,
+            op: parsed,
+        })
     }
 
     fn init(&self, _: &mut Interner) -> Option<bool> {

@@ -6,7 +6,9 @@
 
 use verity_history::{OpOutcome, Value, F};
 
-use crate::linearizable::model::{split_independent, Interner, Model, OpContext, ParseError, Parsed};
+use crate::linearizable::model::{
+    split_independent, Interner, Model, OpContext, ParseError, Parsed,
+};
 
 /// A register operation with its observed result, values as interned ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

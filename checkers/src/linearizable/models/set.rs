@@ -32,7 +32,11 @@ impl Model for Set {
         "set"
     }
 
-    fn parse(&self, op: OpContext<'_>, values: &mut Interner) -> Result<Parsed<SetOp, Self::State>, ParseError> {
+    fn parse(
+        &self,
+        op: OpContext<'_>,
+        values: &mut Interner,
+    ) -> Result<Parsed<SetOp, Self::State>, ParseError> {
         if op.outcome == OpOutcome::Fail {
             return Ok(Parsed::Skip);
         }
@@ -48,7 +52,10 @@ impl Model for Set {
                 return Err(op.error(format!("the set model knows add and read, not {other:?}")))
             }
         };
-        Ok(Parsed::Op { key: None, op: parsed })
+        Ok(Parsed::Op {
+            key: None,
+            op: parsed,
+        })
     }
 
     fn init(&self, _: &mut Interner) -> Option<Self::State> {
