@@ -91,6 +91,8 @@ pub struct Stats {
     pub rejected: u64,
     /// Undone linearizations.
     pub backtracks: u64,
+    /// Linearizations skipped because the same order with an `info` operation moved later is explored.
+    pub reordered: u64,
     /// The most operations linearized at once.
     pub max_depth: u64,
     /// The most memory held at once (memo and stack), in bytes.
@@ -104,6 +106,7 @@ impl Stats {
         self.cache_hits += o.cache_hits;
         self.rejected += o.rejected;
         self.backtracks += o.backtracks;
+        self.reordered += o.reordered;
         self.max_depth = self.max_depth.max(o.max_depth);
         self.peak_bytes += o.peak_bytes;
     }
@@ -399,13 +402,27 @@ impl<'a, M: Model> Search<'a, M> {
             self.stats.rejected += 1;
             return Ok(false);
         };
+        // Partial-order reduction (Godefroid 1996): right after an `info` operation X, only an
+        // operation that depends on X may follow. One that commutes with X (same state either way,
+        // enabled either way) can go first and X after it, and that order is explored from the
+        // configuration before X — `info` operations have no return, so moving one later never
+        // breaks real-time order. Without this, one wrong guess that a timed-out transfer happened
+        // re-explores every order of the transfers around it.
+        if op.required() && self.info_run > 0 && self.commutes_with_top(&op.op, &next) {
+            self.stats.reordered += 1;
+            return Ok(false);
+        }
         let linearized = self.linearized ^ self.keys[i as usize];
         if !self.reserve_memory(&next)? {
             return Err(Outcome::Unknown(self.memory_cause()));
         }
-        // The run length is part of the configuration: it limits what may follow.
+        // After an `info` operation the configuration also holds what limits its successors: how many
+        // `info` operations ran in a row, which one is on top, and the state before it.
         let run_key = if info_run > 0 {
-            self.run_keys[0].rotate_left(info_run) ^ self.run_keys[1]
+            self.run_keys[0].rotate_left(info_run)
+                ^ self.run_keys[1]
+                ^ self.keys[i as usize].rotate_left(64)
+                ^ state_fingerprint(&self.state).rotate_left(32)
         } else {
             0
         };
@@ -434,6 +451,17 @@ impl<'a, M: Model> Search<'a, M> {
             self.remaining_required -= 1;
         }
         Ok(true)
+    }
+
+    /// Whether `op` (giving `next` after the `info` operation on top of the stack) commutes with it:
+    /// from the state before that operation, `op` then it also leads to `next`.
+    fn commutes_with_top(&self, op: &M::Op, next: &M::State) -> bool {
+        let top = self.stack.last().expect("an info run has an info operation on top");
+        let info = &self.ops[top.op as usize].op;
+        self.model
+            .step(&top.state, op)
+            .and_then(|t| self.model.step(&t, info))
+            .is_some_and(|u| u == *next)
     }
 
     /// Undoes the most recent linearization; returns where the walk continues: at the candidate after
