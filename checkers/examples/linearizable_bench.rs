@@ -50,6 +50,20 @@ fn scenario(name: &str) -> Option<(&'static str, SimConfig)> {
                 seed: 42,
             },
         )),
+        // bankstale-OPS-CLIENTS-PERCENT: the same with 1% stale reads (the history is invalid).
+        ["bankstale", ops, clients, percent] => Some((
+            "bank",
+            SimConfig {
+                info_rate: percent.parse::<f64>().ok()? / 100.0,
+                stale_read_rate: 0.01,
+                ..SimConfig::bank(5, count(clients)?, count(ops)?, 42)
+            },
+        )),
+        // casstale-OPS-CLIENTS: a cas-register with 1% stale reads.
+        ["casstale", ops, clients] => Some((
+            "cas-register",
+            SimConfig { stale_read_rate: 0.01, ..cas(count(clients)?, count(ops)?) },
+        )),
         // bankinfo-OPS-CLIENTS-PERCENT: a 5-account bank with that percentage of operations timing out.
         ["bankinfo", ops, clients, percent] => Some((
             "bank",
@@ -103,6 +117,9 @@ fn run_one(name: &str) {
     let verdict = checker.check(&history, &budget);
     let took = start.elapsed().as_secs_f64();
     let stats = &verdict.details["stats"];
+    if std::env::var_os("BENCH_STATS").is_some() {
+        eprintln!("{name}: {stats}");
+    }
     println!(
         "{name} {} {} {} {took:.4} {} {} {}",
         history.events.len(),

@@ -79,6 +79,10 @@ impl Memo {
         self.seen.insert(fingerprint)
     }
 
+    pub fn contains(&self, fingerprint: u128) -> bool {
+        self.seen.contains(&fingerprint)
+    }
+
     pub fn len(&self) -> usize {
         self.seen.len()
     }

@@ -91,6 +91,8 @@ pub struct Stats {
     pub rejected: u64,
     /// Undone linearizations.
     pub backtracks: u64,
+    /// Extra rounds with a looser bound on `info` operations in a row (see [`search`]).
+    pub rounds: u64,
     /// Linearizations skipped because the same order with an `info` operation moved later is explored.
     pub reordered: u64,
     /// The most operations linearized at once.
@@ -107,6 +109,7 @@ impl Stats {
         self.rejected += o.rejected;
         self.backtracks += o.backtracks;
         self.reordered += o.reordered;
+        self.rounds += o.rounds;
         self.max_depth = self.max_depth.max(o.max_depth);
         self.peak_bytes += o.peak_bytes;
     }
@@ -141,6 +144,11 @@ struct Frame<S> {
     linearized: u128,
     /// `info_run` before this linearization.
     info_run: u32,
+    /// The fingerprint of the configuration this linearization reached.
+    fingerprint: u128,
+    /// Whether exploring that configuration was cut short by the round's `info_run_max`, directly or
+    /// through a configuration that was: then its failure is not final.
+    bound_hit: bool,
 }
 
 /// The entry lists. Entry `2i` is the call of operation `i`, `2i + 1` its return. Operations that
@@ -240,7 +248,7 @@ pub fn search<M: Model>(
     // a valid history almost always needs one or two at a time, and a bound keeps one ordinary wrong
     // guess among the ops that must take effect from setting off every subset of the timed-out ones.
     // A failure that never hit the bound is final; otherwise the bound doubles and the search reruns.
-    s.info_run_max = 2.min(info_ops.max(1));
+    s.info_run_max = 1.min(info_ops.max(1));
     let outcome = loop {
         let outcome = s.run();
         if !matches!(outcome, Outcome::Nonlinearizable(_))
@@ -249,7 +257,8 @@ pub fn search<M: Model>(
         {
             break outcome;
         }
-        s.info_run_max = (s.info_run_max * 4).min(info_ops);
+        s.info_run_max = (s.info_run_max + 1).min(info_ops);
+        s.stats.rounds += 1;
         s.restart();
     };
     let held = s.held_bytes;
@@ -264,7 +273,10 @@ struct Search<'a, M: Model> {
     limits: &'a Limits<'a>,
     entries: Entries,
     keys: Vec<u128>,
+    /// Configurations explored in this round.
     memo: Memo,
+    /// Configurations whose failure did not depend on any round's bound: kept across rounds.
+    definitive: Memo,
     stack: Vec<Frame<M::State>>,
     state: M::State,
     linearized: u128,
@@ -296,6 +308,7 @@ impl<'a, M: Model> Search<'a, M> {
             entries: Entries::new(ops),
             keys: zobrist_keys(ops.len()),
             memo: Memo::default(),
+            definitive: Memo::default(),
             stack: Vec::new(),
             state: initial,
             linearized: 0,
@@ -315,6 +328,9 @@ impl<'a, M: Model> Search<'a, M> {
     fn restart(&mut self) {
         assert!(self.stack.is_empty(), "a failed round undid everything");
         self.memo = Memo::default();
+        if self.info_run_max == u32::MAX {
+            self.definitive = Memo::default();
+        }
         self.best = None;
         self.bounded = false;
         self.info_run = 0;
@@ -395,7 +411,7 @@ impl<'a, M: Model> Search<'a, M> {
         let op = &self.ops[i as usize];
         let info_run = if op.required() { 0 } else { self.info_run + 1 };
         if info_run > self.info_run_max {
-            self.bounded = true;
+            self.note_bound_hit();
             return Ok(false);
         }
         let Some(next) = self.model.step(&self.state, &op.op) else {
@@ -426,11 +442,15 @@ impl<'a, M: Model> Search<'a, M> {
         } else {
             0
         };
-        if !self
-            .memo
-            .insert(linearized ^ state_fingerprint(&next) ^ run_key)
-        {
+        let fingerprint = linearized ^ state_fingerprint(&next) ^ run_key;
+        if self.definitive.contains(fingerprint) {
             self.stats.cache_hits += 1;
+            return Ok(false);
+        }
+        if !self.memo.insert(fingerprint) {
+            // Explored in this round and not definitively failed: its failure may be the bound's.
+            self.stats.cache_hits += 1;
+            self.note_bound_hit_if_bounded();
             return Ok(false);
         }
         self.stats.states_explored += 1;
@@ -441,6 +461,8 @@ impl<'a, M: Model> Search<'a, M> {
             state: previous,
             linearized: self.linearized,
             info_run: self.info_run,
+            fingerprint,
+            bound_hit: false,
         });
         self.linearized = linearized;
         self.info_run = info_run;
@@ -451,6 +473,21 @@ impl<'a, M: Model> Search<'a, M> {
             self.remaining_required -= 1;
         }
         Ok(true)
+    }
+
+    /// A candidate was skipped because of the round's bound: the failure of the configuration on top
+    /// of the stack (and of every one below it) is not final.
+    fn note_bound_hit(&mut self) {
+        self.bounded = true;
+        if let Some(top) = self.stack.last_mut() {
+            top.bound_hit = true;
+        }
+    }
+
+    fn note_bound_hit_if_bounded(&mut self) {
+        if self.bounded {
+            self.note_bound_hit();
+        }
     }
 
     /// Whether `op` (giving `next` after the `info` operation on top of the stack) commutes with it:
@@ -468,6 +505,14 @@ impl<'a, M: Model> Search<'a, M> {
     /// the undone one, in the same order the walk tried them.
     fn undo(&mut self, frame: Frame<M::State>) -> Cursor {
         self.stats.backtracks += 1;
+        if frame.bound_hit {
+            if let Some(parent) = self.stack.last_mut() {
+                parent.bound_hit = true;
+            }
+        } else if self.info_run_max != u32::MAX {
+            // Only worth keeping when another round may follow.
+            self.definitive.insert(frame.fingerprint);
+        }
         let i = frame.op;
         let required = self.ops[i as usize].required();
         if required {
@@ -499,6 +544,7 @@ impl<'a, M: Model> Search<'a, M> {
             self.stack.capacity() as u64
         };
         let want = self.memo.bytes_after_insert()
+            + self.definitive.bytes_after_insert()
             + stack_capacity * frame
             + self.stack_heap_bytes
             + self.model.state_heap_bytes(next) as u64;
