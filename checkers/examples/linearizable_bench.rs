@@ -62,7 +62,10 @@ fn scenario(name: &str) -> Option<(&'static str, SimConfig)> {
         // casstale-OPS-CLIENTS: a cas-register with 1% stale reads.
         ["casstale", ops, clients] => Some((
             "cas-register",
-            SimConfig { stale_read_rate: 0.01, ..cas(count(clients)?, count(ops)?) },
+            SimConfig {
+                stale_read_rate: 0.01,
+                ..cas(count(clients)?, count(ops)?)
+            },
         )),
         // bankinfo-OPS-CLIENTS-PERCENT: a 5-account bank with that percentage of operations timing out.
         ["bankinfo", ops, clients, percent] => Some((

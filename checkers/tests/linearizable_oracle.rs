@@ -13,7 +13,10 @@ use verity_history::{Event, EventType, History, Process, Transfer, Value, F};
 
 /// Histories per model setup; `VERITY_ORACLE_CASES` raises it for a longer soak.
 fn per_model() -> usize {
-    std::env::var("VERITY_ORACLE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_400)
+    std::env::var("VERITY_ORACLE_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_400)
 }
 
 /// A random op: its f, the invoke value, and the ok result.
@@ -159,7 +162,10 @@ fn gens() -> Vec<(&'static str, Box<dyn Checker>, Gen)> {
 
 /// A random history of ≤ 8 operations, one process each, with random interleaving and outcomes.
 fn random_history(rng: &mut ChaCha8Rng, gen: Gen, bank: bool) -> History {
-    let ops_max = std::env::var("VERITY_ORACLE_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(8usize);
+    let ops_max = std::env::var("VERITY_ORACLE_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8usize);
     let n = rng.gen_range(1..=ops_max);
     let ops: Vec<_> = (0..n).map(|_| gen(rng)).collect();
     let mut order: Vec<usize> = (0..n).flat_map(|i| [i, i]).collect();
@@ -217,7 +223,10 @@ fn oracle_says<M: Model>(model: &M, history: &History) -> bool {
 
 #[test]
 fn search_agrees_with_brute_force_on_11200_small_histories() {
-    let seed = std::env::var("VERITY_ORACLE_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(20_261_124);
+    let seed = std::env::var("VERITY_ORACLE_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_261_124);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut total = 0;
     for (name, checker, gen) in gens() {

@@ -331,7 +331,9 @@ impl<'a, M: Model> Search<'a, M> {
         if self.info_run_max == u32::MAX {
             self.definitive = Memo::default();
         }
-        self.best = None;
+        // `best` stays: a prefix linearized in any round is linearizable, and the operation blocked
+        // after it is the first return pending there, whatever the bound. Later rounds may not get
+        // as deep again, since configurations that failed for good are skipped.
         self.bounded = false;
         self.info_run = 0;
     }
@@ -384,7 +386,7 @@ impl<'a, M: Model> Search<'a, M> {
                         let Some(frame) = self.stack.pop() else {
                             let failure = self
                                 .best
-                                .take()
+                                .clone()
                                 .expect("a blocked return was noted before failing");
                             return Outcome::Nonlinearizable(failure);
                         };
@@ -493,7 +495,10 @@ impl<'a, M: Model> Search<'a, M> {
     /// Whether `op` (giving `next` after the `info` operation on top of the stack) commutes with it:
     /// from the state before that operation, `op` then it also leads to `next`.
     fn commutes_with_top(&self, op: &M::Op, next: &M::State) -> bool {
-        let top = self.stack.last().expect("an info run has an info operation on top");
+        let top = self
+            .stack
+            .last()
+            .expect("an info run has an info operation on top");
         let info = &self.ops[top.op as usize].op;
         self.model
             .step(&top.state, op)
