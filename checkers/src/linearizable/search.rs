@@ -247,8 +247,10 @@ pub fn search<M: Model>(
     // Iterative deepening on how many `info` operations may be linearized in a row (see `info_run`):
     // a valid history almost always needs one or two at a time, and a bound keeps one ordinary wrong
     // guess among the ops that must take effect from setting off every subset of the timed-out ones.
-    // A failure that never hit the bound is final; otherwise the bound doubles and the search reruns.
-    s.info_run_max = 1.min(info_ops.max(1));
+    // A failure that never hit the bound is final; otherwise the bound grows by one and the search
+    // reruns, skipping the configurations whose failure did not depend on the bound.
+    // With fewer than two `info` operations there is no run to bound (and no failure to keep).
+    s.info_run_max = if info_ops < 2 { u32::MAX } else { 1 };
     let outcome = loop {
         let outcome = s.run();
         if !matches!(outcome, Outcome::Nonlinearizable(_))
