@@ -6,6 +6,7 @@
 
 pub mod conservation;
 pub mod registry;
+pub mod linearizable;
 pub mod verdict;
 
 use verity_history::History;

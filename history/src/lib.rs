@@ -7,6 +7,7 @@
 //! durable on-disk format written while a run happens.
 
 pub mod anomaly;
+pub mod edn;
 pub mod event;
 pub mod history;
 pub mod invocation;

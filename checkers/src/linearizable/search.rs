@@ -1,0 +1,639 @@
+//! The search for a linearization of one partition: Wing & Gong's algorithm with Lowe's just-in-time
+//! linearization and memoization (WGL).
+//!
+//! Operations become call and return entries in one list, in real-time order. The search walks the
+//! list from its head: at a call entry it tries to linearize that operation now (the model must accept
+//! it from the current state); if it can, and the resulting configuration was not explored before, it
+//! lifts the operation's entries out of the list, pushes the old state, and starts again from the
+//! head. Reaching a return entry means that operation had to be linearized before this point and no
+//! choice made so far allows it: the search backtracks, undoing the most recent linearization and
+//! trying the next candidate after it. Only operations whose call precedes every pending return are
+//! ever candidates — Lowe's "just in time" — so the branching is bounded by the concurrency, not the
+//! history length. Lifting and undoing are O(1) (dancing links, Knuth), and the memo stores 128-bit
+//! fingerprints (see `memo.rs`), so one step costs O(1) whatever the history length.
+//!
+//! `info` and pending operations have no return entry: the search may linearize them at any point
+//! after their call, or leave them out; it succeeds once every operation *with* a return entry is
+//! linearized.
+//!
+//! Budget: the deadline and the cancellation flag are read every [`CHECK_INTERVAL`] steps; memory (memo
+//! and stack) is accounted before every allocation that could grow it, against a pool shared by the
+//! partitions searched in parallel. Running out of either ends the search with a cause, never a kill.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::linearizable::memo::{state_fingerprint, zobrist_keys, Memo};
+use crate::linearizable::model::Model;
+use crate::linearizable::partition::OpRecord;
+
+/// How many steps run between two reads of the clock.
+pub const CHECK_INTERVAL: u64 = 4096;
+/// How many operations of the longest linearizable prefix a failure keeps (its tail).
+pub const PREFIX_TAIL: usize = 24;
+/// How many distinct final states of the longest prefixes a failure keeps.
+pub const STATES_MAX: usize = 8;
+
+/// Memory shared by the searches of one check.
+#[derive(Debug)]
+pub struct MemoryPool {
+    used: AtomicU64,
+    max: u64,
+}
+
+impl MemoryPool {
+    pub fn new(max: u64) -> Self {
+        MemoryPool {
+            used: AtomicU64::new(0),
+            max,
+        }
+    }
+
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    /// Moves this search's share from `old` to `new` bytes; false (and no change) if the pool would
+    /// overflow.
+    fn resize(&self, old: u64, new: u64) -> bool {
+        if new <= old {
+            self.used.fetch_sub(old - new, Ordering::Relaxed);
+            return true;
+        }
+        let grow = new - old;
+        let before = self.used.fetch_add(grow, Ordering::Relaxed);
+        if before + grow > self.max {
+            self.used.fetch_sub(grow, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+/// What may stop a search before it decides.
+pub struct Limits<'a> {
+    pub deadline: Option<Instant>,
+    pub memory: &'a MemoryPool,
+    /// Set when another partition found a violation that makes this search moot.
+    pub cancel: &'a dyn Fn() -> bool,
+}
+
+/// Search statistics, reported in `details`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Entries of the list visited.
+    pub steps: u64,
+    /// Configurations explored (linearizations tried and new).
+    pub states_explored: u64,
+    /// Linearizations that led to a configuration explored before (memo hits).
+    pub cache_hits: u64,
+    /// Linearizations the model refused.
+    pub rejected: u64,
+    /// Undone linearizations.
+    pub backtracks: u64,
+    /// Extra rounds with a looser bound on `info` operations in a row (see [`search`]).
+    pub rounds: u64,
+    /// Linearizations skipped because the same order with an `info` operation moved later is explored.
+    pub reordered: u64,
+    /// The most operations linearized at once.
+    pub max_depth: u64,
+    /// The most memory held at once (memo and stack), in bytes.
+    pub peak_bytes: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, o: &Stats) {
+        self.steps += o.steps;
+        self.states_explored += o.states_explored;
+        self.cache_hits += o.cache_hits;
+        self.rejected += o.rejected;
+        self.backtracks += o.backtracks;
+        self.reordered += o.reordered;
+        self.rounds += o.rounds;
+        self.max_depth = self.max_depth.max(o.max_depth);
+        self.peak_bytes += o.peak_bytes;
+    }
+}
+
+/// Why a partition is not linearizable, as the search saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure<S> {
+    /// The operation (position in the partition) that could not be linearized: at the deepest point
+    /// the search reached, its return came before any order of the remaining operations allowed it.
+    pub blocked: usize,
+    /// How many operations the longest linearizable prefix holds.
+    pub prefix_len: usize,
+    /// The tail of that prefix: each operation with the state after it.
+    pub prefix_tail: Vec<(usize, S)>,
+    /// Distinct states at the end of the longest prefixes that stopped at `blocked`.
+    pub states: Vec<S>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome<S> {
+    Linearizable,
+    Nonlinearizable(Failure<S>),
+    /// The search stopped before deciding: the cause, in words.
+    Unknown(String),
+    Cancelled,
+}
+
+struct Frame<S> {
+    op: u32,
+    state: S,
+    linearized: u128,
+    /// `info_run` before this linearization.
+    info_run: u32,
+    /// The fingerprint of the configuration this linearization reached.
+    fingerprint: u128,
+    /// Whether exploring that configuration was cut short by the round's `info_run_max`, directly or
+    /// through a configuration that was: then its failure is not final.
+    bound_hit: bool,
+}
+
+/// The entry lists. Entry `2i` is the call of operation `i`, `2i + 1` its return. Operations that
+/// must take effect have both entries in the main chain, in real-time order; `info` and pending
+/// operations have only a call, kept in a second chain ordered by call. Each chain has a head and a
+/// tail sentinel.
+struct Entries {
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    main_head: u32,
+    main_tail: u32,
+    info_head: u32,
+    info_tail: u32,
+}
+
+impl Entries {
+    fn new<O>(ops: &[OpRecord<O>]) -> Entries {
+        let mut main: Vec<(u64, u32)> = Vec::with_capacity(ops.len() * 2);
+        let mut info: Vec<(u64, u32)> = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            let i = u32::try_from(i).expect("fewer than 2^31 operations in a partition");
+            match op.ret {
+                Some(ret) => {
+                    main.push((op.call, 2 * i));
+                    main.push((ret, 2 * i + 1));
+                }
+                None => info.push((op.call, 2 * i)),
+            }
+        }
+        main.sort_unstable();
+        info.sort_unstable();
+        let n = 2 * ops.len() as u32;
+        let mut e = Entries {
+            next: vec![0; n as usize + 4],
+            prev: vec![0; n as usize + 4],
+            main_head: n,
+            main_tail: n + 1,
+            info_head: n + 2,
+            info_tail: n + 3,
+        };
+        e.chain(e.main_head, e.main_tail, &main);
+        e.chain(e.info_head, e.info_tail, &info);
+        e
+    }
+
+    fn chain(&mut self, head: u32, tail: u32, order: &[(u64, u32)]) {
+        let mut last = head;
+        for &(_, e) in order {
+            self.next[last as usize] = e;
+            self.prev[e as usize] = last;
+            last = e;
+        }
+        self.next[last as usize] = tail;
+        self.prev[tail as usize] = last;
+    }
+
+    fn lift(&mut self, e: u32) {
+        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
+        self.next[p as usize] = n;
+        self.prev[n as usize] = p;
+    }
+
+    fn unlift(&mut self, e: u32) {
+        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
+        self.next[p as usize] = e;
+        self.prev[n as usize] = e;
+    }
+
+    /// The first return entry of the main chain: the operation that must be linearized soonest.
+    fn first_return(&self) -> u32 {
+        let mut e = self.next[self.main_head as usize];
+        while e.is_multiple_of(2) {
+            e = self.next[e as usize];
+        }
+        e
+    }
+}
+
+/// Where the walk is: at an entry of the main chain, or — once it reached the return entry `deadline`
+/// of the main chain — at an `info` call that may still be linearized before that return.
+#[derive(Debug, Clone, Copy)]
+enum Cursor {
+    Main(u32),
+    Info { entry: u32, deadline: u32 },
+}
+
+/// Searches for a linearization of `ops` (in call order) from `initial`.
+pub fn search<M: Model>(
+    model: &M,
+    initial: &M::State,
+    ops: &[OpRecord<M::Op>],
+    limits: &Limits<'_>,
+) -> (Outcome<M::State>, Stats) {
+    let mut s = Search::new(model, initial.clone(), ops, limits);
+    let info_ops = ops.iter().filter(|o| !o.required()).count() as u32;
+    // Iterative deepening on how many `info` operations may be linearized in a row (see `info_run`):
+    // a valid history almost always needs one or two at a time, and a bound keeps one ordinary wrong
+    // guess among the ops that must take effect from setting off every subset of the timed-out ones.
+    // A failure that never hit the bound is final; otherwise the bound grows by one and the search
+    // reruns, skipping the configurations whose failure did not depend on the bound.
+    // With fewer than two `info` operations there is no run to bound (and no failure to keep).
+    s.info_run_max = if info_ops < 2 { u32::MAX } else { 1 };
+    let outcome = loop {
+        let outcome = s.run();
+        if !matches!(outcome, Outcome::Nonlinearizable(_))
+            || !s.bounded
+            || s.info_run_max >= info_ops
+        {
+            break outcome;
+        }
+        s.info_run_max = (s.info_run_max + 1).min(info_ops);
+        s.stats.rounds += 1;
+        s.restart();
+    };
+    let held = s.held_bytes;
+    // Give the memory back to the pool: this search's memo and stack are dropped with it.
+    limits.memory.resize(held, 0);
+    (outcome, s.stats)
+}
+
+struct Search<'a, M: Model> {
+    model: &'a M,
+    ops: &'a [OpRecord<M::Op>],
+    limits: &'a Limits<'a>,
+    entries: Entries,
+    keys: Vec<u128>,
+    /// Configurations explored in this round.
+    memo: Memo,
+    /// Configurations whose failure did not depend on any round's bound: kept across rounds.
+    definitive: Memo,
+    stack: Vec<Frame<M::State>>,
+    state: M::State,
+    linearized: u128,
+    remaining_required: usize,
+    stack_heap_bytes: u64,
+    held_bytes: u64,
+    stats: Stats,
+    best: Option<Failure<M::State>>,
+    /// How many `info` operations the top of the stack linearized in a row.
+    info_run: u32,
+    /// The most `info` operations this round may linearize in a row.
+    info_run_max: u32,
+    /// Whether this round skipped a candidate because of `info_run_max`.
+    bounded: bool,
+    run_keys: Vec<u128>,
+}
+
+impl<'a, M: Model> Search<'a, M> {
+    fn new(
+        model: &'a M,
+        initial: M::State,
+        ops: &'a [OpRecord<M::Op>],
+        limits: &'a Limits<'a>,
+    ) -> Self {
+        Search {
+            model,
+            ops,
+            limits,
+            entries: Entries::new(ops),
+            keys: zobrist_keys(ops.len()),
+            memo: Memo::default(),
+            definitive: Memo::default(),
+            stack: Vec::new(),
+            state: initial,
+            linearized: 0,
+            remaining_required: ops.iter().filter(|o| o.required()).count(),
+            stack_heap_bytes: 0,
+            held_bytes: 0,
+            stats: Stats::default(),
+            best: None,
+            info_run: 0,
+            info_run_max: u32::MAX,
+            bounded: false,
+            run_keys: zobrist_keys(ops.len() + 2).split_off(ops.len()),
+        }
+    }
+
+    /// Prepares another round after a failed one (which undid every linearization).
+    fn restart(&mut self) {
+        assert!(self.stack.is_empty(), "a failed round undid everything");
+        self.memo = Memo::default();
+        if self.info_run_max == u32::MAX {
+            self.definitive = Memo::default();
+        }
+        // `best` stays: a prefix linearized in any round is linearizable, and the operation blocked
+        // after it is the first return pending there, whatever the bound. Later rounds may not get
+        // as deep again, since configurations that failed for good are skipped.
+        self.bounded = false;
+        self.info_run = 0;
+    }
+
+    /// The walk. At a configuration the candidates are, in order: the calls of the main chain before
+    /// its first return entry, then the `info` calls made before that return. Trying operations that
+    /// must take effect first, and `info` ones only when the walk is stuck, finds a linearization of a
+    /// valid history without guessing which timed-out operations happened until a result demands it.
+    fn run(&mut self) -> Outcome<M::State> {
+        let mut cursor = Cursor::Main(self.entries.next[self.entries.main_head as usize]);
+        loop {
+            if self.remaining_required == 0 {
+                return Outcome::Linearizable;
+            }
+            self.stats.steps += 1;
+            if self.stats.steps % CHECK_INTERVAL == 1 {
+                if let Some(stop) = self.check_limits() {
+                    return stop;
+                }
+            }
+            cursor = match cursor {
+                Cursor::Main(entry) => {
+                    assert!(
+                        entry != self.entries.main_tail,
+                        "a required operation's return is still listed"
+                    );
+                    if entry % 2 == 1 {
+                        let first_info = self.entries.next[self.entries.info_head as usize];
+                        Cursor::Info {
+                            entry: first_info,
+                            deadline: entry,
+                        }
+                    } else {
+                        match self.try_linearize(entry / 2) {
+                            Ok(true) => {
+                                Cursor::Main(self.entries.next[self.entries.main_head as usize])
+                            }
+                            Ok(false) => Cursor::Main(self.entries.next[entry as usize]),
+                            Err(stop) => return stop,
+                        }
+                    }
+                }
+                Cursor::Info { entry, deadline } => {
+                    let due = self.ops[(deadline / 2) as usize]
+                        .ret
+                        .expect("a return entry has a return");
+                    if entry == self.entries.info_tail || self.ops[(entry / 2) as usize].call > due
+                    {
+                        self.note_blocked((deadline / 2) as usize);
+                        let Some(frame) = self.stack.pop() else {
+                            let failure = self
+                                .best
+                                .clone()
+                                .expect("a blocked return was noted before failing");
+                            return Outcome::Nonlinearizable(failure);
+                        };
+                        self.undo(frame)
+                    } else {
+                        match self.try_linearize(entry / 2) {
+                            Ok(true) => {
+                                Cursor::Main(self.entries.next[self.entries.main_head as usize])
+                            }
+                            Ok(false) => Cursor::Info {
+                                entry: self.entries.next[entry as usize],
+                                deadline,
+                            },
+                            Err(stop) => return stop,
+                        }
+                    }
+                }
+            };
+        }
+    }
+
+    /// Tries to linearize operation `i` now. `Ok(true)` if it did.
+    fn try_linearize(&mut self, i: u32) -> Result<bool, Outcome<M::State>> {
+        let op = &self.ops[i as usize];
+        let info_run = if op.required() { 0 } else { self.info_run + 1 };
+        if info_run > self.info_run_max {
+            self.note_bound_hit();
+            return Ok(false);
+        }
+        let Some(next) = self.model.step(&self.state, &op.op) else {
+            self.stats.rejected += 1;
+            return Ok(false);
+        };
+        // Partial-order reduction (Godefroid 1996): right after an `info` operation X, only an
+        // operation that depends on X may follow. One that commutes with X (same state either way,
+        // enabled either way) can go first and X after it, and that order is explored from the
+        // configuration before X — `info` operations have no return, so moving one later never
+        // breaks real-time order. Without this, one wrong guess that a timed-out transfer happened
+        // re-explores every order of the transfers around it.
+        if op.required() && self.info_run > 0 && self.commutes_with_top(&op.op, &next) {
+            self.stats.reordered += 1;
+            return Ok(false);
+        }
+        let linearized = self.linearized ^ self.keys[i as usize];
+        if !self.reserve_memory(&next)? {
+            return Err(Outcome::Unknown(self.memory_cause()));
+        }
+        // After an `info` operation the configuration also holds what limits its successors: how many
+        // `info` operations ran in a row, which one is on top, and the state before it.
+        let run_key = if info_run > 0 {
+            self.run_keys[0].rotate_left(info_run)
+                ^ self.run_keys[1]
+                ^ self.keys[i as usize].rotate_left(64)
+                ^ state_fingerprint(&self.state).rotate_left(32)
+        } else {
+            0
+        };
+        let fingerprint = linearized ^ state_fingerprint(&next) ^ run_key;
+        if self.definitive.contains(fingerprint) {
+            self.stats.cache_hits += 1;
+            return Ok(false);
+        }
+        if !self.memo.insert(fingerprint) {
+            // Explored in this round and not definitively failed: its failure may be the bound's.
+            self.stats.cache_hits += 1;
+            self.note_bound_hit_if_bounded();
+            return Ok(false);
+        }
+        self.stats.states_explored += 1;
+        self.stack_heap_bytes += self.model.state_heap_bytes(&self.state) as u64;
+        let previous = std::mem::replace(&mut self.state, next);
+        self.stack.push(Frame {
+            op: i,
+            state: previous,
+            linearized: self.linearized,
+            info_run: self.info_run,
+            fingerprint,
+            bound_hit: false,
+        });
+        self.linearized = linearized;
+        self.info_run = info_run;
+        self.stats.max_depth = self.stats.max_depth.max(self.stack.len() as u64);
+        self.entries.lift(2 * i);
+        if op.required() {
+            self.entries.lift(2 * i + 1);
+            self.remaining_required -= 1;
+        }
+        Ok(true)
+    }
+
+    /// A candidate was skipped because of the round's bound: the failure of the configuration on top
+    /// of the stack (and of every one below it) is not final.
+    fn note_bound_hit(&mut self) {
+        self.bounded = true;
+        if let Some(top) = self.stack.last_mut() {
+            top.bound_hit = true;
+        }
+    }
+
+    fn note_bound_hit_if_bounded(&mut self) {
+        if self.bounded {
+            self.note_bound_hit();
+        }
+    }
+
+    /// Whether `op` (giving `next` after the `info` operation on top of the stack) commutes with it:
+    /// from the state before that operation, `op` then it also leads to `next`.
+    fn commutes_with_top(&self, op: &M::Op, next: &M::State) -> bool {
+        let top = self
+            .stack
+            .last()
+            .expect("an info run has an info operation on top");
+        let info = &self.ops[top.op as usize].op;
+        self.model
+            .step(&top.state, op)
+            .and_then(|t| self.model.step(&t, info))
+            .is_some_and(|u| u == *next)
+    }
+
+    /// Undoes the most recent linearization; returns where the walk continues: at the candidate after
+    /// the undone one, in the same order the walk tried them.
+    fn undo(&mut self, frame: Frame<M::State>) -> Cursor {
+        self.stats.backtracks += 1;
+        if frame.bound_hit {
+            if let Some(parent) = self.stack.last_mut() {
+                parent.bound_hit = true;
+            }
+        } else if self.info_run_max != u32::MAX {
+            // Only worth keeping when another round may follow.
+            self.definitive.insert(frame.fingerprint);
+        }
+        let i = frame.op;
+        let required = self.ops[i as usize].required();
+        if required {
+            self.entries.unlift(2 * i + 1);
+            self.remaining_required += 1;
+        }
+        self.entries.unlift(2 * i);
+        self.stack_heap_bytes -= self.model.state_heap_bytes(&frame.state) as u64;
+        self.state = frame.state;
+        self.linearized = frame.linearized;
+        self.info_run = frame.info_run;
+        let after = self.entries.next[2 * i as usize];
+        if required {
+            Cursor::Main(after)
+        } else {
+            Cursor::Info {
+                entry: after,
+                deadline: self.entries.first_return(),
+            }
+        }
+    }
+
+    /// Bytes the memo and stack will hold after one more push; claims them from the pool.
+    fn reserve_memory(&mut self, next: &M::State) -> Result<bool, Outcome<M::State>> {
+        let frame = std::mem::size_of::<Frame<M::State>>() as u64;
+        let stack_capacity = if self.stack.len() == self.stack.capacity() {
+            (self.stack.capacity().max(4) * 2) as u64
+        } else {
+            self.stack.capacity() as u64
+        };
+        let want = self.memo.bytes_after_insert()
+            + self.definitive.bytes_after_insert()
+            + stack_capacity * frame
+            + self.stack_heap_bytes
+            + self.model.state_heap_bytes(next) as u64;
+        if want <= self.held_bytes {
+            return Ok(true);
+        }
+        // Claim an eighth more than needed, so the shared counter is touched rarely.
+        let claim = want.max(self.held_bytes + self.held_bytes / 8);
+        self.held_bytes = if self.limits.memory.resize(self.held_bytes, claim) {
+            claim
+        } else if self.limits.memory.resize(self.held_bytes, want) {
+            want
+        } else {
+            return Ok(false);
+        };
+        self.stats.peak_bytes = self.stats.peak_bytes.max(want);
+        Ok(true)
+    }
+
+    fn memory_cause(&self) -> String {
+        format!(
+            "memory budget of {} MiB exhausted after exploring {} configurations",
+            self.limits.memory.max() / (1024 * 1024),
+            self.stats.states_explored
+        )
+    }
+
+    fn check_limits(&self) -> Option<Outcome<M::State>> {
+        if (self.limits.cancel)() {
+            return Some(Outcome::Cancelled);
+        }
+        let late = self.limits.deadline.is_some_and(|d| Instant::now() >= d);
+        late.then(|| {
+            Outcome::Unknown(format!(
+                "check time limit reached after exploring {} configurations",
+                self.stats.states_explored
+            ))
+        })
+    }
+
+    /// The walk reached the return of operation `blocked` without linearizing it. Keeps the deepest
+    /// such point as the counterexample.
+    fn note_blocked(&mut self, blocked: usize) {
+        let depth = self.stack.len();
+        match &mut self.best {
+            Some(best) if best.prefix_len > depth => {}
+            Some(best) if best.prefix_len == depth => {
+                if best.blocked == blocked
+                    && best.states.len() < STATES_MAX
+                    && !best.states.contains(&self.state)
+                {
+                    best.states.push(self.state.clone());
+                }
+            }
+            _ => {
+                let from = depth.saturating_sub(PREFIX_TAIL);
+                let prefix_tail = (from..depth)
+                    .map(|k| {
+                        let after = self.stack.get(k + 1).map_or(&self.state, |f| &f.state);
+                        (self.stack[k].op as usize, after.clone())
+                    })
+                    .collect();
+                self.best = Some(Failure {
+                    blocked,
+                    prefix_len: depth,
+                    prefix_tail,
+                    states: vec![self.state.clone()],
+                });
+            }
+        }
+    }
+}
+
+/// A flag that cancels searches, shared by the partitions of one check.
+#[derive(Debug, Default)]
+pub struct CancelFlag(AtomicBool);
+
+impl CancelFlag {
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}

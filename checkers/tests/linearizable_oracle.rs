@@ -1,0 +1,275 @@
+//! Cross-check of the WGL search against the brute-force oracle (every real-time-consistent order, every
+//! subset of `info` operations) on 11,200 random small histories: ≤ 8 operations, eight model setups, with
+//! `ok`, `fail`, `info` and pending operations and arbitrary results, so that both verdicts occur often.
+//! The two must agree on every one.
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use verity_checkers::linearizable::oracle;
+use verity_checkers::linearizable::{models, Linearizable, LinearizableOptions, Model};
+use verity_checkers::{Budget, Checker, Validity};
+use verity_history::{Event, EventType, History, Process, Transfer, Value, F};
+
+/// Histories per model setup; `VERITY_ORACLE_CASES` raises it for a longer soak.
+fn per_model() -> usize {
+    std::env::var("VERITY_ORACLE_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_400)
+}
+
+/// A random op: its f, the invoke value, and the ok result.
+type Gen = fn(&mut ChaCha8Rng) -> (&'static str, Value, Value);
+
+fn small(rng: &mut ChaCha8Rng, n: i64) -> Value {
+    Value::Int(rng.gen_range(0..n))
+}
+
+fn register_op(rng: &mut ChaCha8Rng, cas: bool, keyed: bool) -> (&'static str, Value, Value) {
+    let (f, arg, result) = match rng.gen_range(0..if cas { 3 } else { 2 }) {
+        0 => {
+            let r = if rng.gen_bool(0.1) {
+                Value::Null
+            } else {
+                small(rng, 3)
+            };
+            ("read", Value::Null, r)
+        }
+        1 => {
+            let v = small(rng, 3);
+            ("write", v.clone(), v)
+        }
+        _ => {
+            let v = Value::List(vec![small(rng, 3), small(rng, 3)]);
+            ("cas", v.clone(), v)
+        }
+    };
+    if keyed {
+        let k = small(rng, 2);
+        let wrap = |v: Value| Value::List(vec![k.clone(), v]);
+        (f, wrap(arg), wrap(result))
+    } else {
+        (f, arg, result)
+    }
+}
+
+fn gens() -> Vec<(&'static str, Box<dyn Checker>, Gen)> {
+    let opts = LinearizableOptions::default();
+    vec![
+        (
+            "register",
+            Box::new(Linearizable::new(models::Register::default(), &opts)),
+            |r| register_op(r, false, false),
+        ),
+        (
+            "cas-register",
+            Box::new(Linearizable::new(models::CasRegister::default(), &opts)),
+            |r| register_op(r, true, false),
+        ),
+        (
+            "cas-register keyed",
+            Box::new(Linearizable::new(models::CasRegister::default(), &opts)),
+            |r| register_op(r, true, true),
+        ),
+        (
+            "mutex",
+            Box::new(Linearizable::new(models::Mutex, &opts)),
+            |r| {
+                (
+                    if r.gen_bool(0.5) {
+                        "acquire"
+                    } else {
+                        "release"
+                    },
+                    Value::Null,
+                    Value::Null,
+                )
+            },
+        ),
+        (
+            "counter",
+            Box::new(Linearizable::new(models::Counter::default(), &opts)),
+            |r| {
+                if r.gen_bool(0.5) {
+                    let n = Value::Int(r.gen_range(1..3));
+                    ("add", n.clone(), n)
+                } else {
+                    ("read", Value::Null, small(r, 5))
+                }
+            },
+        ),
+        (
+            "set",
+            Box::new(Linearizable::new(models::Set, &opts)),
+            |r| {
+                if r.gen_bool(0.5) {
+                    let v = small(r, 3);
+                    ("add", v.clone(), v)
+                } else {
+                    let items = (0..3).filter(|_| r.gen_bool(0.4)).map(Value::Int).collect();
+                    ("read", Value::Null, Value::List(items))
+                }
+            },
+        ),
+        (
+            "multi-register",
+            Box::new(Linearizable::new(models::MultiRegister::default(), &opts)),
+            |r| {
+                let len = r.gen_range(1..=2);
+                let (mut arg, mut result) = (Vec::new(), Vec::new());
+                for _ in 0..len {
+                    let k = small(r, 2);
+                    let micro =
+                        |f: &str, v: Value| Value::List(vec![Value::Str(f.into()), k.clone(), v]);
+                    if r.gen_bool(0.5) {
+                        arg.push(micro("read", Value::Null));
+                        result.push(micro("read", small(r, 2)));
+                    } else {
+                        let v = small(r, 2);
+                        arg.push(micro("write", v.clone()));
+                        result.push(micro("write", v));
+                    }
+                }
+                ("txn", Value::List(arg), Value::List(result))
+            },
+        ),
+        (
+            "bank",
+            Box::new(Linearizable::new(models::Bank, &opts)),
+            |r| {
+                if r.gen_bool(0.5) {
+                    let a = r.gen_range(0..=4);
+                    (
+                        "read",
+                        Value::Null,
+                        Value::map([("balances", Value::int_list([a, 4 - a]))]),
+                    )
+                } else {
+                    let from = r.gen_range(0..2);
+                    let t = Value::Transfer(Transfer {
+                        id: r.gen(),
+                        from,
+                        to: 1 - from,
+                        amount: r.gen_range(1..=3),
+                    });
+                    ("transfer", t.clone(), t)
+                }
+            },
+        ),
+    ]
+}
+
+/// A random history of ≤ 8 operations, one process each, with random interleaving and outcomes.
+fn random_history(rng: &mut ChaCha8Rng, gen: Gen, bank: bool) -> History {
+    let ops_max = std::env::var("VERITY_ORACLE_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8usize);
+    let n = rng.gen_range(1..=ops_max);
+    let ops: Vec<_> = (0..n).map(|_| gen(rng)).collect();
+    let mut order: Vec<usize> = (0..n).flat_map(|i| [i, i]).collect();
+    order.shuffle(rng);
+    let outcomes: Vec<EventType> = (0..n)
+        .map(|_| match rng.gen_range(0..20) {
+            0..=13 => EventType::Ok,
+            14..=16 => EventType::Fail,
+            _ => EventType::Info,
+        })
+        .collect();
+    let pending: Vec<bool> = (0..n).map(|_| rng.gen_bool(0.05)).collect();
+    let mut events = Vec::new();
+    let mut push = |p: u64, kind: EventType, f: &str, value: Value, error: Option<String>| {
+        let index = events.len() as u64;
+        events.push(Event {
+            index,
+            time_ns: index,
+            process: Process::Client(p),
+            kind,
+            f: F::from_name(f),
+            value,
+            error,
+        });
+    };
+    if bank {
+        let b = Value::map([("balances", Value::int_list([2, 2]))]);
+        push(100, EventType::Invoke, "setup", b.clone(), None);
+        push(100, EventType::Ok, "setup", b, None);
+    }
+    let mut invoked = vec![false; n];
+    for i in order {
+        let (f, arg, result) = &ops[i];
+        if !invoked[i] {
+            invoked[i] = true;
+            push(i as u64, EventType::Invoke, f, arg.clone(), None);
+        } else if !pending[i] {
+            let kind = outcomes[i];
+            let (value, error) = match kind {
+                EventType::Ok => (result.clone(), None),
+                EventType::Fail if bank && *f == "transfer" => {
+                    (arg.clone(), Some("insufficient-funds".to_string()))
+                }
+                _ => (arg.clone(), Some("timeout".to_string())),
+            };
+            push(i as u64, kind, f, value, error);
+        }
+    }
+    History::new(events)
+}
+
+fn oracle_says<M: Model>(model: &M, history: &History) -> bool {
+    oracle::check_history(model, history).expect("generated histories prepare")
+}
+
+#[test]
+fn search_agrees_with_brute_force_on_11200_small_histories() {
+    let seed = std::env::var("VERITY_ORACLE_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_261_124);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut total = 0;
+    for (name, checker, gen) in gens() {
+        let (mut valid, mut invalid) = (0, 0);
+        for _ in 0..per_model() {
+            let history = random_history(&mut rng, gen, name == "bank");
+            let verdict = checker.check(&history, &Budget::unlimited());
+            let expected = match name {
+                "register" => oracle_says(&models::Register::default(), &history),
+                "cas-register" | "cas-register keyed" => {
+                    oracle_says(&models::CasRegister::default(), &history)
+                }
+                "mutex" => oracle_says(&models::Mutex, &history),
+                "counter" => oracle_says(&models::Counter::default(), &history),
+                "set" => oracle_says(&models::Set, &history),
+                "multi-register" => oracle_says(&models::MultiRegister::default(), &history),
+                _ => oracle_says(&models::Bank, &history),
+            };
+            let got = verdict.valid == Validity::Valid;
+            assert_ne!(
+                verdict.valid,
+                Validity::Unknown,
+                "{name}: {:?}",
+                verdict.cause
+            );
+            assert_eq!(
+                got, expected,
+                "{name}: search and oracle disagree on {:#?}",
+                history.events
+            );
+            if expected {
+                valid += 1
+            } else {
+                invalid += 1
+            }
+            total += 1;
+        }
+        eprintln!("{name}: {valid} valid, {invalid} invalid");
+        // Both verdicts must be exercised, or the agreement means little.
+        assert!(
+            valid > per_model() / 10 && invalid > per_model() / 10,
+            "{name}: {valid} valid, {invalid} invalid"
+        );
+    }
+    assert!(total >= 10_000);
+}
