@@ -1,37 +1,42 @@
-//! `verity check`: decide a stored run or a history file offline.
+//! `verity check`: decide a stored run, a history file, or a whole folder of histories, offline.
 //!
 //! A run directory is judged exactly as `verity run` judged it — the run itself calls
-//! [`judge_run_dir`] on the history it just wrote — so the verdict and results.json are reproduced byte
-//! for byte.
+//! [`judge_run_dir`] on the history it just wrote — so the verdict, results.json and junit.xml are
+//! reproduced byte for byte. A folder without a history.jsonl is a corpus: every `.jsonl` and `.edn`
+//! file under it is checked, in parallel, in one process.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use verity_checkers::registry::CheckerOptions;
-use verity_checkers::Budget;
+use rayon::prelude::*;
+use verity_checkers::Validity;
 use verity_history::jsonl::{self, ReadError};
 use verity_history::History;
 
 use crate::cli::CheckArgs;
 use crate::exit::{Failure, Outcome};
+use crate::plan::CheckSettings;
 use crate::results::{self, Results};
 use crate::store::{self, RunMeta};
 use crate::{plan, summary};
 
 pub fn run(args: CheckArgs) -> Result<Outcome, Failure> {
+    let settings = args.settings()?;
     let path = &args.path;
-    if path.is_dir() {
-        let results = judge_run_dir(path, &args.checker)?;
-        print!("{}", summary::render(&results));
-        return Ok(Outcome::Verdict(results.valid));
+    if path.is_dir() && !path.join(store::HISTORY_FILE).is_file() {
+        return check_corpus(path, args.format.as_deref(), &settings);
     }
-    let history = load(path, args.format.as_deref())?;
-    let results = judge(&history, None, &args.checker)?;
+    let results = if path.is_dir() {
+        judge_run_dir(path, &settings)?
+    } else {
+        let history = load(path, args.format.as_deref())?;
+        judge(&history, None, &settings)?
+    };
     print!("{}", summary::render(&results));
     Ok(Outcome::Verdict(results.valid))
 }
 
-/// Judges the history of a run directory and (re)writes its results.json.
-pub fn judge_run_dir(dir: &Path, checkers: &[String]) -> Result<Results, Failure> {
+/// Judges the history of a run directory and (re)writes its results.json and junit.xml.
+pub fn judge_run_dir(dir: &Path, settings: &CheckSettings) -> Result<Results, Failure> {
     let history_path = dir.join(store::HISTORY_FILE);
     if !history_path.is_file() {
         return Err(Failure::bad_input(format!(
@@ -42,14 +47,14 @@ pub fn judge_run_dir(dir: &Path, checkers: &[String]) -> Result<Results, Failure
     }
     let meta = store::read_meta(dir).map_err(|e| Failure::bad_input(format!("{e:#}")))?;
     let history = load(&history_path, Some("jsonl"))?;
-    let requested: Vec<String> = if checkers.is_empty() {
-        meta.as_ref()
+    let mut settings = settings.clone();
+    if settings.checkers.is_empty() {
+        settings.checkers = meta
+            .as_ref()
             .map(|m| m.checkers.clone())
-            .unwrap_or_default()
-    } else {
-        checkers.to_vec()
-    };
-    let results = judge(&history, meta.as_ref(), &requested)?;
+            .unwrap_or_default();
+    }
+    let results = judge(&history, meta.as_ref(), &settings)?;
     store::write_json(&dir.join(store::RESULTS_FILE), &results)?;
     let junit_path = dir.join(store::JUNIT_FILE);
     std::fs::write(&junit_path, crate::junit::render(&results)).map_err(|e| {
@@ -68,19 +73,97 @@ pub fn judge_run_dir(dir: &Path, checkers: &[String]) -> Result<Results, Failure
 pub fn judge(
     history: &History,
     meta: Option<&RunMeta>,
-    checkers: &[String],
+    settings: &CheckSettings,
 ) -> Result<Results, Failure> {
     history
         .ops()
         .map_err(|e| Failure::bad_input(format!("malformed history: {e}")))?;
-    let names = plan::checker_names(checkers, meta.map(|m| m.workload.as_str()))?;
-    let verdicts = plan::check_all(
-        history,
-        &names,
-        &CheckerOptions::default(),
-        &Budget::unlimited(),
-    );
+    let names = plan::checker_names(settings, meta.map(|m| m.workload.as_str()))?;
+    let verdicts = plan::check_all(history, &names, settings);
     Ok(results::build(history, meta, verdicts))
+}
+
+/// Checks every history file under `dir`, one line each, in one process.
+fn check_corpus(
+    dir: &Path,
+    format: Option<&str>,
+    settings: &CheckSettings,
+) -> Result<Outcome, Failure> {
+    let mut files = Vec::new();
+    collect_histories(dir, &mut files)
+        .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", dir.display())))?;
+    files.sort();
+    if files.is_empty() {
+        return Err(Failure::bad_input(format!(
+            "{} holds neither a run (history.jsonl) nor any .jsonl or .edn history",
+            dir.display()
+        )));
+    }
+    let verdicts: Vec<(PathBuf, Result<Results, Failure>)> = files
+        .into_par_iter()
+        .map(|f| {
+            let r = load(&f, format).and_then(|h| judge(&h, None, settings));
+            (f, r)
+        })
+        .collect();
+    let (mut valid, mut invalid, mut unknown, mut bad) = (0, 0, 0, 0);
+    for (file, r) in &verdicts {
+        let shown = file.strip_prefix(dir).unwrap_or(file).display();
+        match r {
+            Ok(results) => {
+                match results.valid {
+                    Validity::Valid => valid += 1,
+                    Validity::Invalid => invalid += 1,
+                    Validity::Unknown => unknown += 1,
+                }
+                println!(
+                    "{shown}\t{}\t{}",
+                    results.valid.as_str(),
+                    results.anomaly_types.join(",")
+                );
+            }
+            Err(e) => {
+                bad += 1;
+                println!("{shown}\terror\t{e}");
+            }
+        }
+    }
+    println!(
+        "{} histories: {valid} valid, {invalid} invalid, {unknown} unknown, {bad} unreadable",
+        verdicts.len()
+    );
+    if bad > 0 {
+        return Err(Failure::bad_input(format!(
+            "{bad} histories could not be read"
+        )));
+    }
+    let overall = verdicts
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .fold(Validity::Valid, |acc, r| acc.merge(r.valid));
+    Ok(Outcome::Verdict(overall))
+}
+
+fn collect_histories(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if path.is_dir() {
+            collect_histories(&path, out)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("jsonl" | "edn")
+        ) {
+            out.push(path);
+        }
+    }
+    Ok(())
 }
 
 /// Reads a history file in the given or guessed format.
@@ -93,8 +176,10 @@ pub fn load(path: &Path, format: Option<&str>) -> Result<History, Failure> {
             ReadError::Io { .. } => Failure::bad_input(e.to_string()),
             ReadError::Malformed { .. } => Failure::bad_input(format!("{}: {e}", path.display())),
         }),
+        "edn" => verity_history::edn::read_edn(path)
+            .map_err(|e| Failure::bad_input(format!("{}: {e}", path.display()))),
         other => Err(Failure::bad_input(format!(
-            "unsupported history format {other:?}: valid choices are jsonl"
+            "unsupported history format {other:?}: valid choices are jsonl, edn"
         ))),
     }
 }

@@ -81,6 +81,19 @@ pub struct RunArgs {
     /// Hide the progress bar even on a terminal.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
+}
+
+impl RunArgs {
+    pub fn check_settings(&self) -> crate::plan::CheckSettings {
+        crate::plan::CheckSettings {
+            checkers: self.checker.clone(),
+            options: Default::default(),
+            time_limit: Some(self.budget.check_time_limit),
+            memory_mib: Some(self.budget.check_memory_mib),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -93,6 +106,43 @@ pub struct CheckArgs {
     /// Comma-separated checkers to run instead of the default plan.
     #[arg(long, value_delimiter = ',')]
     pub checker: Vec<String>,
+    /// Model of the linearizability checker (see `verity list`); alone, it checks linearizability only.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Initial value of a register model, as JSON (e.g. 0 or null); 0 when omitted.
+    #[arg(long, value_parser = parse_json_value)]
+    pub initial: Option<verity_history::Value>,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
+}
+
+/// Limits on checking; a checker that runs out answers `unknown` with the cause.
+#[derive(Debug, Clone, Args)]
+pub struct BudgetArgs {
+    /// Wall-clock limit of the checks, e.g. 60s.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub check_time_limit: Duration,
+    /// Memory a checker's search may hold, in MiB.
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(16..=1 << 20))]
+    pub check_memory_mib: u64,
+}
+
+impl CheckArgs {
+    pub fn settings(&self) -> Result<crate::plan::CheckSettings, Failure> {
+        Ok(crate::plan::CheckSettings {
+            checkers: self.checker.clone(),
+            options: verity_checkers::registry::CheckerOptions {
+                model: self.model.clone(),
+                initial: self.initial.clone(),
+            },
+            time_limit: Some(self.budget.check_time_limit),
+            memory_mib: Some(self.budget.check_memory_mib),
+        })
+    }
+}
+
+fn parse_json_value(s: &str) -> Result<verity_history::Value, String> {
+    serde_json::from_str(s).map_err(|e| format!("{s:?} is not a JSON value: {e}"))
 }
 
 /// Parses a duration: `10s`, `2m`, `1m30s`, `500ms`, or a bare number of seconds.

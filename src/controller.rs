@@ -39,7 +39,7 @@ const FINAL_READ_ATTEMPTS: usize = 5;
 
 pub fn run(args: RunArgs) -> Result<Outcome, Failure> {
     let executed = execute(&args)?;
-    let results = check::judge_run_dir(&executed.dir, &[])?;
+    let results = check::judge_run_dir(&executed.dir, &args.check_settings())?;
     store::update_latest(&args.store, &executed.dir)?;
     tracing::info!(valid = ?results.valid, anomalies = ?results.anomaly_types, "checked");
     print!("{}", summary::render(&results));
@@ -63,7 +63,7 @@ pub fn execute(args: &RunArgs) -> Result<Executed, Failure> {
     let seed = args.seed.unwrap_or_else(rand::random);
     let workload = build_workload(args)?;
     let target = build_target(args, seed)?;
-    let checkers = plan::checker_names(&args.checker, Some(&args.workload))?;
+    let checkers = plan::checker_names(&args.check_settings(), Some(&args.workload))?;
 
     let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
     let dir = store::create_run_dir(&args.store, &args.target, &args.workload, &stamp)?;

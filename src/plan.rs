@@ -1,8 +1,9 @@
-//! The test plan: which checkers judge a history, run side by side.
+//! The test plan: which checkers judge a history, with what options and budget, run side by side.
 //!
 //! Workloads never know checkers; this is where the binary pairs them, as a Jepsen test map does.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use verity_checkers::registry::{self, CheckerOptions};
 use verity_checkers::{Budget, Verdict};
@@ -10,16 +11,43 @@ use verity_history::History;
 
 use crate::exit::Failure;
 
-/// Resolves the checker names of a run or a check: the user's, or the workload's default plan.
-pub fn checker_names(requested: &[String], workload: Option<&str>) -> Result<Vec<String>, Failure> {
-    let names: Vec<String> = if requested.is_empty() {
+/// How a history is to be judged.
+#[derive(Debug, Clone, Default)]
+pub struct CheckSettings {
+    /// Checker names; empty means the workload's default plan.
+    pub checkers: Vec<String>,
+    pub options: CheckerOptions,
+    /// Wall-clock limit of the whole check; `unknown` when it runs out.
+    pub time_limit: Option<Duration>,
+    /// Memory a checker's search may hold, in MiB.
+    pub memory_mib: Option<u64>,
+}
+
+impl CheckSettings {
+    pub fn budget(&self) -> Budget {
+        Budget {
+            deadline: self.time_limit.map(|t| std::time::Instant::now() + t),
+            memory_bytes_max: self.memory_mib.map(|m| m << 20),
+        }
+    }
+}
+
+/// Resolves the checker names of a run or a check: the user's, or the default plan. A `--model` with
+/// no `--checker` asks for the linearizability checker alone.
+pub fn checker_names(
+    settings: &CheckSettings,
+    workload: Option<&str>,
+) -> Result<Vec<String>, Failure> {
+    let names: Vec<String> = if !settings.checkers.is_empty() {
+        settings.checkers.clone()
+    } else if settings.options.model.is_some() && workload.is_none() {
+        vec!["linearizable".to_string()]
+    } else {
         let plan = registry::default_plan(workload.unwrap_or("bank"));
         plan.into_iter().map(String::from).collect()
-    } else {
-        requested.to_vec()
     };
     for n in &names {
-        registry::create(n, &CheckerOptions::default()).map_err(Failure::BadInput)?;
+        registry::create(n, &settings.options).map_err(Failure::BadInput)?;
     }
     if names.is_empty() {
         return Err(Failure::bad_input(format!(
@@ -34,17 +62,22 @@ pub fn checker_names(requested: &[String], workload: Option<&str>) -> Result<Vec
 pub fn check_all(
     history: &History,
     names: &[String],
-    options: &CheckerOptions,
-    budget: &Budget,
+    settings: &CheckSettings,
 ) -> BTreeMap<String, Verdict> {
+    let budget = settings.budget();
     let checkers: Vec<_> = names
         .iter()
-        .map(|n| registry::create(n, options).expect("names were validated by checker_names"))
+        .map(|n| {
+            registry::create(n, &settings.options).expect("names were validated by checker_names")
+        })
         .collect();
     std::thread::scope(|s| {
         let handles: Vec<_> = checkers
             .iter()
-            .map(|c| s.spawn(move || c.check(history, budget)))
+            .map(|c| {
+                let budget = &budget;
+                s.spawn(move || c.check(history, budget))
+            })
             .collect();
         names
             .iter()

@@ -94,10 +94,8 @@ pub fn render(results: &Results) -> String {
                 total - shown
             );
         }
-        if let Some(details) = v.details.get("summary").and_then(|s| s.as_array()) {
-            for line in details.iter().filter_map(|l| l.as_str()) {
-                let _ = writeln!(out, "  {name}: {line}");
-            }
+        for line in verity_checkers::registry::explain(name, v) {
+            let _ = writeln!(out, "  {name}: {line}");
         }
     }
     let verdict = match results.valid {

@@ -5,8 +5,8 @@
 //! module implementing [`Checker`]; [`registry`] lists them.
 
 pub mod conservation;
-pub mod registry;
 pub mod linearizable;
+pub mod registry;
 pub mod verdict;
 
 use verity_history::History;

@@ -1,25 +1,51 @@
 //! Every checker by name, and the options that shape them.
 
+use verity_history::Value;
+
 use crate::conservation::Conservation;
-use crate::Checker;
+use crate::linearizable::{self, LinearizableOptions};
+use crate::{Checker, Verdict};
 
 /// (name, one-line description) of every checker.
-pub const CHECKERS: &[(&str, &str)] = &[(
-    "conservation",
-    "money is conserved: totals, negative balances, lost/duplicate/phantom/failed-but-applied transfers, final balances",
-)];
+pub const CHECKERS: &[(&str, &str)] = &[
+    (
+        "conservation",
+        "money is conserved: totals, negative balances, lost/duplicate/phantom/failed-but-applied transfers, final balances",
+    ),
+    (
+        "linearizable",
+        "one real-time-consistent order of the ops explains every result (WGL search; --model picks the model)",
+    ),
+];
 
 /// Options a checker may need.
 #[derive(Debug, Clone, Default)]
 pub struct CheckerOptions {
-    /// The model of the `linearizable` checker.
+    /// The model of the `linearizable` checker (`bank` when not given).
     pub model: Option<String>,
+    /// The initial value of register-like models.
+    pub initial: Option<Value>,
 }
 
 /// Builds a checker, or explains why not.
-pub fn create(name: &str, _options: &CheckerOptions) -> Result<Box<dyn Checker>, String> {
+pub fn create(name: &str, options: &CheckerOptions) -> Result<Box<dyn Checker>, String> {
     match name {
         "conservation" => Ok(Box::new(Conservation)),
+        "linearizable" => {
+            let model = options.model.as_deref().unwrap_or("bank");
+            let lin = LinearizableOptions {
+                initial: options.initial.clone(),
+                ..LinearizableOptions::default()
+            };
+            linearizable::checker_for(model, &lin).map_err(|e| {
+                let names: Vec<&str> = linearizable::MODELS.iter().map(|(n, _)| *n).collect();
+                format!(
+                    "unknown model {:?}: valid choices are {}",
+                    e.0,
+                    names.join(", ")
+                )
+            })
+        }
         other => Err(format!(
             "unknown checker {other:?}: valid choices are {}",
             names().join(", ")
@@ -34,7 +60,18 @@ pub fn names() -> Vec<&'static str> {
 /// The checkers a workload is judged by when the user names none.
 pub fn default_plan(workload: &str) -> Vec<&'static str> {
     match workload {
-        "bank" => vec!["conservation"],
+        "bank" => vec!["conservation", "linearizable"],
         _ => vec![],
+    }
+}
+
+/// Lines a person reads in the terminal summary beyond the anomaly examples (e.g. a linearizability
+/// counterexample).
+pub fn explain(name: &str, verdict: &Verdict) -> Vec<String> {
+    match name {
+        "linearizable" if verdict.valid != crate::Validity::Valid => {
+            linearizable::summary_lines(verdict)
+        }
+        _ => Vec::new(),
     }
 }

@@ -49,6 +49,7 @@ fn every_bug_knob_is_caught_by_its_anomaly() {
         ("overdraft", "negative-balance"),
         ("lose-acked", "lost-transfer"),
         ("duplicate-retry", "duplicate-transfer"),
+        ("stale-read", "nonlinearizable"),
     ];
     for (bug, anomaly) in cases {
         for seed in ["1", "2"] {
