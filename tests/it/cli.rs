@@ -42,7 +42,12 @@ fn unreadable_or_malformed_histories_are_bad_input() {
     fails_with(&["check", bad.to_str().unwrap()], &["line 2"]);
     fails_with(
         &["check", dir.path().to_str().unwrap()],
-        &["not a run directory"],
+        &["could not be read"],
+    );
+    let empty = tempfile::tempdir().unwrap();
+    fails_with(
+        &["check", empty.path().to_str().unwrap()],
+        &["neither a run"],
     );
     let broken = dir.path().join("broken.jsonl");
     std::fs::write(
