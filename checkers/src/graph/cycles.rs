@@ -222,6 +222,9 @@ fn bfs(
     deadline: Option<Instant>,
 ) -> Result<Option<Vec<(u32, u8)>>, TimedOut> {
     // (node, state) -> (previous node, previous state, kind of the edge taken)
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        return Err(TimedOut);
+    }
     let mut parent: FxHashMap<(u32, u8), (u32, u8, u8)> = FxHashMap::default();
     let mut queue: VecDeque<(u32, u8, usize)> = VecDeque::new();
     queue.push_back((start, 0, 0));
