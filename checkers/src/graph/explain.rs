@@ -158,6 +158,15 @@ fn rw_evidence(inf: &Inference<'_>, a: u32, b: u32) -> Option<(i64, i64)> {
                     if inf.writers.get(&(k, next)).is_some_and(|w| w.txn == b) {
                         return Some((k, next));
                     }
+                } else {
+                    // b's committed append that no read observed.
+                    for m in &inf.txns[b as usize].mops {
+                        if let Mop::Append { key, value } = *m {
+                            if key == k && !order.iter().any(|e| e == value) {
+                                return Some((k, value));
+                            }
+                        }
+                    }
                 }
             }
             DataKind::RwRegister => {

@@ -102,20 +102,38 @@ impl<'h> Inference<'h> {
     }
 }
 
-/// The positions of a transaction's external reads: the first read of each key, before the
-/// transaction wrote that key itself (later reads only say something about the transaction itself).
+/// A transaction's external reads: the first read of each key, as the state outside the transaction
+/// was. A list read that follows the transaction's own appends counts with those appends taken off
+/// its end (when it does not end with them, that is an `internal` anomaly and the read says nothing
+/// about the outside); a register read after the transaction's own write says nothing outside.
 pub fn external_reads<'a, 'h>(t: &'a Txn<'h>) -> impl Iterator<Item = (i64, ReadValue<'h>)> + 'a {
-    let mut seen: FxHashSet<i64> = FxHashSet::default();
+    let mut done: FxHashSet<i64> = FxHashSet::default();
+    let mut own: Vec<(i64, Vec<i64>)> = Vec::new();
     t.mops.iter().filter_map(move |m| match *m {
         Mop::Read { key, value } => {
-            if seen.insert(key) {
-                value.map(|v| (key, v))
-            } else {
-                None
+            if !done.insert(key) {
+                return None;
             }
+            let v = value?;
+            let Some((_, mine)) = own.iter().find(|(k, _)| *k == key) else {
+                return Some((key, v));
+            };
+            let ReadValue::List(l) = v else { return None };
+            let cut = l.len().checked_sub(mine.len())?;
+            let tail_is_mine = l[cut..].iter().zip(mine).all(|(e, m)| e.as_i64() == Some(*m));
+            tail_is_mine.then(|| (key, ReadValue::List(&l[..cut])))
         }
-        Mop::Append { key, .. } | Mop::Write { key, .. } => {
-            seen.insert(key);
+        Mop::Append { key, value } => {
+            if !done.contains(&key) {
+                match own.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, v)) => v.push(value),
+                    None => own.push((key, vec![value])),
+                }
+            }
+            None
+        }
+        Mop::Write { key, .. } => {
+            done.insert(key);
             None
         }
     })
@@ -356,7 +374,49 @@ fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
     }
     inf.found.extend(found);
     lost_updates(inf, read_then_append);
+    unobserved_appends(inf, &orders, &pos, raw);
     inf.orders = orders;
+}
+
+/// Most edges a key may get from [`unobserved_appends`]; beyond it some are left out (which can
+/// only hide an anomaly, never invent one) so that the inference stays near-linear.
+const UNOBSERVED_EDGES_PER_KEY_MAX: usize = 1 << 16;
+
+/// A committed append that no read observed came after every read of its key: a reader that saw
+/// the whole known version order precedes its writer (rw). Without this, a read of `[]` would say
+/// nothing about appends no one saw.
+fn unobserved_appends(
+    inf: &Inference<'_>,
+    orders: &FxHashMap<i64, (ListView<'_>, u32)>,
+    pos: &FxHashMap<(i64, i64), u32>,
+    raw: &mut Vec<(u32, u32, u8)>,
+) {
+    let mut unobserved: FxHashMap<i64, Vec<u32>> = FxHashMap::default();
+    for (&(key, value), w) in &inf.writers {
+        let committed = !w.failed && !w.ambiguous && inf.txns[w.txn as usize].is_ok();
+        if committed && orders.contains_key(&key) && !pos.contains_key(&(key, value)) {
+            unobserved.entry(key).or_default().push(w.txn);
+        }
+    }
+    if unobserved.is_empty() {
+        return;
+    }
+    let mut budget: FxHashMap<i64, usize> = FxHashMap::default();
+    for (i, t) in inf.txns.iter().enumerate().filter(|(_, t)| t.is_ok()) {
+        for (key, v) in external_reads(t) {
+            let (Some(l), Some(ws)) = (v.list(), unobserved.get(&key)) else { continue };
+            if l.len() != orders[&key].0.len() || !is_prefix(l, orders[&key].0) {
+                continue;
+            }
+            let used = budget.entry(key).or_insert(0);
+            for &w in ws {
+                if w != i as u32 && *used < UNOBSERVED_EDGES_PER_KEY_MAX {
+                    raw.push((i as u32, w, RW));
+                    *used += 1;
+                }
+            }
+        }
+    }
 }
 
 /// For a read that does not fit the version order, check its elements one by one.
