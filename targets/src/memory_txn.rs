@@ -113,6 +113,8 @@ impl Store {
 
 struct Shared {
     isolation: Isolation,
+    /// rw-register rather than list-append: a never-written key reads as `null`, not `[]`.
+    registers: bool,
     store: Mutex<Store>,
 }
 
@@ -123,10 +125,12 @@ pub struct MemoryTxnTarget {
 }
 
 impl MemoryTxnTarget {
-    pub fn new(bugs: &[String], seed: u64) -> Result<Self, TargetError> {
+    /// `registers`: serve rw-register (registers) rather than ledger-append (lists).
+    pub fn new(bugs: &[String], seed: u64, registers: bool) -> Result<Self, TargetError> {
         Ok(MemoryTxnTarget {
             shared: Arc::new(Shared {
                 isolation: Isolation::parse(bugs)?,
+                registers,
                 store: Mutex::new(Store::default()),
             }),
             seed,
@@ -191,9 +195,9 @@ fn encode(mops: &[Mop], reads: &[Value]) -> Value {
     )
 }
 
-/// Whether a key is a register, as told by the transaction's own writes or the store.
-fn is_register(store: &Store, mops: &[Mop], k: i64) -> bool {
-    mops.iter().any(|m| matches!(*m, Mop::Write(key, _) if key == k)) || store.registers.get(&k).copied().unwrap_or(false)
+/// Whether a key is a register: the store serves registers, or the key was written with `w`.
+fn is_register(store: &Store, registers: bool, mops: &[Mop], k: i64) -> bool {
+    registers || mops.iter().any(|m| matches!(*m, Mop::Write(key, _) if key == k)) || store.registers.get(&k).copied().unwrap_or(false)
 }
 
 /// A read merged with the transaction's own buffered writes to the key.
@@ -233,7 +237,7 @@ impl TxnClient {
         for (i, m) in mops.iter().enumerate() {
             match *m {
                 Mop::Read(k) => {
-                    let reg = is_register(&s, mops, k);
+                    let reg = is_register(&s, self.shared.registers, mops, k);
                     reads.push(s.read(k, ts, reg));
                 }
                 _ => install(&mut s, &mops[i..=i], ts),
@@ -253,7 +257,7 @@ impl TxnClient {
                     let v = {
                         let s = self.shared.store.lock();
                         let ts = snapshot.unwrap_or(s.clock);
-                        let reg = is_register(&s, mops, k);
+                        let reg = is_register(&s, self.shared.registers, mops, k);
                         s.read(k, ts, reg)
                     };
                     reads.push(with_own_writes(v, &own, k));
@@ -286,7 +290,7 @@ impl TxnClient {
                 let mut s = self.shared.store.lock();
                 match *m {
                     Mop::Read(k) => {
-                        let reg = is_register(&s, mops, k);
+                        let reg = is_register(&s, self.shared.registers, mops, k);
                         reads.push(s.read(k, DIRTY, reg));
                     }
                     w => install(&mut s, &[w], DIRTY),
@@ -357,7 +361,7 @@ mod tests {
 
     #[tokio::test]
     async fn serializable_reads_see_earlier_appends_and_writes() {
-        let t = MemoryTxnTarget::new(&[], 7).unwrap();
+        let t = MemoryTxnTarget::new(&[], 7, false).unwrap();
         let mut c = t.client(0).await.unwrap();
         let mut done = 0;
         for i in 1..=50 {
@@ -376,7 +380,7 @@ mod tests {
 
     #[test]
     fn unknown_knob_names_the_choices() {
-        let Err(e) = MemoryTxnTarget::new(&["nope".into()], 0) else {
+        let Err(e) = MemoryTxnTarget::new(&["nope".into()], 0, false) else {
             panic!("an unknown knob must be rejected")
         };
         assert!(e.to_string().contains("snapshot-isolation"));

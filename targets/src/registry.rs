@@ -46,7 +46,7 @@ pub fn bugs_for(target: &str, workload: &str) -> &'static [(&'static str, &'stat
 pub fn create(name: &str, options: &TargetOptions) -> Option<Result<Arc<dyn Target>, TargetError>> {
     match name {
         "memory" if is_txn_workload(&options.workload) => {
-            Some(MemoryTxnTarget::new(&options.bugs, options.seed).map(|t| Arc::new(t) as Arc<dyn Target>))
+            Some(MemoryTxnTarget::new(&options.bugs, options.seed, options.workload == "rw-register").map(|t| Arc::new(t) as Arc<dyn Target>))
         }
         "memory" => Some(MemoryTarget::new(&options.bugs, options.seed).map(|t| Arc::new(t) as Arc<dyn Target>)),
         _ => None,

@@ -6,7 +6,9 @@
 //! - `["r", k, null]` reads register `k`; the completion fills in the value, or `null` if `k` was
 //!   never written.
 //! - `["w", k, v]` writes `v`; values are unique across the whole run (`issued * workers + worker +
-//!   1`, offset per micro-op), so each read names the write it saw.
+//!   1`), so each read names the write it saw. Every write is preceded by a read of the same key in
+//!   the same transaction (read-modify-write): that read tells the checker which version the write
+//!   follows, which is what makes ww and rw edges — and so write skew — visible on registers.
 //! - final read: one transaction reading every register.
 //!
 //! Unique values make wr edges certain; ww and rw edges can only be inferred where a transaction
@@ -22,9 +24,9 @@ use crate::{Generator, Workload};
 #[derive(Debug, Clone, PartialEq)]
 pub struct RwRegisterConfig {
     pub keys: u32,
-    /// Micro-ops per transaction: 1..=max_txn_length.
+    /// Keys touched per transaction: 1..=max_txn_length.
     pub max_txn_length: u32,
-    /// Chance that a micro-op is a read.
+    /// Chance that a touched key is only read (otherwise it is read, then written).
     pub read_fraction: f64,
 }
 
@@ -97,9 +99,8 @@ impl Generator for RwGenerator {
         let mut mops = Vec::with_capacity(len as usize);
         for _ in 0..len {
             let k = i64::from(rng.gen_range(0..self.config.keys));
-            if rng.gen_bool(self.config.read_fraction) {
-                mops.push(mop("r", k, Value::Null));
-            } else {
+            mops.push(mop("r", k, Value::Null));
+            if !rng.gen_bool(self.config.read_fraction) {
                 let v = (self.issued * self.workers + self.worker + 1) as i64;
                 self.issued += 1;
                 mops.push(mop("w", k, Value::Int(v)));

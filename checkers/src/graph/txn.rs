@@ -205,9 +205,9 @@ pub fn data_kind(txns: &[Txn<'_>]) -> Result<DataKind, &'static str> {
                 Mop::Append { .. } => append = true,
                 Mop::Write { .. } => write = true,
                 Mop::Read {
-                    value: Some(ReadValue::List(_)),
+                    value: Some(ReadValue::List(l)),
                     ..
-                } => append = true,
+                } if !l.is_empty() => append = true,
                 Mop::Read { .. } => {}
             }
         }
