@@ -323,7 +323,7 @@ impl Client for TxnClient {
         if op.f != F::Txn {
             return Completion::fail(op.value.clone(), "unsupported-operation");
         }
-        let Some(mops) = decode(&op.value) else {
+        let Some(mops) = decode(&op.value.to_generic()) else {
             return Completion::fail(op.value.clone(), "malformed-txn");
         };
         if self.rng.gen_bool(SPURIOUS_ABORT) {

@@ -27,14 +27,14 @@ pub type Cycle = Vec<(u32, u8)>;
 
 /// The non-trivial SCCs of the graph of data, process and real-time order: sorted member lists,
 /// ordered by their smallest member (deterministic output).
-pub fn sccs(inf: &Inference<'_>) -> Vec<Vec<u32>> {
+pub fn sccs(inf: &Inference<'_>, with_process: bool, with_realtime: bool) -> Vec<Vec<u32>> {
     let n = inf.txns.len();
     // Virtual time nodes: one per ok completion, in history order.
     let mut completions: Vec<(usize, u32)> = inf
         .txns
         .iter()
         .enumerate()
-        .filter_map(|(i, t)| t.completion.filter(|_| t.is_ok()).map(|c| (c, i as u32)))
+        .filter_map(|(i, t)| t.completion.filter(|_| t.is_ok() && with_realtime).map(|c| (c, i as u32)))
         .collect();
     completions.sort_unstable();
     let time_nodes = completions.len();
@@ -42,7 +42,7 @@ pub fn sccs(inf: &Inference<'_>) -> Vec<Vec<u32>> {
     for _ in 0..n + time_nodes {
         g.add_node(());
     }
-    for &(a, b, _) in &inf.edges {
+    for &(a, b, _) in inf.edges.iter().filter(|e| with_process || e.2 != PROCESS) {
         g.add_edge(NodeIndex::new(a as usize), NodeIndex::new(b as usize), ());
     }
     for (rank, &(_, t)) in completions.iter().enumerate() {
@@ -52,7 +52,7 @@ pub fn sccs(inf: &Inference<'_>) -> Vec<Vec<u32>> {
         }
     }
     for (i, t) in inf.txns.iter().enumerate() {
-        if !t.may_commit() {
+        if !t.may_commit() || time_nodes == 0 {
             continue;
         }
         let before = completions.partition_point(|&(c, _)| c < t.invoke);
@@ -119,6 +119,8 @@ pub enum Search {
     GSingle,
     GNonadjacent,
     G2Item,
+    /// Any cycle at all: the fallback that guarantees every non-trivial SCC yields one.
+    Any,
 }
 
 pub const SEARCHES: [Search; 5] = [Search::G0, Search::G1c, Search::GSingle, Search::GNonadjacent, Search::G2Item];
@@ -179,6 +181,7 @@ impl Search {
             Search::GSingle => s & RW_ONE != 0,
             Search::GNonadjacent => s & RW_MANY != 0 && s & ADJACENT == 0 && !wraps_adjacent,
             Search::G2Item => s & RW_MANY != 0 && (s & ADJACENT != 0 || wraps_adjacent),
+            Search::Any => true,
         }
     }
 }
@@ -188,15 +191,18 @@ impl Search {
 pub struct TimedOut;
 
 /// SCCs up to this size are searched from every member, which gives the shortest cycle of a class;
-/// larger ones from members in order until one is found.
+/// larger ones from at most [`STARTS_MAX`] members (a class found nowhere else would otherwise cost
+/// a search per member: quadratic on a huge SCC). The [`Search::Any`] fallback still finds a cycle.
 const EXHAUSTIVE_MAX: usize = 64;
+const STARTS_MAX: usize = 8;
 
 /// The shortest cycle of class `search` using data edges plus the `extra` kinds (process, real-time).
 pub fn find(local: &Local, search: Search, extra: u8, deadline: Option<Instant>) -> Result<Option<Cycle>, TimedOut> {
     let allowed = search.kinds() | extra;
     let mut best: Option<Vec<(u32, u8)>> = None;
     let exhaustive = local.members.len() <= EXHAUSTIVE_MAX;
-    for start in 0..local.members.len() as u32 {
+    let starts = if exhaustive { local.members.len() } else { STARTS_MAX.min(local.members.len()) };
+    for start in 0..starts as u32 {
         let limit = best.as_ref().map_or(usize::MAX, |b| b.len() - 1);
         if let Some(c) = bfs(local, search, allowed, start, limit, deadline)? {
             let shorter = best.as_ref().is_none_or(|b| c.len() < b.len());

@@ -120,8 +120,8 @@ pub fn external_reads<'a, 'h>(t: &'a Txn<'h>) -> impl Iterator<Item = (i64, Read
             };
             let ReadValue::List(l) = v else { return None };
             let cut = l.len().checked_sub(mine.len())?;
-            let tail_is_mine = l[cut..].iter().zip(mine).all(|(e, m)| e.as_i64() == Some(*m));
-            tail_is_mine.then(|| (key, ReadValue::List(&l[..cut])))
+            let tail_is_mine = (cut..l.len()).zip(mine).all(|(i, m)| l.get(i) == *m);
+            tail_is_mine.then(|| (key, ReadValue::List(l.prefix(cut))))
         }
         Mop::Append { key, value } => {
             if !done.contains(&key) {
@@ -228,7 +228,7 @@ fn check_internal(inf: &mut Inference<'_>) {
                     let observed: Vec<i64> = match v {
                         ReadValue::Nil => Vec::new(),
                         ReadValue::Int(x) => vec![x],
-                        ReadValue::List(l) => ListView(l).iter().collect(),
+                        ReadValue::List(l) => l.iter().collect(),
                     };
                     let slot = known.iter_mut().find(|e| e.0 == key);
                     let Some(e) = slot else {
@@ -266,7 +266,7 @@ fn check_internal(inf: &mut Inference<'_>) {
 }
 
 fn is_prefix(a: ListView<'_>, b: ListView<'_>) -> bool {
-    a.len() <= b.len() && a.0 == &b.0[..a.len()]
+    a.is_prefix_of(&b)
 }
 
 fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {

@@ -102,7 +102,7 @@ mod tests {
         assert!(svg.starts_with("<svg"));
         assert!(svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<rect").count(), 3);
-        assert_eq!(svg.matches("<path d=\"M ").count(), 3);
+        assert_eq!(svg.matches("stroke-width=\"2\"").count(), 3);
         assert!(svg.contains("k&lt;0&gt;"), "labels are escaped");
     }
 }

@@ -11,7 +11,7 @@
 //! of a million transactions hold tens of millions of read elements.
 
 use thiserror::Error;
-use verity_history::{EventType, History, OpOutcome, Process, Value, F};
+use verity_history::{EventType, History, MicroOp, MopF, MopValue, OpOutcome, Process, Value, F};
 
 /// One micro-operation of a transaction.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,7 +30,7 @@ pub enum ReadValue<'h> {
     /// `null`: an empty list (list-append) or the initial, never-written register (rw-register).
     Nil,
     /// A list-append read: the whole list, elements in order.
-    List(&'h [Value]),
+    List(ListView<'h>),
     /// A register read of a written value.
     Int(i64),
 }
@@ -39,32 +39,62 @@ impl<'h> ReadValue<'h> {
     /// The list elements (empty for `Nil`); `None` if this is a register value.
     pub fn list(&self) -> Option<ListView<'h>> {
         match self {
-            ReadValue::Nil => Some(ListView(&[])),
-            ReadValue::List(l) => Some(ListView(l)),
+            ReadValue::Nil => Some(ListView::Ints(&[])),
+            ReadValue::List(l) => Some(*l),
             ReadValue::Int(_) => None,
         }
     }
 }
 
-/// A borrowed list of integer elements (validated at decode time).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ListView<'h>(pub &'h [Value]);
+/// A borrowed list of integer elements: from the generic value tree (validated at decode time) or
+/// from the typed fast path.
+#[derive(Debug, Clone, Copy)]
+pub enum ListView<'h> {
+    Values(&'h [Value]),
+    Ints(&'h [i64]),
+}
 
-impl ListView<'_> {
+impl PartialEq for ListView<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ListView::Ints(a), ListView::Ints(b)) => a == b,
+            _ => self.len() == other.len() && self.iter().eq(other.iter()),
+        }
+    }
+}
+
+impl<'h> ListView<'h> {
     pub fn len(&self) -> usize {
-        self.0.len()
+        match self {
+            ListView::Values(v) => v.len(),
+            ListView::Ints(v) => v.len(),
+        }
     }
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
     pub fn get(&self, i: usize) -> i64 {
-        self.0[i].as_i64().expect("list elements are validated as integers at decode time")
+        match self {
+            ListView::Values(v) => v[i].as_i64().expect("list elements are validated as integers at decode time"),
+            ListView::Ints(v) => v[i],
+        }
     }
     pub fn last(&self) -> Option<i64> {
-        self.0.last().map(|v| v.as_i64().expect("validated at decode time"))
+        (!self.is_empty()).then(|| self.get(self.len() - 1))
     }
     pub fn iter(&self) -> impl Iterator<Item = i64> + '_ {
-        self.0.iter().map(|v| v.as_i64().expect("validated at decode time"))
+        (0..self.len()).map(|i| self.get(i))
+    }
+    /// The first `n` elements.
+    pub fn prefix(&self, n: usize) -> ListView<'h> {
+        match *self {
+            ListView::Values(v) => ListView::Values(&v[..n]),
+            ListView::Ints(v) => ListView::Ints(&v[..n]),
+        }
+    }
+    /// Whether this list is a prefix of `other`.
+    pub fn is_prefix_of(&self, other: &ListView<'_>) -> bool {
+        self.len() <= other.len() && *self == other.prefix(self.len())
     }
 }
 
@@ -149,12 +179,38 @@ pub fn decode(history: &History) -> Result<Vec<Txn<'_>>, TxnError> {
 }
 
 fn decode_mops(index: u64, value: &Value) -> Result<Vec<Mop<'_>>, TxnError> {
+    if let Value::Txn(mops) = value {
+        return mops.iter().map(|m| fast_mop(index, m)).collect();
+    }
     let list = value.as_list().ok_or(TxnError::NotAList { index })?;
     let mut out = Vec::with_capacity(list.len());
     for m in list {
         out.push(decode_mop(index, m)?);
     }
     Ok(out)
+}
+
+/// A micro-op of the typed fast path (already validated by its decoder).
+fn fast_mop(index: u64, m: &MicroOp) -> Result<Mop<'_>, TxnError> {
+    Ok(match (m.f, &m.value) {
+        (MopF::Append, MopValue::Int(v)) => Mop::Append { key: m.key, value: *v },
+        (MopF::Write, MopValue::Int(v)) => Mop::Write { key: m.key, value: *v },
+        (MopF::Read, v) => Mop::Read {
+            key: m.key,
+            value: Some(match v {
+                MopValue::Null => ReadValue::Nil,
+                MopValue::Int(i) => ReadValue::Int(*i),
+                MopValue::List(l) => ReadValue::List(ListView::Ints(l)),
+            }),
+        },
+        (_, _) => {
+            return Err(TxnError::Malformed {
+                index,
+                mop: m.to_generic().to_string(),
+                why: "appended or written value is not an integer",
+            })
+        }
+    })
 }
 
 fn decode_mop(index: u64, m: &Value) -> Result<Mop<'_>, TxnError> {
@@ -186,7 +242,7 @@ fn decode_mop(index: u64, m: &Value) -> Result<Mop<'_>, TxnError> {
                     if l.iter().any(|e| e.as_i64().is_none()) {
                         return Err(bad("read list holds a non-integer"));
                     }
-                    Some(ReadValue::List(l))
+                    Some(ReadValue::List(ListView::Values(l)))
                 }
                 _ => return Err(bad("read value is not null, an integer or a list")),
             };
