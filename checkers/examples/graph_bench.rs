@@ -70,7 +70,7 @@ fn apply(journals: &mut BTreeMap<i64, Vec<i64>>, txn: &Value) -> Value {
 fn generate(n: usize, seed: u64) -> Vec<Event> {
     let wl = LedgerAppend::new(LedgerAppendConfig {
         accounts: 16,
-        generation_txns: 32,
+        generation_txns: 16,
         ..LedgerAppendConfig::default()
     });
     let mut gens: Vec<_> = (0..CONCURRENCY).map(|w| wl.generator(w, CONCURRENCY)).collect();
@@ -167,7 +167,7 @@ fn main() {
             let v = checker.check(&h, &Budget::unlimited());
             let t2 = Instant::now();
             println!(
-                "events={} txns={} parse_s={:.3} check_s={:.3} total_s={:.3} valid={:?} anomalies={:?} cause={:?} peak_rss_mib={:.0}",
+                "events={} txns={} parse_s={:.3} check_s={:.3} total_s={:.3} valid={:?} anomalies={:?} cause={:?} peak_rss_mib={:.0} phases_ms={}",
                 h.events.len(),
                 v.details.get("txns").cloned().unwrap_or_default(),
                 (t1 - t0).as_secs_f64(),
@@ -176,7 +176,8 @@ fn main() {
                 v.valid,
                 v.anomaly_counts,
                 v.cause,
-                peak_rss_kib() as f64 / 1024.0
+                peak_rss_kib() as f64 / 1024.0,
+                v.details.get("phase_ms").cloned().unwrap_or_default()
             );
         }
         _ => eprintln!("usage: graph_bench gen N FILE | gen-scc N FILE | check FILE [LIMIT_S]"),

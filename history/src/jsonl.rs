@@ -180,17 +180,15 @@ pub fn parse_jsonl(bytes: &[u8]) -> Result<History, ReadError> {
     let tail = &bytes[start..];
     let tail_line = lines.len() + 1;
 
-    let parsed: Vec<Result<Option<Event>, ReadError>> = lines
+    // Collected straight into one vector and filtered in place: a second copy of a
+    // multi-gigabyte history would double the peak memory.
+    let parsed: Vec<Option<Event>> = lines
         .par_iter()
         .with_min_len(4096)
         .map(|&(line, text)| parse_line(line, text))
-        .collect();
-    let mut events = Vec::with_capacity(parsed.len());
-    for r in parsed {
-        if let Some(e) = r? {
-            events.push(e);
-        }
-    }
+        .collect::<Result<_, _>>()?;
+    drop(lines);
+    let mut events: Vec<Event> = parsed.into_iter().flatten().collect();
     let mut torn_tail = None;
     match parse_line(tail_line, tail) {
         Ok(Some(e)) => events.push(e),

@@ -324,6 +324,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
             }
         }
         if items.is_empty() && !mops.is_empty() {
+            mops.shrink_to_fit();
             return Ok(Value::Txn(mops));
         }
         Ok(Value::List(items))
@@ -518,6 +519,7 @@ impl<'de> DeserializeSeed<'de> for MopValueSeed {
                         }
                     }
                 }
+                ints.shrink_to_fit();
                 Ok(Ok(MopValue::List(ints)))
             }
         }

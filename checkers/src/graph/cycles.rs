@@ -27,6 +27,11 @@ pub type Cycle = Vec<(u32, u8)>;
 
 /// The non-trivial SCCs of the graph of data, process and real-time order: sorted member lists,
 /// ordered by their smallest member (deterministic output).
+///
+/// Most of a typical history lies on no cycle at all, so the graph is first trimmed: repeatedly
+/// removing nodes with no remaining predecessor (Kahn's topological sort), then nodes with no
+/// remaining successor, leaves only nodes that lie between cycles. Only that remainder — empty for
+/// a valid history — is handed to petgraph's SCC search. Linear time, no recursion.
 pub fn sccs(inf: &Inference<'_>, with_process: bool, with_realtime: bool) -> Vec<Vec<u32>> {
     let n = inf.txns.len();
     // Virtual time nodes: one per ok completion, in history order.
@@ -38,17 +43,18 @@ pub fn sccs(inf: &Inference<'_>, with_process: bool, with_realtime: bool) -> Vec
         .collect();
     completions.sort_unstable();
     let time_nodes = completions.len();
-    let mut g: DiGraph<(), (), u32> = DiGraph::with_capacity(n + time_nodes, inf.edges.len() + 3 * n);
-    for _ in 0..n + time_nodes {
-        g.add_node(());
-    }
-    for &(a, b, _) in inf.edges.iter().filter(|e| with_process || e.2 != PROCESS) {
-        g.add_edge(NodeIndex::new(a as usize), NodeIndex::new(b as usize), ());
-    }
+    let total = n + time_nodes;
+    let mut edges: Vec<(u32, u32)> = Vec::with_capacity(inf.edges.len() + 3 * n);
+    edges.extend(
+        inf.edges
+            .iter()
+            .filter(|e| with_process || e.2 != PROCESS)
+            .map(|&(a, b, _)| (a, b)),
+    );
     for (rank, &(_, t)) in completions.iter().enumerate() {
-        g.add_edge(NodeIndex::new(t as usize), NodeIndex::new(n + rank), ());
+        edges.push((t, (n + rank) as u32));
         if rank + 1 < time_nodes {
-            g.add_edge(NodeIndex::new(n + rank), NodeIndex::new(n + rank + 1), ());
+            edges.push(((n + rank) as u32, (n + rank + 1) as u32));
         }
     }
     for (i, t) in inf.txns.iter().enumerate() {
@@ -57,13 +63,30 @@ pub fn sccs(inf: &Inference<'_>, with_process: bool, with_realtime: bool) -> Vec
         }
         let before = completions.partition_point(|&(c, _)| c < t.invoke);
         if before > 0 {
-            g.add_edge(NodeIndex::new(n + before - 1), NodeIndex::new(i), ());
+            edges.push(((n + before - 1) as u32, i as u32));
+        }
+    }
+    drop(completions);
+    let alive = trim(total, &edges);
+    let remaining: Vec<u32> = (0..total as u32).filter(|&x| alive[x as usize]).collect();
+    if remaining.is_empty() {
+        return Vec::new();
+    }
+    let index: FxHashMap<u32, u32> = remaining.iter().enumerate().map(|(i, &x)| (x, i as u32)).collect();
+    let mut g: DiGraph<(), (), u32> = DiGraph::with_capacity(remaining.len(), remaining.len() * 4);
+    for _ in 0..remaining.len() {
+        g.add_node(());
+    }
+    for &(a, b) in &edges {
+        if let (Some(&la), Some(&lb)) = (index.get(&a), index.get(&b)) {
+            g.add_edge(NodeIndex::new(la as usize), NodeIndex::new(lb as usize), ());
         }
     }
     let mut out: Vec<Vec<u32>> = petgraph::algo::kosaraju_scc(&g)
         .into_iter()
         .filter_map(|scc| {
-            let mut real: Vec<u32> = scc.iter().map(|x| x.index()).filter(|&x| x < n).map(|x| x as u32).collect();
+            let mut real: Vec<u32> =
+                scc.iter().map(|x| remaining[x.index()]).filter(|&x| (x as usize) < n).collect();
             (real.len() >= 2).then(|| {
                 real.sort_unstable();
                 real
@@ -72,6 +95,48 @@ pub fn sccs(inf: &Inference<'_>, with_process: bool, with_realtime: bool) -> Vec
         .collect();
     out.sort_unstable_by_key(|s| s[0]);
     out
+}
+
+/// Which nodes survive trimming: removing, until nothing changes, nodes without a live predecessor
+/// and then nodes without a live successor. A node on a cycle is never removed.
+fn trim(total: usize, edges: &[(u32, u32)]) -> Vec<bool> {
+    let mut alive = vec![true; total];
+    for forward in [true, false] {
+        // CSR of the live edges in the direction of the sweep.
+        let mut degree = vec![0u32; total];
+        let mut offsets = vec![0u32; total + 1];
+        for &(a, b) in edges {
+            let (from, to) = if forward { (a, b) } else { (b, a) };
+            if alive[from as usize] && alive[to as usize] {
+                degree[to as usize] += 1;
+                offsets[from as usize + 1] += 1;
+            }
+        }
+        for i in 0..total {
+            offsets[i + 1] += offsets[i];
+        }
+        let mut fill = offsets.clone();
+        let mut targets = vec![0u32; offsets[total] as usize];
+        for &(a, b) in edges {
+            let (from, to) = if forward { (a, b) } else { (b, a) };
+            if alive[from as usize] && alive[to as usize] {
+                targets[fill[from as usize] as usize] = to;
+                fill[from as usize] += 1;
+            }
+        }
+        drop(fill);
+        let mut queue: Vec<u32> = (0..total as u32).filter(|&x| alive[x as usize] && degree[x as usize] == 0).collect();
+        while let Some(x) = queue.pop() {
+            alive[x as usize] = false;
+            for &y in &targets[offsets[x as usize] as usize..offsets[x as usize + 1] as usize] {
+                degree[y as usize] -= 1;
+                if degree[y as usize] == 0 {
+                    queue.push(y);
+                }
+            }
+        }
+    }
+    alive
 }
 
 /// One SCC's members with their edges among themselves (data, process, and pairwise real-time).

@@ -19,7 +19,7 @@
 //! that T reaches U through the chain exactly when T completed before U was invoked. Pairwise
 //! real-time edges are computed later, only among the members of a non-trivial SCC.
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use verity_history::History;
 
 use super::txn::{DataKind, ListView, Mop, ReadValue, Txn};
@@ -54,7 +54,12 @@ pub struct Writer {
     /// Two transactions claim the same value: the history breaks the unique-writes rule and this
     /// value is not used for inference.
     pub ambiguous: bool,
+    /// list-append: the value's position in its key's version order ([`UNOBSERVED`] if no read saw it).
+    pub pos: u32,
 }
+
+/// [`Writer::pos`] of a value no read observed.
+pub const UNOBSERVED: u32 = u32::MAX;
 
 /// A non-cycle anomaly found during inference.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,13 +112,15 @@ impl<'h> Inference<'h> {
 /// its end (when it does not end with them, that is an `internal` anomaly and the read says nothing
 /// about the outside); a register read after the transaction's own write says nothing outside.
 pub fn external_reads<'a, 'h>(t: &'a Txn<'h>) -> impl Iterator<Item = (i64, ReadValue<'h>)> + 'a {
-    let mut done: FxHashSet<i64> = FxHashSet::default();
+    // Transactions are short: a vector scan beats hashing.
+    let mut done: Vec<i64> = Vec::new();
     let mut own: Vec<(i64, Vec<i64>)> = Vec::new();
     t.mops.iter().filter_map(move |m| match *m {
         Mop::Read { key, value } => {
-            if !done.insert(key) {
+            if done.contains(&key) {
                 return None;
             }
+            done.push(key);
             let v = value?;
             let Some((_, mine)) = own.iter().find(|(k, _)| *k == key) else {
                 return Some((key, v));
@@ -133,7 +140,9 @@ pub fn external_reads<'a, 'h>(t: &'a Txn<'h>) -> impl Iterator<Item = (i64, Read
             None
         }
         Mop::Write { key, .. } => {
-            done.insert(key);
+            if !done.contains(&key) {
+                done.push(key);
+            }
             None
         }
     })
@@ -174,6 +183,8 @@ pub fn infer<'h>(history: &'h History, txns: Vec<Txn<'h>>, kind: DataKind) -> In
     }
     process_edges(&inf, &mut raw);
     finish_edges(&mut inf, raw);
+    // Parallel phases find things in any order: report them in a fixed one.
+    inf.found.sort_by(|a, b| (&a.txns, a.name).cmp(&(&b.txns, b.name)));
     inf
 }
 
@@ -193,6 +204,7 @@ fn index_writers(inf: &mut Inference<'_>) {
                 last_in_txn,
                 failed: !t.may_commit(),
                 ambiguous: false,
+                pos: UNOBSERVED,
             };
             writers
                 .entry((key, value))
@@ -207,83 +219,152 @@ fn index_writers(inf: &mut Inference<'_>) {
     inf.writers = writers;
 }
 
+/// What a transaction knows about a key from its own earlier micro-ops.
+#[derive(Clone, Copy)]
+enum Known<'h> {
+    /// It read this.
+    Read(ReadValue<'h>),
+    /// It wrote this register value.
+    Written(i64),
+    /// It only appended so far: the outside state is unknown.
+    Appended,
+}
+
 /// Elle's `internal` anomaly: a transaction's reads must agree with its own earlier reads and writes.
+/// Per transaction and independent, so it runs in parallel.
 fn check_internal(inf: &mut Inference<'_>) {
-    let mut found = Vec::new();
-    for (i, t) in inf.txns.iter().enumerate().filter(|(_, t)| t.is_ok()) {
-        // key -> (what the transaction knows the value to be: list elements or register value)
-        let mut known: Vec<(i64, Option<Vec<i64>>, Vec<i64>)> = Vec::new();
-        for m in &t.mops {
-            match *m {
-                Mop::Append { key, value } | Mop::Write { key, value } => {
-                    let is_write = matches!(m, Mop::Write { .. });
-                    match known.iter_mut().find(|e| e.0 == key) {
-                        Some(e) if is_write => *e = (key, Some(vec![value]), Vec::new()),
-                        Some(e) => e.2.push(value),
-                        None if is_write => known.push((key, Some(vec![value]), Vec::new())),
-                        None => known.push((key, None, vec![value])),
-                    }
-                }
-                Mop::Read { key, value: Some(v) } => {
+    use rayon::prelude::*;
+    let found: Vec<Found> = inf
+        .txns
+        .par_iter()
+        .enumerate()
+        .filter(|(_, t)| t.is_ok() && t.mops.len() > 1)
+        .filter_map(|(i, t)| internal_of(t).map(|message| Found { name: "internal", txns: vec![i as u32], message }))
+        .collect();
+    inf.found.extend(found);
+}
+
+/// The first internal inconsistency of a transaction, if any.
+fn internal_of(t: &Txn<'_>) -> Option<String> {
+    // key -> (what is known, values appended since)
+    let mut known: Vec<(i64, Known<'_>, Vec<i64>)> = Vec::new();
+    for m in &t.mops {
+        match *m {
+            Mop::Append { key, value } => match known.iter_mut().find(|e| e.0 == key) {
+                Some(e) => e.2.push(value),
+                None => known.push((key, Known::Appended, vec![value])),
+            },
+            Mop::Write { key, value } => match known.iter_mut().find(|e| e.0 == key) {
+                Some(e) => *e = (key, Known::Written(value), Vec::new()),
+                None => known.push((key, Known::Written(value), Vec::new())),
+            },
+            Mop::Read { key, value: Some(v) } => {
+                let Some(e) = known.iter_mut().find(|e| e.0 == key) else {
+                    known.push((key, Known::Read(v), Vec::new()));
+                    continue;
+                };
+                if !agrees(e.1, &e.2, v) {
                     let observed: Vec<i64> = match v {
                         ReadValue::Nil => Vec::new(),
                         ReadValue::Int(x) => vec![x],
                         ReadValue::List(l) => l.iter().collect(),
                     };
-                    let slot = known.iter_mut().find(|e| e.0 == key);
-                    let Some(e) = slot else {
-                        known.push((key, Some(observed), Vec::new()));
-                        continue;
+                    let expected = match e.1 {
+                        Known::Read(ReadValue::List(l)) => format!("{:?}", l.iter().chain(e.2.iter().copied()).collect::<Vec<_>>()),
+                        Known::Read(ReadValue::Nil) => format!("{:?}", e.2),
+                        Known::Read(ReadValue::Int(x)) | Known::Written(x) => format!("[{x}]"),
+                        Known::Appended => format!("a list ending in {:?}", e.2),
                     };
-                    let ok = match &e.1 {
-                        Some(prior) => {
-                            let mut expect = prior.clone();
-                            expect.extend_from_slice(&e.2);
-                            expect == observed
-                        }
-                        None => observed.ends_with(&e.2),
-                    };
-                    if !ok {
-                        let expected = match &e.1 {
-                            Some(prior) => format!("{:?}", [prior.as_slice(), &e.2].concat()),
-                            None => format!("a list ending in {:?}", e.2),
-                        };
-                        found.push(Found {
-                            name: "internal",
-                            txns: vec![i as u32],
-                            message: format!(
-                                "read key {key} as {observed:?}, but its own earlier operations imply {expected}"
-                            ),
-                        });
-                    }
-                    *e = (key, Some(observed), Vec::new());
+                    return Some(format!("read key {key} as {observed:?}, but its own earlier operations imply {expected}"));
                 }
-                Mop::Read { value: None, .. } => {}
+                *e = (key, Known::Read(v), Vec::new());
             }
+            Mop::Read { value: None, .. } => {}
         }
     }
-    inf.found.extend(found);
+    None
+}
+
+/// Whether a read agrees with what the transaction knew plus what it appended since.
+fn agrees(known: Known<'_>, appended: &[i64], v: ReadValue<'_>) -> bool {
+    let list_ends_with = |l: &ListView<'_>, tail: &[i64]| {
+        l.len() >= tail.len() && tail.iter().enumerate().all(|(j, x)| l.get(l.len() - tail.len() + j) == *x)
+    };
+    match (known, v) {
+        (Known::Read(ReadValue::List(prior)), ReadValue::List(l)) => {
+            l.len() == prior.len() + appended.len() && prior.is_prefix_of(&l) && list_ends_with(&l, appended)
+        }
+        (Known::Read(ReadValue::List(prior)), ReadValue::Nil) => prior.is_empty() && appended.is_empty(),
+        (Known::Read(ReadValue::Nil), ReadValue::List(l)) => l.len() == appended.len() && list_ends_with(&l, appended),
+        (Known::Read(ReadValue::Nil), ReadValue::Nil) => appended.is_empty(),
+        (Known::Read(ReadValue::Int(x)) | Known::Written(x), ReadValue::Int(y)) => x == y,
+        (Known::Written(_), _) => false,
+        (Known::Read(ReadValue::Int(_)), _) | (Known::Read(_), ReadValue::Int(_)) => false,
+        (Known::Appended, ReadValue::List(l)) => list_ends_with(&l, appended),
+        (Known::Appended, ReadValue::Nil) => appended.is_empty(),
+        (Known::Appended, ReadValue::Int(_)) => false,
+    }
 }
 
 fn is_prefix(a: ListView<'_>, b: ListView<'_>) -> bool {
     a.is_prefix_of(&b)
 }
 
-fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
-    // 1. The longest read of each key is its version order.
-    let mut orders: FxHashMap<i64, (ListView<'_>, u32)> = FxHashMap::default();
-    for (i, t) in inf.txns.iter().enumerate().filter(|(_, t)| t.is_ok()) {
-        for (key, v) in external_reads(t) {
-            let Some(l) = v.list() else { continue };
-            let e = orders.entry(key).or_insert((l, i as u32));
-            if l.len() > e.0.len() {
-                *e = (l, i as u32);
-            }
-        }
+/// What the parallel scan of reads against the version orders produces.
+#[derive(Default)]
+struct ReadScan {
+    raw: Vec<(u32, u32, u8)>,
+    found: Vec<Found>,
+    incompatible: Vec<(i64, Found)>,
+    read_then_append: Vec<(i64, usize, u32)>,
+}
+
+impl ReadScan {
+    fn merge(mut self, mut other: ReadScan) -> ReadScan {
+        self.raw.append(&mut other.raw);
+        self.found.append(&mut other.found);
+        self.incompatible.append(&mut other.incompatible);
+        self.read_then_append.append(&mut other.read_then_append);
+        self
     }
-    // 2. Every element of an order: its position, duplicates, dirty and unknown writers; ww edges.
-    let mut pos: FxHashMap<(i64, i64), u32> = FxHashMap::default();
-    pos.reserve(inf.writers.len());
+}
+
+type Orders<'h> = FxHashMap<i64, (ListView<'h>, u32)>;
+
+/// The longest read of each key, in parallel: ties go to the earliest transaction (determinism).
+fn longest_reads<'h>(txns: &[Txn<'h>]) -> Orders<'h> {
+    use rayon::prelude::*;
+    let better = |a: &(ListView<'h>, u32), b: &(ListView<'h>, u32)| b.0.len() > a.0.len() || (b.0.len() == a.0.len() && b.1 < a.1);
+    txns.par_iter()
+        .enumerate()
+        .filter(|(_, t)| t.is_ok())
+        .fold(Orders::default, |mut orders, (i, t)| {
+            for (key, v) in external_reads(t) {
+                let Some(l) = v.list() else { continue };
+                let cand = (l, i as u32);
+                let e = orders.entry(key).or_insert(cand);
+                if better(e, &cand) {
+                    *e = cand;
+                }
+            }
+            orders
+        })
+        .reduce(Orders::default, |mut a, b| {
+            for (k, cand) in b {
+                let e = a.entry(k).or_insert(cand);
+                if better(e, &cand) {
+                    *e = cand;
+                }
+            }
+            a
+        })
+}
+
+fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
+    use rayon::prelude::*;
+    // 1. The longest read of each key is its version order.
+    let orders = longest_reads(&inf.txns);
+    // 2. Every element of an order: its position, duplicates, dirty writers; ww edges.
     let mut keys: Vec<i64> = orders.keys().copied().collect();
     keys.sort_unstable();
     for &key in &keys {
@@ -291,15 +372,24 @@ fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
         let mut prev: Option<Writer> = None;
         let mut dup_reported = false;
         for (p, e) in order.iter().enumerate() {
-            if pos.insert((key, e), p as u32).is_some() && !dup_reported {
-                dup_reported = true;
-                inf.found.push(Found {
-                    name: "duplicate-elements",
-                    txns: vec![reader],
-                    message: format!("read key {key} as a list holding {e} more than once"),
-                });
-            }
-            let w = inf.writers.get(&(key, e)).copied();
+            let w = match inf.writers.get_mut(&(key, e)) {
+                Some(w) if w.pos != UNOBSERVED => {
+                    if !dup_reported {
+                        dup_reported = true;
+                        inf.found.push(Found {
+                            name: "duplicate-elements",
+                            txns: vec![reader],
+                            message: format!("read key {key} as a list holding {e} more than once"),
+                        });
+                    }
+                    None
+                }
+                Some(w) => {
+                    w.pos = p as u32;
+                    Some(*w)
+                }
+                None => None,
+            };
             if let Some(w) = w.filter(|w| w.failed && !w.ambiguous) {
                 inf.found.push(Found {
                     name: "G1a",
@@ -318,64 +408,79 @@ fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
             prev = usable;
         }
     }
-    // 3. Each read against its key's order: wr, rw, G1b, incompatible-order, lost-update.
-    let mut incompatible_reported: FxHashSet<i64> = FxHashSet::default();
-    let mut found: Vec<Found> = Vec::new();
-    let mut read_then_append: Vec<(i64, usize, u32)> = Vec::new();
-    for (i, t) in inf.txns.iter().enumerate().filter(|(_, t)| t.is_ok()) {
-        let i = i as u32;
-        let writes = final_writes(t);
-        for (key, v) in external_reads(t) {
-            let Some(l) = v.list() else { continue };
-            let (order, longest) = orders[&key];
-            if !is_prefix(l, order) {
-                if incompatible_reported.insert(key) {
-                    found.push(Found {
-                        name: "incompatible-order",
-                        txns: vec![i, longest],
-                        message: format!(
-                            "read key {key} as {:?}, which is not a prefix of {:?} read by another transaction",
-                            l.iter().collect::<Vec<_>>(),
-                            order.iter().collect::<Vec<_>>()
-                        ),
-                    });
-                }
-                found.extend(dirty_element(inf, key, l, i));
-                continue;
-            }
-            if writes.iter().any(|(k, _)| *k == key) {
-                read_then_append.push((key, l.len(), i));
-            }
-            if let Some(last) = l.last() {
-                if let Some(w) = inf.writers.get(&(key, last)).filter(|w| !w.ambiguous) {
-                    if w.txn != i && !w.failed {
-                        raw.push((w.txn, i, WR));
-                        if !w.last_in_txn {
-                            found.push(Found {
-                                name: "G1b",
-                                txns: vec![i, w.txn],
-                                message: format!(
-                                    "read key {key} ending in {last}, an intermediate append of a transaction that appended to it again later"
-                                ),
-                            });
-                        }
-                    }
-                }
-            }
-            if l.len() < order.len() {
-                let next = order.get(l.len());
-                if let Some(w) = inf.writers.get(&(key, next)).filter(|w| !w.ambiguous && !w.failed) {
-                    if w.txn != i {
-                        raw.push((i, w.txn, RW));
+    // 3. Each read against its key's order, in parallel: wr, rw, G1b, incompatible-order, and the
+    //    reads that lost-update needs.
+    let inf_ref: &Inference<'_> = inf;
+    let scan = inf_ref
+        .txns
+        .par_iter()
+        .enumerate()
+        .filter(|(_, t)| t.is_ok())
+        .fold(ReadScan::default, |mut acc, (i, t)| {
+            scan_reads(inf_ref, &orders, i as u32, t, &mut acc);
+            acc
+        })
+        .reduce(ReadScan::default, ReadScan::merge);
+    raw.extend(scan.raw);
+    inf.found.extend(scan.found);
+    let mut incompatible = scan.incompatible;
+    incompatible.sort_by_key(|(k, f)| (*k, f.txns.clone()));
+    incompatible.dedup_by_key(|(k, _)| *k);
+    inf.found.extend(incompatible.into_iter().map(|(_, f)| f));
+    lost_updates(inf, scan.read_then_append);
+    unobserved_appends(inf, &orders, raw);
+    inf.orders = orders;
+}
+
+fn scan_reads<'h>(inf: &Inference<'h>, orders: &Orders<'h>, i: u32, t: &Txn<'h>, acc: &mut ReadScan) {
+    let writes_key = |key: i64| t.mops.iter().any(|m| matches!(*m, Mop::Append { key: k, .. } | Mop::Write { key: k, .. } if k == key));
+    for (key, v) in external_reads(t) {
+        let Some(l) = v.list() else { continue };
+        let (order, longest) = orders[&key];
+        if !is_prefix(l, order) {
+            acc.incompatible.push((
+                key,
+                Found {
+                    name: "incompatible-order",
+                    txns: vec![i, longest],
+                    message: format!(
+                        "read key {key} as {:?}, which is not a prefix of {:?} read by another transaction",
+                        l.iter().collect::<Vec<_>>(),
+                        order.iter().collect::<Vec<_>>()
+                    ),
+                },
+            ));
+            acc.found.extend(dirty_element(inf, key, l, i));
+            continue;
+        }
+        if writes_key(key) {
+            acc.read_then_append.push((key, l.len(), i));
+        }
+        if let Some(last) = l.last() {
+            if let Some(w) = inf.writers.get(&(key, last)).filter(|w| !w.ambiguous) {
+                if w.txn != i && !w.failed {
+                    acc.raw.push((w.txn, i, WR));
+                    if !w.last_in_txn {
+                        acc.found.push(Found {
+                            name: "G1b",
+                            txns: vec![i, w.txn],
+                            message: format!(
+                                "read key {key} ending in {last}, an intermediate append of a transaction that appended to it again later"
+                            ),
+                        });
                     }
                 }
             }
         }
+        if l.len() < order.len() {
+            let next = order.get(l.len());
+            if let Some(w) = inf.writers.get(&(key, next)).filter(|w| !w.ambiguous && !w.failed) {
+                if w.txn != i {
+                    acc.raw.push((i, w.txn, RW));
+                }
+            }
+        }
     }
-    inf.found.extend(found);
-    lost_updates(inf, read_then_append);
-    unobserved_appends(inf, &orders, &pos, raw);
-    inf.orders = orders;
 }
 
 /// Most edges a key may get from [`unobserved_appends`]; beyond it some are left out (which can
@@ -385,16 +490,11 @@ const UNOBSERVED_EDGES_PER_KEY_MAX: usize = 1 << 16;
 /// A committed append that no read observed came after every read of its key: a reader that saw
 /// the whole known version order precedes its writer (rw). Without this, a read of `[]` would say
 /// nothing about appends no one saw.
-fn unobserved_appends(
-    inf: &Inference<'_>,
-    orders: &FxHashMap<i64, (ListView<'_>, u32)>,
-    pos: &FxHashMap<(i64, i64), u32>,
-    raw: &mut Vec<(u32, u32, u8)>,
-) {
+fn unobserved_appends(inf: &Inference<'_>, orders: &Orders<'_>, raw: &mut Vec<(u32, u32, u8)>) {
     let mut unobserved: FxHashMap<i64, Vec<u32>> = FxHashMap::default();
-    for (&(key, value), w) in &inf.writers {
+    for (&(key, _), w) in &inf.writers {
         let committed = !w.failed && !w.ambiguous && inf.txns[w.txn as usize].is_ok();
-        if committed && orders.contains_key(&key) && !pos.contains_key(&(key, value)) {
+        if committed && w.pos == UNOBSERVED && orders.contains_key(&key) {
             unobserved.entry(key).or_default().push(w.txn);
         }
     }

@@ -65,6 +65,7 @@ impl Checker for GraphChecker {
     }
 
     fn check(&self, history: &History, budget: &Budget) -> Verdict {
+        let t0 = Instant::now();
         let txns = match txn::decode(history) {
             Ok(t) => t,
             Err(e) => return Verdict::unknown(format!("malformed history: {e}")),
@@ -79,7 +80,9 @@ impl Checker for GraphChecker {
             verdict.detail("satisfied", models::boundary(std::iter::empty()).satisfied);
             return verdict;
         }
+        let t1 = Instant::now();
         let inf = infer::infer(history, txns, kind);
+        let t2 = Instant::now();
         verdict.detail("edges", inf.edges.len());
         for f in &inf.found {
             verdict.push(found_anomaly(&inf, f));
@@ -90,6 +93,7 @@ impl Checker for GraphChecker {
             .chain(budget.deadline)
             .min();
         let sccs = cycles::sccs(&inf, self.process, self.realtime);
+        let t3 = Instant::now();
         verdict.detail("sccs", sccs.len());
         let mut drawn: Vec<serde_json::Value> = Vec::new();
         let mut timed_out = false;
@@ -136,6 +140,12 @@ impl Checker for GraphChecker {
                 self.cycle_search_timeout
             ));
         }
+        // Where the time went (not part of the verdict's meaning; for benchmarks).
+        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+        verdict.detail(
+            "phase_ms",
+            serde_json::json!({"decode": ms(t0, t1), "infer": ms(t1, t2), "scc": ms(t2, t3), "search": ms(t3, Instant::now())}),
+        );
         let names = verdict.anomaly_types();
         let b = models::boundary(names.iter().map(String::as_str));
         verdict.detail("not", &b.not);

@@ -140,42 +140,49 @@ pub enum DataKind {
 
 /// All `txn` operations of a history (others, and nemesis events, are ignored), in invocation order.
 pub fn decode(history: &History) -> Result<Vec<Txn<'_>>, TxnError> {
+    use rayon::prelude::*;
     let ops = history.ops()?;
-    let mut txns = Vec::with_capacity(ops.len());
-    for op in ops {
-        let inv = &history.events[op.invoke];
-        if inv.f != F::Txn {
-            continue;
-        }
-        let Process::Client(process) = inv.process else {
-            continue;
-        };
-        // A committed transaction's completion carries the reads; otherwise only the invocation is
-        // trustworthy about what it meant to write.
-        let source = match (op.outcome, op.completion) {
-            (OpOutcome::Ok, Some(c)) => &history.events[c],
-            _ => inv,
-        };
-        debug_assert!(op.outcome != OpOutcome::Ok || source.kind == EventType::Ok);
-        let mut mops = decode_mops(source.index, &source.value)?;
-        if op.outcome != OpOutcome::Ok {
-            // An invocation's reads say `null` because nothing was read yet, not because a list
-            // was empty: the result is unknown.
-            for m in &mut mops {
-                if let Mop::Read { value, .. } = m {
-                    *value = None;
-                }
+    // Decoding is per operation and independent: in parallel, in order.
+    let txns: Vec<Option<Txn<'_>>> = ops
+        .par_iter()
+        .with_min_len(4096)
+        .map(|op| decode_op(history, op))
+        .collect::<Result<_, _>>()?;
+    Ok(txns.into_iter().flatten().collect())
+}
+
+fn decode_op<'h>(history: &'h History, op: &verity_history::Op) -> Result<Option<Txn<'h>>, TxnError> {
+    let inv = &history.events[op.invoke];
+    let Process::Client(process) = inv.process else {
+        return Ok(None);
+    };
+    if inv.f != F::Txn {
+        return Ok(None);
+    }
+    // A committed transaction's completion carries the reads; otherwise only the invocation is
+    // trustworthy about what it meant to write.
+    let source = match (op.outcome, op.completion) {
+        (OpOutcome::Ok, Some(c)) => &history.events[c],
+        _ => inv,
+    };
+    debug_assert!(op.outcome != OpOutcome::Ok || source.kind == EventType::Ok);
+    let mut mops = decode_mops(source.index, &source.value)?;
+    if op.outcome != OpOutcome::Ok {
+        // An invocation's reads say `null` because nothing was read yet, not because a list
+        // was empty: the result is unknown.
+        for m in &mut mops {
+            if let Mop::Read { value, .. } = m {
+                *value = None;
             }
         }
-        txns.push(Txn {
-            invoke: op.invoke,
-            completion: op.completion,
-            process,
-            outcome: op.outcome,
-            mops,
-        });
     }
-    Ok(txns)
+    Ok(Some(Txn {
+        invoke: op.invoke,
+        completion: op.completion,
+        process,
+        outcome: op.outcome,
+        mops,
+    }))
 }
 
 fn decode_mops(index: u64, value: &Value) -> Result<Vec<Mop<'_>>, TxnError> {
