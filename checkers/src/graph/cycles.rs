@@ -259,7 +259,11 @@ pub struct TimedOut;
 /// larger ones from at most [`STARTS_MAX`] members (a class found nowhere else would otherwise cost
 /// a search per member: quadratic on a huge SCC). The [`Search::Any`] fallback still finds a cycle.
 const EXHAUSTIVE_MAX: usize = 64;
-const STARTS_MAX: usize = 8;
+const STARTS_MAX: usize = 4;
+/// In an SCC larger than [`EXHAUSTIVE_MAX`], one search of a class gives up after visiting this
+/// many states (the class may exist elsewhere; the [`Search::Any`] fallback is not capped), so a
+/// huge SCC costs a bounded amount of work per class instead of the whole time limit.
+const VISITS_MAX: usize = 50_000;
 
 /// The shortest cycle of class `search` using data edges plus the `extra` kinds (process, real-time).
 pub fn find(local: &Local, search: Search, extra: u8, deadline: Option<Instant>) -> Result<Option<Cycle>, TimedOut> {
@@ -267,9 +271,10 @@ pub fn find(local: &Local, search: Search, extra: u8, deadline: Option<Instant>)
     let mut best: Option<Vec<(u32, u8)>> = None;
     let exhaustive = local.members.len() <= EXHAUSTIVE_MAX;
     let starts = if exhaustive { local.members.len() } else { STARTS_MAX.min(local.members.len()) };
+    let visits_max = if exhaustive || search == Search::Any { usize::MAX } else { VISITS_MAX };
     for start in 0..starts as u32 {
         let limit = best.as_ref().map_or(usize::MAX, |b| b.len() - 1);
-        if let Some(c) = bfs(local, search, allowed, start, limit, deadline)? {
+        if let Some(c) = bfs(local, search, allowed, start, limit, visits_max, deadline)? {
             let shorter = best.as_ref().is_none_or(|b| c.len() < b.len());
             if shorter {
                 best = Some(c);
@@ -290,6 +295,7 @@ fn bfs(
     allowed: u8,
     start: u32,
     limit: usize,
+    visits_max: usize,
     deadline: Option<Instant>,
 ) -> Result<Option<Vec<(u32, u8)>>, TimedOut> {
     // (node, state) -> (previous node, previous state, kind of the edge taken)
@@ -323,6 +329,9 @@ fn bfs(
                 if let std::collections::hash_map::Entry::Vacant(e) = parent.entry((next, ns)) {
                     e.insert((node, state, kind));
                     queue.push_back((next, ns, depth + 1));
+                    if parent.len() > visits_max {
+                        return Ok(None);
+                    }
                 }
             }
         }

@@ -167,6 +167,9 @@ impl GraphChecker {
         deadline: Option<Instant>,
     ) -> Result<SccCycles, (SccCycles, cycles::TimedOut)> {
         let local = Local::new(inf, members, self.realtime);
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err((Vec::new(), cycles::TimedOut));
+        }
         let mut found: SccCycles = Vec::new();
         let mut levels: Vec<u8> = vec![LEVELS[0]];
         if self.process && local.has_kind(PROCESS) {
@@ -197,6 +200,7 @@ impl GraphChecker {
             let extra = levels_extra(self.process, self.realtime);
             match cycles::find(&local, Search::Any, extra, deadline) {
                 Ok(Some(cycle)) => found.push((classify::classify(&cycle), cycle)),
+                // Only when the SCC exists through edges of a kind the checker was told to ignore.
                 Ok(None) => {}
                 Err(t) => return Err((found, t)),
             }
