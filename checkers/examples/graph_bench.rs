@@ -53,7 +53,10 @@ fn apply(journals: &mut BTreeMap<i64, Vec<i64>>, txn: &Value) -> Value {
                 let k = m[1].as_i64().expect("keys are integers");
                 match m[0].as_str() {
                     Some("append") => {
-                        journals.entry(k).or_default().push(m[2].as_i64().expect("values are integers"));
+                        journals
+                            .entry(k)
+                            .or_default()
+                            .push(m[2].as_i64().expect("values are integers"));
                         Value::List(m.to_vec())
                     }
                     _ => Value::List(vec![
@@ -73,7 +76,9 @@ fn generate(n: usize, seed: u64) -> Vec<Event> {
         generation_txns: 16,
         ..LedgerAppendConfig::default()
     });
-    let mut gens: Vec<_> = (0..CONCURRENCY).map(|w| wl.generator(w, CONCURRENCY)).collect();
+    let mut gens: Vec<_> = (0..CONCURRENCY)
+        .map(|w| wl.generator(w, CONCURRENCY))
+        .collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut journals: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     let mut open: Vec<Option<Value>> = vec![None; CONCURRENCY];
@@ -108,16 +113,40 @@ fn generate_scc(n: usize) -> Vec<Event> {
     let mop = |f: &str, k: i64, v: Value| Value::List(vec![Value::from(f), Value::Int(k), v]);
     let txn = |i: i64, read: bool| {
         let (rk, ak) = if i % 2 == 0 { (0, 1) } else { (1, 0) };
-        Value::List(vec![mop("r", rk, if read { Value::int_list([]) } else { Value::Null }), mop("append", ak, Value::Int(i))])
+        Value::List(vec![
+            mop(
+                "r",
+                rk,
+                if read {
+                    Value::int_list([])
+                } else {
+                    Value::Null
+                },
+            ),
+            mop("append", ak, Value::Int(i)),
+        ])
     };
     for i in 0..n {
         let p = (i % CONCURRENCY) as u64;
-        events.push(event(events.len() as u64, p, EventType::Invoke, txn(i as i64, false)));
-        events.push(event(events.len() as u64, p, EventType::Ok, txn(i as i64, true)));
+        events.push(event(
+            events.len() as u64,
+            p,
+            EventType::Invoke,
+            txn(i as i64, false),
+        ));
+        events.push(event(
+            events.len() as u64,
+            p,
+            EventType::Ok,
+            txn(i as i64, true),
+        ));
     }
     let odds = (0..n as i64).filter(|i| i % 2 == 1);
     let evens = (0..n as i64).filter(|i| i % 2 == 0);
-    let fin = Value::List(vec![mop("r", 0, Value::int_list(odds)), mop("r", 1, Value::int_list(evens))]);
+    let fin = Value::List(vec![
+        mop("r", 0, Value::int_list(odds)),
+        mop("r", 1, Value::int_list(evens)),
+    ]);
     let blank = Value::List(vec![mop("r", 0, Value::Null), mop("r", 1, Value::Null)]);
     let p = CONCURRENCY as u64;
     events.push(event(events.len() as u64, p, EventType::Invoke, blank));
@@ -154,7 +183,9 @@ fn main() {
             write(&generate_scc(n), &args[3]);
         }
         Some("check") => {
-            let limit = args.get(3).map_or(Duration::from_secs(10), |s| Duration::from_secs_f64(s.parse().expect("seconds")));
+            let limit = args.get(3).map_or(Duration::from_secs(10), |s| {
+                Duration::from_secs_f64(s.parse().expect("seconds"))
+            });
             let t0 = Instant::now();
             let bytes = std::fs::read(&args[2]).expect("read history");
             let h = verity_history::jsonl::parse_jsonl(&bytes).expect("parse history");

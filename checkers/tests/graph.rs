@@ -19,17 +19,27 @@ fn names(v: &Verdict) -> Vec<String> {
 #[test]
 fn serial_list_append_is_valid_and_strict_serializable() {
     let mut b = Builder::new();
-    b.ok(1, &[A(1, 1), A(2, 1)]).ok(2, &[R(1, Some(vec![1])), A(1, 2)]).ok(1, &[R(1, Some(vec![1, 2])), R(2, Some(vec![1]))]);
+    b.ok(1, &[A(1, 1), A(2, 1)])
+        .ok(2, &[R(1, Some(vec![1])), A(1, 2)])
+        .ok(1, &[R(1, Some(vec![1, 2])), R(2, Some(vec![1]))]);
     let v = check(&b);
     assert_eq!(v.valid, Validity::Valid, "{v:#?}");
-    assert_eq!(v.details["satisfied"], serde_json::json!(["strict-serializable"]));
+    assert_eq!(
+        v.details["satisfied"],
+        serde_json::json!(["strict-serializable"])
+    );
 }
 
 #[test]
 fn g0_write_cycle() {
     let mut b = Builder::new();
-    b.invoke(1, &[A(1, 1), A(2, 1)]).invoke(2, &[A(1, 2), A(2, 2)]);
-    b.complete(1, EventType::Ok, &[A(1, 1), A(2, 1)]).complete(2, EventType::Ok, &[A(1, 2), A(2, 2)]);
+    b.invoke(1, &[A(1, 1), A(2, 1)])
+        .invoke(2, &[A(1, 2), A(2, 2)]);
+    b.complete(1, EventType::Ok, &[A(1, 1), A(2, 1)]).complete(
+        2,
+        EventType::Ok,
+        &[A(1, 2), A(2, 2)],
+    );
     b.ok(3, &[R(1, Some(vec![1, 2])), R(2, Some(vec![2, 1]))]);
     let v = check(&b);
     assert!(names(&v).contains(&"G0".to_string()), "{:?}", names(&v));
@@ -41,7 +51,10 @@ fn g1c_circular_information_flow() {
     let mut b = Builder::new();
     let t1 = [A(1, 1), R(2, Some(vec![1]))];
     let t2 = [A(2, 1), R(1, Some(vec![1]))];
-    b.invoke(1, &t1).invoke(2, &t2).complete(1, EventType::Ok, &t1).complete(2, EventType::Ok, &t2);
+    b.invoke(1, &t1)
+        .invoke(2, &t2)
+        .complete(1, EventType::Ok, &t1)
+        .complete(2, EventType::Ok, &t2);
     let v = check(&b);
     assert_eq!(names(&v), vec!["G1c"], "{v:#?}");
 }
@@ -51,7 +64,9 @@ fn g_single_read_skew() {
     let mut b = Builder::new();
     let audit = [R(1, Some(vec![])), R(2, Some(vec![7]))];
     let transfer = [A(1, 7), A(2, 7)];
-    b.invoke(1, &audit).ok(2, &transfer).complete(1, EventType::Ok, &audit);
+    b.invoke(1, &audit)
+        .ok(2, &transfer)
+        .complete(1, EventType::Ok, &audit);
     b.ok(3, &[R(1, Some(vec![7]))]);
     let v = check(&b);
     assert_eq!(names(&v), vec!["G-single"], "{v:#?}");
@@ -69,12 +84,18 @@ fn g2_item_write_skew() {
     let mut b = Builder::new();
     let t1 = [R(1, Some(vec![])), R(2, Some(vec![])), A(1, 1)];
     let t2 = [R(1, Some(vec![])), R(2, Some(vec![])), A(2, 2)];
-    b.invoke(1, &t1).invoke(2, &t2).complete(1, EventType::Ok, &t1).complete(2, EventType::Ok, &t2);
+    b.invoke(1, &t1)
+        .invoke(2, &t2)
+        .complete(1, EventType::Ok, &t1)
+        .complete(2, EventType::Ok, &t2);
     b.ok(3, &[R(1, Some(vec![1])), R(2, Some(vec![2]))]);
     let v = check(&b);
     assert_eq!(names(&v), vec!["G2-item"], "{v:#?}");
     assert_eq!(v.details["not"], serde_json::json!(["repeatable-read"]));
-    assert!(v.details["satisfied"].as_array().unwrap().contains(&serde_json::json!("strong-snapshot-isolation")));
+    assert!(v.details["satisfied"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("strong-snapshot-isolation")));
 }
 
 #[test]
@@ -94,7 +115,10 @@ fn g_nonadjacent() {
     b.ok(5, &[R(1, Some(vec![2])), R(3, Some(vec![4]))]);
     let v = check(&b);
     assert_eq!(names(&v), vec!["G-nonadjacent"], "{v:#?}");
-    assert!(v.details["not"].as_array().unwrap().contains(&serde_json::json!("snapshot-isolation")));
+    assert!(v.details["not"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("snapshot-isolation")));
 }
 
 #[test]
@@ -109,7 +133,9 @@ fn g1a_aborted_read() {
 fn g1b_intermediate_read() {
     let mut b = Builder::new();
     let t1 = [A(1, 1), A(1, 2)];
-    b.invoke(1, &t1).ok(2, &[R(1, Some(vec![1]))]).complete(1, EventType::Ok, &t1);
+    b.invoke(1, &t1)
+        .ok(2, &[R(1, Some(vec![1]))])
+        .complete(1, EventType::Ok, &t1);
     b.ok(3, &[R(1, Some(vec![1, 2]))]);
     let v = check(&b);
     assert!(names(&v).contains(&"G1b".to_string()), "{v:#?}");
@@ -120,11 +146,17 @@ fn lost_update() {
     let mut b = Builder::new();
     let t1 = [R(1, Some(vec![])), A(1, 1)];
     let t2 = [R(1, Some(vec![])), A(1, 2)];
-    b.invoke(1, &t1).invoke(2, &t2).complete(1, EventType::Ok, &t1).complete(2, EventType::Ok, &t2);
+    b.invoke(1, &t1)
+        .invoke(2, &t2)
+        .complete(1, EventType::Ok, &t1)
+        .complete(2, EventType::Ok, &t2);
     b.ok(3, &[R(1, Some(vec![1, 2]))]);
     let v = check(&b);
     let n = names(&v);
-    assert!(n.contains(&"lost-update".to_string()) && n.contains(&"G-single".to_string()), "{n:?}");
+    assert!(
+        n.contains(&"lost-update".to_string()) && n.contains(&"G-single".to_string()),
+        "{n:?}"
+    );
 }
 
 #[test]
@@ -140,7 +172,10 @@ fn internal_inconsistency() {
 #[test]
 fn incompatible_order_and_duplicates() {
     let mut b = Builder::new();
-    b.ok(1, &[A(1, 1)]).ok(2, &[A(1, 2)]).ok(3, &[R(1, Some(vec![1, 2]))]).ok(4, &[R(1, Some(vec![2, 1]))]);
+    b.ok(1, &[A(1, 1)])
+        .ok(2, &[A(1, 2)])
+        .ok(3, &[R(1, Some(vec![1, 2]))])
+        .ok(4, &[R(1, Some(vec![2, 1]))]);
     assert!(names(&check(&b)).contains(&"incompatible-order".to_string()));
     let mut b = Builder::new();
     b.ok(1, &[A(1, 1)]).ok(3, &[R(1, Some(vec![1, 1]))]);
@@ -151,27 +186,49 @@ fn incompatible_order_and_duplicates() {
 fn realtime_and_process_variants() {
     // T1 commits an append; T2, invoked after T1 completed, does not see it.
     let mut b = Builder::new();
-    b.ok(1, &[A(1, 1)]).ok(2, &[R(1, Some(vec![]))]).ok(3, &[R(1, Some(vec![1]))]);
+    b.ok(1, &[A(1, 1)])
+        .ok(2, &[R(1, Some(vec![]))])
+        .ok(3, &[R(1, Some(vec![1]))]);
     let v = check(&b);
     assert_eq!(names(&v), vec!["G-single-realtime"], "{v:#?}");
-    assert_eq!(v.details["not"], serde_json::json!(["strong-snapshot-isolation"]));
-    assert_eq!(v.details["also-not"], serde_json::json!(["strict-serializable"]));
+    assert_eq!(
+        v.details["not"],
+        serde_json::json!(["strong-snapshot-isolation"])
+    );
+    assert_eq!(
+        v.details["also-not"],
+        serde_json::json!(["strict-serializable"])
+    );
     // The same by one process: a session anomaly.
     let mut b = Builder::new();
-    b.ok(1, &[A(1, 1)]).ok(1, &[R(1, Some(vec![]))]).ok(3, &[R(1, Some(vec![1]))]);
+    b.ok(1, &[A(1, 1)])
+        .ok(1, &[R(1, Some(vec![]))])
+        .ok(3, &[R(1, Some(vec![1]))]);
     let v = check(&b);
     assert_eq!(names(&v), vec!["G-single-process"], "{v:#?}");
     // Without the realtime search it is valid.
-    let c = GraphChecker { realtime: false, process: false, ..GraphChecker::default() };
+    let c = GraphChecker {
+        realtime: false,
+        process: false,
+        ..GraphChecker::default()
+    };
     let mut b = Builder::new();
-    b.ok(1, &[A(1, 1)]).ok(2, &[R(1, Some(vec![]))]).ok(3, &[R(1, Some(vec![1]))]);
-    assert_eq!(c.check(&b.history(), &Budget::unlimited()).valid, Validity::Valid);
+    b.ok(1, &[A(1, 1)])
+        .ok(2, &[R(1, Some(vec![]))])
+        .ok(3, &[R(1, Some(vec![1]))]);
+    assert_eq!(
+        c.check(&b.history(), &Budget::unlimited()).valid,
+        Validity::Valid
+    );
 }
 
 #[test]
 fn info_transactions_may_have_committed() {
     let mut b = Builder::new();
-    b.info(1, &[A(1, 1)]).ok(2, &[R(1, Some(vec![1]))]).info(3, &[A(1, 2)]).ok(4, &[R(1, Some(vec![1]))]);
+    b.info(1, &[A(1, 1)])
+        .ok(2, &[R(1, Some(vec![1]))])
+        .info(3, &[A(1, 2)])
+        .ok(4, &[R(1, Some(vec![1]))]);
     let v = check(&b);
     assert_eq!(v.valid, Validity::Valid, "{v:#?}");
 }
@@ -181,12 +238,18 @@ fn rw_register_write_skew_and_lost_update() {
     let mut b = Builder::new();
     let t1 = [Rr(1, Some(None)), Rr(2, Some(None)), W(1, 1)];
     let t2 = [Rr(1, Some(None)), Rr(2, Some(None)), W(2, 2)];
-    b.invoke(1, &t1).invoke(2, &t2).complete(1, EventType::Ok, &t1).complete(2, EventType::Ok, &t2);
+    b.invoke(1, &t1)
+        .invoke(2, &t2)
+        .complete(1, EventType::Ok, &t1)
+        .complete(2, EventType::Ok, &t2);
     assert_eq!(names(&check(&b)), vec!["G2-item"]);
     let mut b = Builder::new();
     let t1 = [Rr(1, Some(None)), W(1, 1)];
     let t2 = [Rr(1, Some(None)), W(1, 2)];
-    b.invoke(1, &t1).invoke(2, &t2).complete(1, EventType::Ok, &t1).complete(2, EventType::Ok, &t2);
+    b.invoke(1, &t1)
+        .invoke(2, &t2)
+        .complete(1, EventType::Ok, &t1)
+        .complete(2, EventType::Ok, &t2);
     assert!(names(&check(&b)).contains(&"lost-update".to_string()));
     let mut b = Builder::new();
     b.fail(1, &[W(1, 1)]).ok(2, &[Rr(1, Some(Some(1)))]);
@@ -209,15 +272,27 @@ fn artifacts_are_written() {
     let mut b = Builder::new();
     let t1 = [R(1, Some(vec![])), R(2, Some(vec![])), A(1, 1)];
     let t2 = [R(1, Some(vec![])), R(2, Some(vec![])), A(2, 2)];
-    b.invoke(1, &t1).invoke(2, &t2).complete(1, EventType::Ok, &t1).complete(2, EventType::Ok, &t2);
+    b.invoke(1, &t1)
+        .invoke(2, &t2)
+        .complete(1, EventType::Ok, &t1)
+        .complete(2, EventType::Ok, &t2);
     b.ok(3, &[R(1, Some(vec![1])), R(2, Some(vec![2]))]);
     let v = check(&b);
     let dir = std::env::temp_dir().join(format!("verity-graph-artifacts-{}", std::process::id()));
     let paths = write_artifacts(&v, &dir).unwrap();
-    let names: Vec<String> = paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    assert_eq!(names, vec!["00-G2-item.dot", "00-G2-item.svg", "explanations.txt"]);
+    let names: Vec<String> = paths
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["00-G2-item.dot", "00-G2-item.svg", "explanations.txt"]
+    );
     let text = std::fs::read_to_string(dir.join("graph/explanations.txt")).unwrap();
-    assert!(text.contains("[G2-item]") && text.contains("not: [\"repeatable-read\"]"), "{text}");
+    assert!(
+        text.contains("[G2-item]") && text.contains("not: [\"repeatable-read\"]"),
+        "{text}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -226,10 +301,20 @@ fn an_exhausted_cycle_search_gives_unknown_never_a_hang() {
     let mut b = Builder::new();
     let t1 = [R(1, Some(vec![])), R(2, Some(vec![])), A(1, 1)];
     let t2 = [R(1, Some(vec![])), R(2, Some(vec![])), A(2, 2)];
-    b.invoke(1, &t1).invoke(2, &t2).complete(1, EventType::Ok, &t1).complete(2, EventType::Ok, &t2);
+    b.invoke(1, &t1)
+        .invoke(2, &t2)
+        .complete(1, EventType::Ok, &t1)
+        .complete(2, EventType::Ok, &t2);
     b.ok(3, &[R(1, Some(vec![1])), R(2, Some(vec![2]))]);
-    let c = GraphChecker { cycle_search_timeout: std::time::Duration::ZERO, ..GraphChecker::default() };
+    let c = GraphChecker {
+        cycle_search_timeout: std::time::Duration::ZERO,
+        ..GraphChecker::default()
+    };
     let v = c.check(&b.history(), &Budget::unlimited());
     assert_eq!(v.valid, Validity::Unknown, "{v:#?}");
-    assert!(v.cause.as_deref().unwrap().starts_with("cycle-search-timeout"));
+    assert!(v
+        .cause
+        .as_deref()
+        .unwrap()
+        .starts_with("cycle-search-timeout"));
 }

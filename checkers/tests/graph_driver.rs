@@ -26,25 +26,52 @@ impl Recorder {
     /// Numbers events in the order they are recorded; time is that order (a logical clock), which
     /// is sound for real-time order because an invocation is recorded before the client is called
     /// and a completion after it returns.
-    fn record(&self, process: u64, kind: EventType, inv: &Invocation, value: verity_history::Value, error: Option<String>) {
+    fn record(
+        &self,
+        process: u64,
+        kind: EventType,
+        inv: &Invocation,
+        value: verity_history::Value,
+        error: Option<String>,
+    ) {
         let mut events = self.0.lock().expect("recorder lock");
         let index = events.len() as u64;
-        events.push(Event { index, time_ns: index, process: Process::Client(process), kind, f: inv.f.clone(), value, error });
+        events.push(Event {
+            index,
+            time_ns: index,
+            process: Process::Client(process),
+            kind,
+            f: inv.f.clone(),
+            value,
+            error,
+        });
     }
 }
 
 async fn run(workload: &str, bugs: &[&str], seed: u64) -> History {
-    let wl: Arc<dyn verity_workloads::Workload> = Arc::from(create_workload(workload, &WorkloadOptions::default()).expect("known workload"));
-    let options = TargetOptions { bugs: bugs.iter().map(|s| s.to_string()).collect(), seed, workload: workload.into() };
-    let target = create_target("memory", &options).expect("known target").expect("valid knobs");
+    let wl: Arc<dyn verity_workloads::Workload> =
+        Arc::from(create_workload(workload, &WorkloadOptions::default()).expect("known workload"));
+    let options = TargetOptions {
+        bugs: bugs.iter().map(|s| s.to_string()).collect(),
+        seed,
+        workload: workload.into(),
+    };
+    let target = create_target("memory", &options)
+        .expect("known target")
+        .expect("valid knobs");
     target.setup(&wl.setup()).await.expect("setup");
     let rec = Recorder::default();
     let mut tasks = Vec::new();
     for worker in 0..WORKERS {
-        let (wl, rec, mut client) = (wl.clone(), rec.clone(), target.client(worker).await.expect("client"));
+        let (wl, rec, mut client) = (
+            wl.clone(),
+            rec.clone(),
+            target.client(worker).await.expect("client"),
+        );
         tasks.push(tokio::spawn(async move {
             let mut generator = wl.generator(worker, WORKERS);
-            let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(worker as u64));
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(worker as u64));
             let mut process = worker as u64;
             for _ in 0..TXNS_PER_WORKER {
                 let inv = generator.next(&mut rng);
@@ -79,7 +106,11 @@ fn check(h: &History) -> Verdict {
 }
 
 /// Runs 10 seeds; returns how many were caught (per `caught`) and the anomaly names seen.
-async fn ten_seeds(workload: &str, bugs: &[&str], caught: impl Fn(&Verdict) -> bool) -> (usize, Vec<Vec<String>>) {
+async fn ten_seeds(
+    workload: &str,
+    bugs: &[&str],
+    caught: impl Fn(&Verdict) -> bool,
+) -> (usize, Vec<Vec<String>>) {
     let mut hits = 0;
     let mut all = Vec::new();
     for seed in 1..=10 {
@@ -116,34 +147,62 @@ async fn correct_memory_store_is_valid_on_ten_of_ten_seeds() {
 
 #[tokio::test]
 async fn read_committed_is_caught_as_g_single() {
-    let (hits, names) = ten_seeds("ledger-append", &["read-committed"], |v| has(v, "G-single")).await;
+    let (hits, names) =
+        ten_seeds("ledger-append", &["read-committed"], |v| has(v, "G-single")).await;
     eprintln!("read-committed: G-single on {hits}/10");
     assert!(hits >= 9, "{names:?}");
 }
 
 #[tokio::test]
 async fn snapshot_isolation_is_caught_as_g2_item() {
-    let (hits, names) = ten_seeds("ledger-append", &["snapshot-isolation"], |v| has(v, "G2-item")).await;
+    let (hits, names) = ten_seeds("ledger-append", &["snapshot-isolation"], |v| {
+        has(v, "G2-item")
+    })
+    .await;
     eprintln!("snapshot-isolation: G2-item on {hits}/10");
     assert!(hits >= 9, "{names:?}");
     // And nothing snapshot isolation forbids.
     for n in names.iter().flatten() {
-        assert!(!["G0", "G1a", "G1b", "G1c", "G-single", "G-nonadjacent", "lost-update"].contains(&n.as_str()), "{n}");
+        assert!(
+            ![
+                "G0",
+                "G1a",
+                "G1b",
+                "G1c",
+                "G-single",
+                "G-nonadjacent",
+                "lost-update"
+            ]
+            .contains(&n.as_str()),
+            "{n}"
+        );
     }
 }
 
 #[tokio::test]
 async fn dirty_read_is_caught_as_g1a_or_g1b() {
-    let (hits, names) = ten_seeds("ledger-append", &["dirty-read"], |v| has(v, "G1a") || has(v, "G1b")).await;
+    let (hits, names) = ten_seeds("ledger-append", &["dirty-read"], |v| {
+        has(v, "G1a") || has(v, "G1b")
+    })
+    .await;
     eprintln!("dirty-read: G1a/G1b on {hits}/10");
     assert!(hits >= 9, "{names:?}");
 }
 
 #[tokio::test]
 async fn rw_register_knobs_are_caught_too() {
-    let (rc, _) = ten_seeds("rw-register", &["read-committed"], |v| v.valid == Validity::Invalid).await;
-    let (si, _) = ten_seeds("rw-register", &["snapshot-isolation"], |v| has(v, "G2-item")).await;
-    let (dirty, _) = ten_seeds("rw-register", &["dirty-read"], |v| has(v, "G1a") || has(v, "G1b")).await;
+    let (rc, _) = ten_seeds("rw-register", &["read-committed"], |v| {
+        v.valid == Validity::Invalid
+    })
+    .await;
+    let (si, _) = ten_seeds("rw-register", &["snapshot-isolation"], |v| {
+        has(v, "G2-item")
+    })
+    .await;
+    let (dirty, _) = ten_seeds("rw-register", &["dirty-read"], |v| {
+        has(v, "G1a") || has(v, "G1b")
+    })
+    .await;
     eprintln!("rw-register: read-committed invalid {rc}/10, snapshot-isolation G2-item {si}/10, dirty-read G1a/G1b {dirty}/10");
     assert!(rc >= 9 && si >= 9 && dirty >= 9);
 }

@@ -9,7 +9,9 @@
 
 mod graph_common;
 
-use graph_common::{explainable, oracle_txns, random_mops, simulate_correct, Builder, Order, State, M};
+use graph_common::{
+    explainable, oracle_txns, random_mops, simulate_correct, Builder, Order, State, M,
+};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -37,15 +39,25 @@ proptest! {
     }
 }
 
+/// An open transaction of the buggy store: process, micro-ops, result once applied, fate
+/// (0 ok, 1 fail, 2 info).
+type OpenTxn = (u64, Vec<M>, Option<Vec<M>>, u8);
+
 /// A buggy store: each transaction takes effect at a random instant, but its reads may be stale
 /// (a random earlier version), a failed transaction may be applied anyway, and a transaction's
 /// writes may be split around another's.
-fn simulate_buggy(rng: &mut ChaCha8Rng, txns: usize, procs: u64, keys: i64, register: bool) -> History {
+fn simulate_buggy(
+    rng: &mut ChaCha8Rng,
+    txns: usize,
+    procs: u64,
+    keys: i64,
+    register: bool,
+) -> History {
     let mut b = Builder::new();
     let mut state = State::default();
     let mut versions: Vec<State> = vec![state.clone()];
     let mut next_value = 0;
-    let mut open: Vec<(u64, Vec<M>, Option<Vec<M>>, u8)> = Vec::new();
+    let mut open: Vec<OpenTxn> = Vec::new();
     let mut idle: Vec<u64> = (0..procs).collect();
     let mut next_proc = procs;
     let mut started = 0;
@@ -58,7 +70,11 @@ fn simulate_buggy(rng: &mut ChaCha8Rng, txns: usize, procs: u64, keys: i64, regi
                 let p = idle.swap_remove(rng.gen_range(0..idle.len()));
                 let mops = random_mops(rng, keys, 3, register, &mut next_value);
                 b.invoke(p, &mops);
-                let fate = match rng.gen_range(0..10) { 0 => 1, 1 => 2, _ => 0 };
+                let fate = match rng.gen_range(0..10) {
+                    0 => 1,
+                    1 => 2,
+                    _ => 0,
+                };
                 open.push((p, mops, None, fate));
                 started += 1;
             }
@@ -67,7 +83,11 @@ fn simulate_buggy(rng: &mut ChaCha8Rng, txns: usize, procs: u64, keys: i64, regi
                 if open[i].2.is_none() && (open[i].3 != 1 || rng.gen_bool(0.3)) {
                     let mops = open[i].1.clone();
                     // Reads from a random (possibly stale) version, writes to the latest state.
-                    let mut snapshot = if rng.gen_bool(0.4) { versions[rng.gen_range(0..versions.len())].clone() } else { state.clone() };
+                    let mut snapshot = if rng.gen_bool(0.4) {
+                        versions[rng.gen_range(0..versions.len())].clone()
+                    } else {
+                        state.clone()
+                    };
                     let mut result = Vec::new();
                     for m in &mops {
                         match m {
@@ -80,7 +100,13 @@ fn simulate_buggy(rng: &mut ChaCha8Rng, txns: usize, procs: u64, keys: i64, regi
                     }
                     // Re-assemble in micro-op order.
                     let mut reads = result.into_iter();
-                    let filled = mops.iter().map(|m| match m { M::R(..) | M::Rr(..) => reads.next().expect("one result per read"), w => w.clone() }).collect();
+                    let filled = mops
+                        .iter()
+                        .map(|m| match m {
+                            M::R(..) | M::Rr(..) => reads.next().expect("one result per read"),
+                            w => w.clone(),
+                        })
+                        .collect();
                     open[i].2 = Some(filled);
                     versions.push(state.clone());
                 }
@@ -92,9 +118,19 @@ fn simulate_buggy(rng: &mut ChaCha8Rng, txns: usize, procs: u64, keys: i64, regi
                 }
                 let (p, mops, result, fate) = open.swap_remove(i);
                 match fate {
-                    0 => { b.complete(p, EventType::Ok, result.as_ref().expect("applied")); idle.push(p); }
-                    1 => { b.complete(p, EventType::Fail, &mops); idle.push(p); }
-                    _ => { b.complete(p, EventType::Info, &mops); idle.push(next_proc); next_proc += 1; }
+                    0 => {
+                        b.complete(p, EventType::Ok, result.as_ref().expect("applied"));
+                        idle.push(p);
+                    }
+                    1 => {
+                        b.complete(p, EventType::Fail, &mops);
+                        idle.push(p);
+                    }
+                    _ => {
+                        b.complete(p, EventType::Info, &mops);
+                        idle.push(next_proc);
+                        next_proc += 1;
+                    }
                 }
             }
             _ => {}
@@ -108,7 +144,10 @@ fn simulate_buggy(rng: &mut ChaCha8Rng, txns: usize, procs: u64, keys: i64, regi
 }
 
 fn required_order(names: &[String]) -> Order {
-    if names.iter().any(|n| !n.ends_with("-process") && !n.ends_with("-realtime")) {
+    if names
+        .iter()
+        .any(|n| !n.ends_with("-process") && !n.ends_with("-realtime"))
+    {
         Order::Any
     } else if names.iter().any(|n| n.ends_with("-process")) {
         Order::Process
@@ -119,7 +158,10 @@ fn required_order(names: &[String]) -> Order {
 
 #[test]
 fn oracle_confirms_every_reported_anomaly() {
-    let cases: u64 = std::env::var("GRAPH_ORACLE_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let cases: u64 = std::env::var("GRAPH_ORACLE_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
     let (mut invalid, mut unexplained, mut missed) = (0u64, 0u64, 0u64);
     for seed in 0..cases {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -135,9 +177,19 @@ fn oracle_confirms_every_reported_anomaly() {
             let mut bytes = Vec::new();
             verity_history::jsonl::write_jsonl(&mut bytes, &h.events).unwrap();
             let parsed = verity_history::jsonl::parse_jsonl(&bytes).unwrap();
-            assert!(h.events.is_empty() || parsed.events.iter().any(|e| matches!(e.value, verity_history::Value::Txn(_))));
+            assert!(
+                h.events.is_empty()
+                    || parsed
+                        .events
+                        .iter()
+                        .any(|e| matches!(e.value, verity_history::Value::Txn(_)))
+            );
             let w = GraphChecker::default().check(&parsed, &Budget::unlimited());
-            assert_eq!((w.valid, &w.anomaly_counts), (v.valid, &v.anomaly_counts), "seed {seed}");
+            assert_eq!(
+                (w.valid, &w.anomaly_counts),
+                (v.valid, &v.anomaly_counts),
+                "seed {seed}"
+            );
         }
         let txns = oracle_txns(&h, register);
         let serializable = explainable(&txns, Order::Any);
@@ -160,7 +212,10 @@ fn oracle_confirms_every_reported_anomaly() {
     eprintln!(
         "oracle: {cases} histories, {invalid} reported invalid (all confirmed), {unexplained} not serializable per brute force, {missed} of those judged valid (incompleteness)"
     );
-    assert!(invalid > cases / 20, "the buggy store should produce anomalies often: {invalid}");
+    assert!(
+        invalid > cases / 20,
+        "the buggy store should produce anomalies often: {invalid}"
+    );
 }
 
 #[test]

@@ -79,7 +79,11 @@ impl MicroOp {
             MopValue::Int(i) => Value::Int(*i),
             MopValue::List(l) => Value::int_list(l.iter().copied()),
         };
-        Value::List(vec![Value::Str(self.f.as_str().to_string()), Value::Int(self.key), v])
+        Value::List(vec![
+            Value::Str(self.f.as_str().to_string()),
+            Value::Int(self.key),
+            v,
+        ])
     }
 }
 
@@ -401,7 +405,14 @@ impl<'de> Visitor<'de> for ElemVisitor {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
-    delegate!(visit_bool(bool), visit_i64(i64), visit_u64(u64), visit_f64(f64), visit_str(&str), visit_string(String));
+    delegate!(
+        visit_bool(bool),
+        visit_i64(i64),
+        visit_u64(u64),
+        visit_f64(f64),
+        visit_str(&str),
+        visit_string(String)
+    );
     fn visit_unit<E: de::Error>(self) -> Result<Elem, E> {
         Ok(Elem::Value(Value::Null))
     }
@@ -453,7 +464,12 @@ impl<'de> Visitor<'de> for ElemVisitor {
         match seq.next_element::<Value>()? {
             None => Ok(Elem::Mop(MicroOp { f, key, value })),
             Some(extra) => {
-                prefix.push(MicroOp { f, key, value }.to_generic().as_list().map_or(Value::Null, |l| l[2].clone()));
+                prefix.push(
+                    MicroOp { f, key, value }
+                        .to_generic()
+                        .as_list()
+                        .map_or(Value::Null, |l| l[2].clone()),
+                );
                 prefix.push(extra);
                 rest(prefix, seq)
             }
@@ -633,7 +649,8 @@ mod tests {
 
     #[test]
     fn a_map_with_extra_keys_stays_generic() {
-        let v: Value = serde_json::from_str(r#"{"id":1,"from":2,"to":3,"amount":4,"x":null}"#).unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{"id":1,"from":2,"to":3,"amount":4,"x":null}"#).unwrap();
         assert_eq!(v.get("x"), Some(&Value::Null));
         assert_eq!(v.get("amount"), Some(&Value::Int(4)));
         let v: Value = serde_json::from_str(r#"{"id":1,"from":-2,"to":3,"amount":4}"#).unwrap();
@@ -644,8 +661,17 @@ mod tests {
     fn txn_fast_path_round_trips_and_equals_the_generic_list() {
         let s = r#"[["r",1,[1,2]],["append",1,3],["w",2,5],["r",3,null]]"#;
         let v: Value = serde_json::from_str(s).unwrap();
-        let Value::Txn(mops) = &v else { panic!("expected the fast path, got {v:?}") };
-        assert_eq!(mops[0], MicroOp { f: MopF::Read, key: 1, value: MopValue::List(vec![1, 2]) });
+        let Value::Txn(mops) = &v else {
+            panic!("expected the fast path, got {v:?}")
+        };
+        assert_eq!(
+            mops[0],
+            MicroOp {
+                f: MopF::Read,
+                key: 1,
+                value: MopValue::List(vec![1, 2])
+            }
+        );
         assert_eq!(mops[3].value, MopValue::Null);
         assert_eq!(serde_json::to_string(&v).unwrap(), s);
         let generic = v.to_generic();
@@ -680,6 +706,9 @@ mod tests {
         let s = r#"{"applied":[1,2,3],"balances":[10,-3,0],"name":"a\"b","ok":true,"x":1.5}"#;
         let v: Value = serde_json::from_str(s).unwrap();
         assert_eq!(serde_json::to_string(&v).unwrap(), s);
-        assert_eq!(v.get("balances").unwrap().as_i64_list().unwrap(), vec![10, -3, 0]);
+        assert_eq!(
+            v.get("balances").unwrap().as_i64_list().unwrap(),
+            vec![10, -3, 0]
+        );
     }
 }

@@ -30,9 +30,18 @@ use crate::{Client, Target, TargetError};
 
 /// The isolation knobs of the transactional memory target: (name, what it does).
 pub const TXN_BUGS: &[(&str, &str)] = &[
-    ("read-committed", "reads see the latest committed state, no snapshot (read skew: G-single)"),
-    ("snapshot-isolation", "snapshot reads, first-committer-wins writes (write skew: G2-item)"),
-    ("dirty-read", "uncommitted writes are visible and aborts take them back (G1a, G1b)"),
+    (
+        "read-committed",
+        "reads see the latest committed state, no snapshot (read skew: G-single)",
+    ),
+    (
+        "snapshot-isolation",
+        "snapshot reads, first-committer-wins writes (write skew: G2-item)",
+    ),
+    (
+        "dirty-read",
+        "uncommitted writes are visible and aborts take them back (G1a, G1b)",
+    ),
 ];
 
 /// Chance that a reply is lost (the transaction ends `info`, committed or not).
@@ -46,7 +55,7 @@ const DIRTY_ABORT: f64 = 0.2;
 enum Isolation {
     Serializable,
     ReadCommitted,
-    SnapshotIsolation,
+    Snapshot,
     DirtyRead,
 }
 
@@ -56,13 +65,17 @@ impl Isolation {
         for b in bugs {
             level = match b.as_str() {
                 "read-committed" => Isolation::ReadCommitted,
-                "snapshot-isolation" => Isolation::SnapshotIsolation,
+                "snapshot-isolation" => Isolation::Snapshot,
                 "dirty-read" => Isolation::DirtyRead,
                 other => {
                     return Err(TargetError::UnknownBug {
                         target: "memory".into(),
                         bug: other.into(),
-                        choices: TXN_BUGS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+                        choices: TXN_BUGS
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     })
                 }
             };
@@ -97,14 +110,22 @@ struct Store {
 
 impl Store {
     fn last_commit(&self, k: i64) -> u64 {
-        self.keys.get(&k).and_then(|v| v.0.iter().rev().find(|e| e.1 != DIRTY)).map_or(0, |e| e.1)
+        self.keys
+            .get(&k)
+            .and_then(|v| v.0.iter().rev().find(|e| e.1 != DIRTY))
+            .map_or(0, |e| e.1)
     }
 
     /// The value of `k` as of `ts` (or everything, dirty included, with `DIRTY`).
     fn read(&self, k: i64, ts: u64, register: bool) -> Value {
-        let visible = self.keys.get(&k).map(|v| v.0.iter().filter(|e| e.1 <= ts).map(|e| e.0));
+        let visible = self
+            .keys
+            .get(&k)
+            .map(|v| v.0.iter().filter(|e| e.1 <= ts).map(|e| e.0));
         if register {
-            visible.and_then(|mut it| it.next_back()).map_or(Value::Null, Value::Int)
+            visible
+                .and_then(|mut it| it.next_back())
+                .map_or(Value::Null, Value::Int)
         } else {
             Value::int_list(visible.into_iter().flatten())
         }
@@ -152,7 +173,11 @@ impl Target for MemoryTxnTarget {
     async fn client(&self, worker: usize) -> Result<Box<dyn Client>, TargetError> {
         Ok(Box::new(TxnClient {
             shared: self.shared.clone(),
-            rng: ChaCha8Rng::seed_from_u64(self.seed.wrapping_mul(0x9e37_79b9).wrapping_add(worker as u64 + 1)),
+            rng: ChaCha8Rng::seed_from_u64(
+                self.seed
+                    .wrapping_mul(0x9e37_79b9)
+                    .wrapping_add(worker as u64 + 1),
+            ),
         }))
     }
 }
@@ -197,7 +222,11 @@ fn encode(mops: &[Mop], reads: &[Value]) -> Value {
 
 /// Whether a key is a register: the store serves registers, or the key was written with `w`.
 fn is_register(store: &Store, registers: bool, mops: &[Mop], k: i64) -> bool {
-    registers || mops.iter().any(|m| matches!(*m, Mop::Write(key, _) if key == k)) || store.registers.get(&k).copied().unwrap_or(false)
+    registers
+        || mops
+            .iter()
+            .any(|m| matches!(*m, Mop::Write(key, _) if key == k))
+        || store.registers.get(&k).copied().unwrap_or(false)
 }
 
 /// A read merged with the transaction's own buffered writes to the key.
@@ -332,7 +361,7 @@ impl Client for TxnClient {
         let result = match self.shared.isolation {
             Isolation::Serializable => Some(self.run_serializable(&mops)),
             Isolation::ReadCommitted => self.run_buffered(&mops, None).await,
-            Isolation::SnapshotIsolation => {
+            Isolation::Snapshot => {
                 let snap = self.shared.store.lock().clock;
                 tokio::task::yield_now().await;
                 self.run_buffered(&mops, Some(snap)).await
@@ -341,7 +370,9 @@ impl Client for TxnClient {
         };
         match result {
             None => Completion::fail(op.value.clone(), "aborted"),
-            Some(_) if self.rng.gen_bool(REPLY_LOSS) => Completion::info(op.value.clone(), "reply-lost"),
+            Some(_) if self.rng.gen_bool(REPLY_LOSS) => {
+                Completion::info(op.value.clone(), "reply-lost")
+            }
             Some(reads) => Completion::ok(encode(&mops, &reads)),
         }
     }
@@ -352,7 +383,10 @@ mod tests {
     use super::*;
 
     fn txn(mops: Value) -> Invocation {
-        Invocation { f: F::Txn, value: mops }
+        Invocation {
+            f: F::Txn,
+            value: mops,
+        }
     }
 
     fn m(f: &str, k: i64, v: Value) -> Value {
@@ -365,15 +399,31 @@ mod tests {
         let mut c = t.client(0).await.unwrap();
         let mut done = 0;
         for i in 1..=50 {
-            let r = c.invoke(&txn(Value::List(vec![m("append", 1, Value::Int(i)), m("w", 2, Value::Int(i))]))).await;
+            let r = c
+                .invoke(&txn(Value::List(vec![
+                    m("append", 1, Value::Int(i)),
+                    m("w", 2, Value::Int(i)),
+                ])))
+                .await;
             done += i64::from(r.kind == verity_history::EventType::Ok);
         }
-        let r = c.invoke(&txn(Value::List(vec![m("r", 1, Value::Null), m("r", 2, Value::Null)]))).await;
+        let r = c
+            .invoke(&txn(Value::List(vec![
+                m("r", 1, Value::Null),
+                m("r", 2, Value::Null),
+            ])))
+            .await;
         if r.kind == verity_history::EventType::Ok {
             let mops = r.value.as_list().unwrap();
             let list = mops[0].as_list().unwrap()[2].as_i64_list().unwrap();
-            assert!(list.len() as i64 >= done, "every committed append is visible");
-            assert!(list.windows(2).all(|w| w[0] < w[1]), "appends keep their order");
+            assert!(
+                list.len() as i64 >= done,
+                "every committed append is visible"
+            );
+            assert!(
+                list.windows(2).all(|w| w[0] < w[1]),
+                "appends keep their order"
+            );
             assert_eq!(mops[1].as_list().unwrap()[2].as_i64(), list.last().copied());
         }
     }

@@ -7,7 +7,10 @@ use crate::memory_txn::MemoryTxnTarget;
 use crate::{Target, TargetError};
 
 /// (name, one-line description) of every target.
-pub const TARGETS: &[(&str, &str)] = &[("memory", "in-process ledger with bug knobs; nothing to install")];
+pub const TARGETS: &[(&str, &str)] = &[(
+    "memory",
+    "in-process ledger with bug knobs; nothing to install",
+)];
 
 /// What a target is created with.
 #[derive(Debug, Clone, Default)]
@@ -45,10 +48,17 @@ pub fn bugs_for(target: &str, workload: &str) -> &'static [(&'static str, &'stat
 
 pub fn create(name: &str, options: &TargetOptions) -> Option<Result<Arc<dyn Target>, TargetError>> {
     match name {
-        "memory" if is_txn_workload(&options.workload) => {
-            Some(MemoryTxnTarget::new(&options.bugs, options.seed, options.workload == "rw-register").map(|t| Arc::new(t) as Arc<dyn Target>))
-        }
-        "memory" => Some(MemoryTarget::new(&options.bugs, options.seed).map(|t| Arc::new(t) as Arc<dyn Target>)),
+        "memory" if is_txn_workload(&options.workload) => Some(
+            MemoryTxnTarget::new(
+                &options.bugs,
+                options.seed,
+                options.workload == "rw-register",
+            )
+            .map(|t| Arc::new(t) as Arc<dyn Target>),
+        ),
+        "memory" => Some(
+            MemoryTarget::new(&options.bugs, options.seed).map(|t| Arc::new(t) as Arc<dyn Target>),
+        ),
         _ => None,
     }
 }

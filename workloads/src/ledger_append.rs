@@ -86,7 +86,11 @@ pub fn account_of(key: i64) -> u32 {
 
 /// Balances derived from journals: `initial[a]` plus, for every journal entry `e` of account `a`,
 /// `signum(e) * amount_of(e)`. Keys of accounts beyond `initial` are ignored.
-pub fn balances<'a>(initial: &[i64], max_transfer: i64, journals: impl IntoIterator<Item = (i64, &'a [i64])>) -> Vec<i64> {
+pub fn balances<'a>(
+    initial: &[i64],
+    max_transfer: i64,
+    journals: impl IntoIterator<Item = (i64, &'a [i64])>,
+) -> Vec<i64> {
     let mut out = initial.to_vec();
     for (k, entries) in journals {
         if let Some(b) = out.get_mut(account_of(k) as usize) {
@@ -115,8 +119,14 @@ pub struct LedgerAppend {
 
 impl LedgerAppend {
     pub fn new(config: LedgerAppendConfig) -> Self {
-        assert!(config.accounts >= 2 && config.accounts % 2 == 0, "accounts come in couples");
-        assert!(i64::from(config.accounts) <= KEY_STRIDE, "accounts must fit in a generation");
+        assert!(
+            config.accounts >= 2 && config.accounts.is_multiple_of(2),
+            "accounts come in couples"
+        );
+        assert!(
+            i64::from(config.accounts) <= KEY_STRIDE,
+            "accounts must fit in a generation"
+        );
         assert!(config.max_transfer >= 1);
         LedgerAppend {
             config,
@@ -206,7 +216,10 @@ impl Generator for LedgerGenerator {
         if to >= from {
             to += 1;
         }
-        let mut mops = vec![read(key(from, generation)), read(key(partner(from), generation))];
+        let mut mops = vec![
+            read(key(from, generation)),
+            read(key(partner(from), generation)),
+        ];
         if to != partner(from) {
             mops.push(read(key(to, generation)));
         }
@@ -246,11 +259,22 @@ mod tests {
             }
         }
         let initial = vec![100; 8];
-        let b = balances(&initial, 5, journals.iter().map(|(k, v)| (*k, v.as_slice())));
-        assert_eq!(b.iter().sum::<i64>(), 800, "every transfer debits and credits the same amount");
+        let b = balances(
+            &initial,
+            5,
+            journals.iter().map(|(k, v)| (*k, v.as_slice())),
+        );
+        assert_eq!(
+            b.iter().sum::<i64>(),
+            800,
+            "every transfer debits and credits the same amount"
+        );
         assert_ne!(b, initial);
         let fin = w.final_reads();
-        assert!(fin[0].value.as_list().unwrap().len() >= 8 * 3, "final read covers every generation");
+        assert!(
+            fin[0].value.as_list().unwrap().len() >= 8 * 3,
+            "final read covers every generation"
+        );
     }
 
     #[test]

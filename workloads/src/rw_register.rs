@@ -78,7 +78,9 @@ impl Workload for RwRegister {
     }
 
     fn final_reads(&self) -> Vec<Invocation> {
-        let mops = (0..self.config.keys).map(|k| mop("r", k.into(), Value::Null)).collect();
+        let mops = (0..self.config.keys)
+            .map(|k| mop("r", k.into(), Value::Null))
+            .collect();
         vec![Invocation {
             f: F::Txn,
             value: Value::List(mops),

@@ -114,9 +114,16 @@ mod tests {
         assert_eq!(classify(&vec![(1, WW), (2, WW)]), "G0");
         assert_eq!(classify(&vec![(1, WW), (2, WR)]), "G1c");
         assert_eq!(classify(&vec![(1, RW), (2, WR)]), "G-single");
-        assert_eq!(classify(&vec![(1, RW), (2, WR), (3, RW), (4, WW)]), "G-nonadjacent");
+        assert_eq!(
+            classify(&vec![(1, RW), (2, WR), (3, RW), (4, WW)]),
+            "G-nonadjacent"
+        );
         assert_eq!(classify(&vec![(1, RW), (2, RW)]), "G2-item");
-        assert_eq!(classify(&vec![(1, RW), (2, WR), (3, RW)]), "G2-item", "rw edges wrap around");
+        assert_eq!(
+            classify(&vec![(1, RW), (2, WR), (3, RW)]),
+            "G2-item",
+            "rw edges wrap around"
+        );
         assert_eq!(classify(&vec![(1, RW), (2, REALTIME)]), "G-single-realtime");
         assert_eq!(classify(&vec![(1, WW), (2, PROCESS)]), "G0-process");
     }

@@ -39,7 +39,11 @@ pub fn sccs(inf: &Inference<'_>, with_process: bool, with_realtime: bool) -> Vec
         .txns
         .iter()
         .enumerate()
-        .filter_map(|(i, t)| t.completion.filter(|_| t.is_ok() && with_realtime).map(|c| (c, i as u32)))
+        .filter_map(|(i, t)| {
+            t.completion
+                .filter(|_| t.is_ok() && with_realtime)
+                .map(|c| (c, i as u32))
+        })
         .collect();
     completions.sort_unstable();
     let time_nodes = completions.len();
@@ -72,7 +76,11 @@ pub fn sccs(inf: &Inference<'_>, with_process: bool, with_realtime: bool) -> Vec
     if remaining.is_empty() {
         return Vec::new();
     }
-    let index: FxHashMap<u32, u32> = remaining.iter().enumerate().map(|(i, &x)| (x, i as u32)).collect();
+    let index: FxHashMap<u32, u32> = remaining
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| (x, i as u32))
+        .collect();
     let mut g: DiGraph<(), (), u32> = DiGraph::with_capacity(remaining.len(), remaining.len() * 4);
     for _ in 0..remaining.len() {
         g.add_node(());
@@ -85,8 +93,11 @@ pub fn sccs(inf: &Inference<'_>, with_process: bool, with_realtime: bool) -> Vec
     let mut out: Vec<Vec<u32>> = petgraph::algo::kosaraju_scc(&g)
         .into_iter()
         .filter_map(|scc| {
-            let mut real: Vec<u32> =
-                scc.iter().map(|x| remaining[x.index()]).filter(|&x| (x as usize) < n).collect();
+            let mut real: Vec<u32> = scc
+                .iter()
+                .map(|x| remaining[x.index()])
+                .filter(|&x| (x as usize) < n)
+                .collect();
             (real.len() >= 2).then(|| {
                 real.sort_unstable();
                 real
@@ -125,7 +136,9 @@ fn trim(total: usize, edges: &[(u32, u32)]) -> Vec<bool> {
             }
         }
         drop(fill);
-        let mut queue: Vec<u32> = (0..total as u32).filter(|&x| alive[x as usize] && degree[x as usize] == 0).collect();
+        let mut queue: Vec<u32> = (0..total as u32)
+            .filter(|&x| alive[x as usize] && degree[x as usize] == 0)
+            .collect();
         while let Some(x) = queue.pop() {
             alive[x as usize] = false;
             for &y in &targets[offsets[x as usize] as usize..offsets[x as usize + 1] as usize] {
@@ -147,7 +160,11 @@ pub struct Local {
 
 impl Local {
     pub fn new(inf: &Inference<'_>, members: Vec<u32>, with_realtime: bool) -> Local {
-        let index: FxHashMap<u32, u32> = members.iter().enumerate().map(|(i, &m)| (m, i as u32)).collect();
+        let index: FxHashMap<u32, u32> = members
+            .iter()
+            .enumerate()
+            .map(|(i, &m)| (m, i as u32))
+            .collect();
         let mut adj: Vec<Vec<(u32, u8)>> = vec![Vec::new(); members.len()];
         for (li, &m) in members.iter().enumerate() {
             for &(_, b, k) in inf.out_edges(m) {
@@ -188,7 +205,13 @@ pub enum Search {
     Any,
 }
 
-pub const SEARCHES: [Search; 5] = [Search::G0, Search::G1c, Search::GSingle, Search::GNonadjacent, Search::G2Item];
+pub const SEARCHES: [Search; 5] = [
+    Search::G0,
+    Search::G1c,
+    Search::GSingle,
+    Search::GNonadjacent,
+    Search::G2Item,
+];
 
 // State bits of the search automaton.
 const HAS_EDGE: u8 = 1;
@@ -266,12 +289,25 @@ const STARTS_MAX: usize = 4;
 const VISITS_MAX: usize = 50_000;
 
 /// The shortest cycle of class `search` using data edges plus the `extra` kinds (process, real-time).
-pub fn find(local: &Local, search: Search, extra: u8, deadline: Option<Instant>) -> Result<Option<Cycle>, TimedOut> {
+pub fn find(
+    local: &Local,
+    search: Search,
+    extra: u8,
+    deadline: Option<Instant>,
+) -> Result<Option<Cycle>, TimedOut> {
     let allowed = search.kinds() | extra;
     let mut best: Option<Vec<(u32, u8)>> = None;
     let exhaustive = local.members.len() <= EXHAUSTIVE_MAX;
-    let starts = if exhaustive { local.members.len() } else { STARTS_MAX.min(local.members.len()) };
-    let visits_max = if exhaustive || search == Search::Any { usize::MAX } else { VISITS_MAX };
+    let starts = if exhaustive {
+        local.members.len()
+    } else {
+        STARTS_MAX.min(local.members.len())
+    };
+    let visits_max = if exhaustive || search == Search::Any {
+        usize::MAX
+    } else {
+        VISITS_MAX
+    };
     for start in 0..starts as u32 {
         let limit = best.as_ref().map_or(usize::MAX, |b| b.len() - 1);
         if let Some(c) = bfs(local, search, allowed, start, limit, visits_max, deadline)? {
@@ -284,7 +320,11 @@ pub fn find(local: &Local, search: Search, extra: u8, deadline: Option<Instant>)
             }
         }
     }
-    Ok(best.map(|c| c.into_iter().map(|(l, k)| (local.members[l as usize], k)).collect()))
+    Ok(best.map(|c| {
+        c.into_iter()
+            .map(|(l, k)| (local.members[l as usize], k))
+            .collect()
+    }))
 }
 
 /// Breadth-first search from `start` back to itself; `limit` caps the path length (a shorter cycle
@@ -308,7 +348,7 @@ fn bfs(
     let mut steps: u64 = 0;
     while let Some((node, state, depth)) = queue.pop_front() {
         steps += 1;
-        if steps % 1024 == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+        if steps.is_multiple_of(1024) && deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(TimedOut);
         }
         if depth >= limit {
@@ -319,7 +359,9 @@ fn bfs(
             while bits != 0 {
                 let kind = bits & bits.wrapping_neg();
                 bits &= !kind;
-                let Some(ns) = search.step(state, kind) else { continue };
+                let Some(ns) = search.step(state, kind) else {
+                    continue;
+                };
                 if next == start {
                     if search.accepts(ns) {
                         return Ok(Some(unwind(&parent, start, node, state, kind)));
@@ -349,7 +391,9 @@ fn unwind(
     let mut rev = vec![(last, closing)];
     let (mut node, mut state) = (last, last_state);
     while !(node == start && state == 0) {
-        let &(p, ps, k) = parent.get(&(node, state)).expect("every visited state has a parent");
+        let &(p, ps, k) = parent
+            .get(&(node, state))
+            .expect("every visited state has a parent");
         rev.push((p, k));
         node = p;
         state = ps;

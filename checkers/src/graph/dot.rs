@@ -60,8 +60,20 @@ mod tests {
     #[test]
     fn renders_a_two_cycle() {
         let steps = vec![
-            Step { from: "T1".into(), to: "T2".into(), kind: "rw", label: "rw 3".into(), because: String::new() },
-            Step { from: "T2".into(), to: "T1".into(), kind: "wr", label: "wr \"x\"".into(), because: String::new() },
+            Step {
+                from: "T1".into(),
+                to: "T2".into(),
+                kind: "rw",
+                label: "rw 3".into(),
+                because: String::new(),
+            },
+            Step {
+                from: "T2".into(),
+                to: "T1".into(),
+                kind: "wr",
+                label: "wr \"x\"".into(),
+                because: String::new(),
+            },
         ];
         let d = render("G-single", &steps);
         assert!(d.starts_with("digraph \"G-single\" {"));

@@ -104,7 +104,9 @@ fn why(inf: &Inference<'_>, a: u32, b: u32, kind: u8) -> (String, String) {
 
 fn ww_evidence(inf: &Inference<'_>, a: u32, b: u32) -> Option<(i64, i64, i64)> {
     for m in &inf.txns[b as usize].mops {
-        let (Mop::Append { key, value } | Mop::Write { key, value }) = *m else { continue };
+        let (Mop::Append { key, value } | Mop::Write { key, value }) = *m else {
+            continue;
+        };
         match inf.kind {
             DataKind::ListAppend => {
                 let (order, _) = inf.orders.get(&key)?;
@@ -152,7 +154,9 @@ fn rw_evidence(inf: &Inference<'_>, a: u32, b: u32) -> Option<(i64, i64)> {
         match inf.kind {
             DataKind::ListAppend => {
                 let Some(l) = v.list() else { continue };
-                let Some((order, _)) = inf.orders.get(&k) else { continue };
+                let Some((order, _)) = inf.orders.get(&k) else {
+                    continue;
+                };
                 if l.len() < order.len() {
                     let next = order.get(l.len());
                     if inf.writers.get(&(k, next)).is_some_and(|w| w.txn == b) {

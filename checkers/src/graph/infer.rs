@@ -87,13 +87,19 @@ pub struct Inference<'h> {
 
 impl<'h> Inference<'h> {
     pub fn out_edges(&self, t: u32) -> &[(u32, u32, u8)] {
-        let (a, b) = (self.offsets[t as usize] as usize, self.offsets[t as usize + 1] as usize);
+        let (a, b) = (
+            self.offsets[t as usize] as usize,
+            self.offsets[t as usize + 1] as usize,
+        );
         &self.edges[a..b]
     }
 
     /// Event index of a transaction's invocation (its name in reports: `T<index>`).
     pub fn name(&self, t: u32) -> String {
-        format!("T{}", self.history.events[self.txns[t as usize].invoke].index)
+        format!(
+            "T{}",
+            self.history.events[self.txns[t as usize].invoke].index
+        )
     }
 
     /// Event indices of a transaction: its invocation and completion.
@@ -184,7 +190,8 @@ pub fn infer<'h>(history: &'h History, txns: Vec<Txn<'h>>, kind: DataKind) -> In
     process_edges(&inf, &mut raw);
     finish_edges(&mut inf, raw);
     // Parallel phases find things in any order: report them in a fixed one.
-    inf.found.sort_by(|a, b| (&a.txns, a.name).cmp(&(&b.txns, b.name)));
+    inf.found
+        .sort_by(|a, b| (&a.txns, a.name).cmp(&(&b.txns, b.name)));
     inf
 }
 
@@ -239,7 +246,13 @@ fn check_internal(inf: &mut Inference<'_>) {
         .par_iter()
         .enumerate()
         .filter(|(_, t)| t.is_ok() && t.mops.len() > 1)
-        .filter_map(|(i, t)| internal_of(t).map(|message| Found { name: "internal", txns: vec![i as u32], message }))
+        .filter_map(|(i, t)| {
+            internal_of(t).map(|message| Found {
+                name: "internal",
+                txns: vec![i as u32],
+                message,
+            })
+        })
         .collect();
     inf.found.extend(found);
 }
@@ -258,7 +271,10 @@ fn internal_of(t: &Txn<'_>) -> Option<String> {
                 Some(e) => *e = (key, Known::Written(value), Vec::new()),
                 None => known.push((key, Known::Written(value), Vec::new())),
             },
-            Mop::Read { key, value: Some(v) } => {
+            Mop::Read {
+                key,
+                value: Some(v),
+            } => {
                 let Some(e) = known.iter_mut().find(|e| e.0 == key) else {
                     known.push((key, Known::Read(v), Vec::new()));
                     continue;
@@ -270,7 +286,10 @@ fn internal_of(t: &Txn<'_>) -> Option<String> {
                         ReadValue::List(l) => l.iter().collect(),
                     };
                     let expected = match e.1 {
-                        Known::Read(ReadValue::List(l)) => format!("{:?}", l.iter().chain(e.2.iter().copied()).collect::<Vec<_>>()),
+                        Known::Read(ReadValue::List(l)) => format!(
+                            "{:?}",
+                            l.iter().chain(e.2.iter().copied()).collect::<Vec<_>>()
+                        ),
                         Known::Read(ReadValue::Nil) => format!("{:?}", e.2),
                         Known::Read(ReadValue::Int(x)) | Known::Written(x) => format!("[{x}]"),
                         Known::Appended => format!("a list ending in {:?}", e.2),
@@ -288,14 +307,24 @@ fn internal_of(t: &Txn<'_>) -> Option<String> {
 /// Whether a read agrees with what the transaction knew plus what it appended since.
 fn agrees(known: Known<'_>, appended: &[i64], v: ReadValue<'_>) -> bool {
     let list_ends_with = |l: &ListView<'_>, tail: &[i64]| {
-        l.len() >= tail.len() && tail.iter().enumerate().all(|(j, x)| l.get(l.len() - tail.len() + j) == *x)
+        l.len() >= tail.len()
+            && tail
+                .iter()
+                .enumerate()
+                .all(|(j, x)| l.get(l.len() - tail.len() + j) == *x)
     };
     match (known, v) {
         (Known::Read(ReadValue::List(prior)), ReadValue::List(l)) => {
-            l.len() == prior.len() + appended.len() && prior.is_prefix_of(&l) && list_ends_with(&l, appended)
+            l.len() == prior.len() + appended.len()
+                && prior.is_prefix_of(&l)
+                && list_ends_with(&l, appended)
         }
-        (Known::Read(ReadValue::List(prior)), ReadValue::Nil) => prior.is_empty() && appended.is_empty(),
-        (Known::Read(ReadValue::Nil), ReadValue::List(l)) => l.len() == appended.len() && list_ends_with(&l, appended),
+        (Known::Read(ReadValue::List(prior)), ReadValue::Nil) => {
+            prior.is_empty() && appended.is_empty()
+        }
+        (Known::Read(ReadValue::Nil), ReadValue::List(l)) => {
+            l.len() == appended.len() && list_ends_with(&l, appended)
+        }
         (Known::Read(ReadValue::Nil), ReadValue::Nil) => appended.is_empty(),
         (Known::Read(ReadValue::Int(x)) | Known::Written(x), ReadValue::Int(y)) => x == y,
         (Known::Written(_), _) => false,
@@ -334,7 +363,9 @@ type Orders<'h> = FxHashMap<i64, (ListView<'h>, u32)>;
 /// The longest read of each key, in parallel: ties go to the earliest transaction (determinism).
 fn longest_reads<'h>(txns: &[Txn<'h>]) -> Orders<'h> {
     use rayon::prelude::*;
-    let better = |a: &(ListView<'h>, u32), b: &(ListView<'h>, u32)| b.0.len() > a.0.len() || (b.0.len() == a.0.len() && b.1 < a.1);
+    let better = |a: &(ListView<'h>, u32), b: &(ListView<'h>, u32)| {
+        b.0.len() > a.0.len() || (b.0.len() == a.0.len() && b.1 < a.1)
+    };
     txns.par_iter()
         .enumerate()
         .filter(|(_, t)| t.is_ok())
@@ -432,8 +463,18 @@ fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
     inf.orders = orders;
 }
 
-fn scan_reads<'h>(inf: &Inference<'h>, orders: &Orders<'h>, i: u32, t: &Txn<'h>, acc: &mut ReadScan) {
-    let writes_key = |key: i64| t.mops.iter().any(|m| matches!(*m, Mop::Append { key: k, .. } | Mop::Write { key: k, .. } if k == key));
+fn scan_reads<'h>(
+    inf: &Inference<'h>,
+    orders: &Orders<'h>,
+    i: u32,
+    t: &Txn<'h>,
+    acc: &mut ReadScan,
+) {
+    let writes_key = |key: i64| {
+        t.mops.iter().any(
+            |m| matches!(*m, Mop::Append { key: k, .. } | Mop::Write { key: k, .. } if k == key),
+        )
+    };
     for (key, v) in external_reads(t) {
         let Some(l) = v.list() else { continue };
         let (order, longest) = orders[&key];
@@ -474,7 +515,11 @@ fn scan_reads<'h>(inf: &Inference<'h>, orders: &Orders<'h>, i: u32, t: &Txn<'h>,
         }
         if l.len() < order.len() {
             let next = order.get(l.len());
-            if let Some(w) = inf.writers.get(&(key, next)).filter(|w| !w.ambiguous && !w.failed) {
+            if let Some(w) = inf
+                .writers
+                .get(&(key, next))
+                .filter(|w| !w.ambiguous && !w.failed)
+            {
                 if w.txn != i {
                     acc.raw.push((i, w.txn, RW));
                 }
@@ -504,7 +549,9 @@ fn unobserved_appends(inf: &Inference<'_>, orders: &Orders<'_>, raw: &mut Vec<(u
     let mut budget: FxHashMap<i64, usize> = FxHashMap::default();
     for (i, t) in inf.txns.iter().enumerate().filter(|(_, t)| t.is_ok()) {
         for (key, v) in external_reads(t) {
-            let (Some(l), Some(ws)) = (v.list(), unobserved.get(&key)) else { continue };
+            let (Some(l), Some(ws)) = (v.list(), unobserved.get(&key)) else {
+                continue;
+            };
             if l.len() != orders[&key].0.len() || !is_prefix(l, orders[&key].0) {
                 continue;
             }
@@ -522,7 +569,11 @@ fn unobserved_appends(inf: &Inference<'_>, orders: &Orders<'_>, raw: &mut Vec<(u
 /// For a read that does not fit the version order, check its elements one by one.
 fn dirty_element(inf: &Inference<'_>, key: i64, l: ListView<'_>, reader: u32) -> Option<Found> {
     for e in l.iter() {
-        if let Some(w) = inf.writers.get(&(key, e)).filter(|w| w.failed && !w.ambiguous) {
+        if let Some(w) = inf
+            .writers
+            .get(&(key, e))
+            .filter(|w| w.failed && !w.ambiguous)
+        {
             return Some(Found {
                 name: "G1a",
                 txns: vec![reader, w.txn],
@@ -586,7 +637,9 @@ fn register_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
                 inf.found.push(Found {
                     name: "G1a",
                     txns: vec![i, w.txn],
-                    message: format!("read key {key} = {x}, written by a transaction that failed (aborted)"),
+                    message: format!(
+                        "read key {key} = {x}, written by a transaction that failed (aborted)"
+                    ),
                 });
                 continue;
             }
@@ -605,7 +658,11 @@ fn register_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
     // T read v then wrote v': v' directly follows v. Writer(v) -ww-> T; other readers of v -rw-> T.
     for &(key, read, t) in &successions {
         if let Some(x) = read {
-            if let Some(w) = inf.writers.get(&(key, x)).filter(|w| !w.ambiguous && !w.failed) {
+            if let Some(w) = inf
+                .writers
+                .get(&(key, x))
+                .filter(|w| !w.ambiguous && !w.failed)
+            {
                 if w.txn != t {
                     raw.push((w.txn, t, WW));
                 }
@@ -628,7 +685,11 @@ fn register_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
         if read.is_some() {
             continue;
         }
-        for &w in committed_writers.get(&key).map(Vec::as_slice).unwrap_or(&[]) {
+        for &w in committed_writers
+            .get(&key)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
             for &r in rs {
                 if r != w {
                     raw.push((r, w, RW));

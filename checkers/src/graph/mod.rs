@@ -108,8 +108,12 @@ impl Checker for GraphChecker {
             for (name, cycle) in found {
                 let steps = explain::steps(&inf, &cycle);
                 let text = explain::explain(&inf, &name, &cycle);
-                let events: Vec<u64> = cycle.iter().flat_map(|&(t, _)| inf.event_indices(t)).collect();
-                if verdict.anomaly_counts.get(&name).copied().unwrap_or(0) < crate::verdict::EXAMPLES_PER_ANOMALY as u64
+                let events: Vec<u64> = cycle
+                    .iter()
+                    .flat_map(|&(t, _)| inf.event_indices(t))
+                    .collect();
+                if verdict.anomaly_counts.get(&name).copied().unwrap_or(0)
+                    < crate::verdict::EXAMPLES_PER_ANOMALY as u64
                     && drawn.len() < CYCLES_DRAWN_MAX
                 {
                     drawn.push(serde_json::json!({
@@ -223,7 +227,11 @@ fn already_covered(search: Search, extra: u8, found: &SccCycles) -> bool {
         Search::G2Item => "G2-item",
         Search::Any => return false,
     };
-    let weaker: &[&str] = if extra & REALTIME != 0 { &["", "-process"] } else { &[""] };
+    let weaker: &[&str] = if extra & REALTIME != 0 {
+        &["", "-process"]
+    } else {
+        &[""]
+    };
     weaker
         .iter()
         .any(|s| found.iter().any(|f| f.0 == format!("{base}{s}")))
@@ -254,10 +262,24 @@ pub fn write_artifacts(verdict: &Verdict, dir: &Path) -> io::Result<Vec<PathBuf>
     let out = dir.join("graph");
     std::fs::create_dir_all(&out)?;
     let mut written = Vec::new();
-    let cycles = verdict.details.get("cycles").and_then(|c| c.as_array()).cloned().unwrap_or_default();
+    let cycles = verdict
+        .details
+        .get("cycles")
+        .and_then(|c| c.as_array())
+        .cloned()
+        .unwrap_or_default();
     for (i, c) in cycles.iter().enumerate() {
         let name = c.get("anomaly").and_then(|a| a.as_str()).unwrap_or("cycle");
-        let safe: String = name.chars().map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' { ch } else { '_' }).collect();
+        let safe: String = name
+            .chars()
+            .map(|ch| {
+                if ch.is_ascii_alphanumeric() || ch == '-' {
+                    ch
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         for ext in ["dot", "svg"] {
             if let Some(text) = c.get(ext).and_then(|t| t.as_str()) {
                 let p = out.join(format!("{i:02}-{safe}.{ext}"));

@@ -18,7 +18,11 @@ use std::collections::BTreeSet;
 /// (model, the models it implies directly, the anomalies it forbids directly).
 pub const MODELS: &[(&str, &[&str], &[&str])] = &[
     ("read-uncommitted", &[], &["G0", "duplicate-elements"]),
-    ("read-committed", &["read-uncommitted"], &["G1a", "G1b", "G1c", "incompatible-order"]),
+    (
+        "read-committed",
+        &["read-uncommitted"],
+        &["G1a", "G1b", "G1c", "incompatible-order"],
+    ),
     ("monotonic-atomic-view", &["read-committed"], &[]),
     ("cursor-stability", &["read-committed"], &["lost-update"]),
     (
@@ -31,16 +35,30 @@ pub const MODELS: &[(&str, &[&str], &[&str])] = &[
         &["monotonic-atomic-view"],
         &["G-single", "G-nonadjacent", "lost-update", "internal"],
     ),
-    ("serializable", &["repeatable-read", "snapshot-isolation"], &["G2", "G2-item"]),
+    (
+        "serializable",
+        &["repeatable-read", "snapshot-isolation"],
+        &["G2", "G2-item"],
+    ),
     (
         "strong-session-snapshot-isolation",
         &["snapshot-isolation"],
-        &["G0-process", "G1c-process", "G-single-process", "G-nonadjacent-process"],
+        &[
+            "G0-process",
+            "G1c-process",
+            "G-single-process",
+            "G-nonadjacent-process",
+        ],
     ),
     (
         "strong-snapshot-isolation",
         &["strong-session-snapshot-isolation"],
-        &["G0-realtime", "G1c-realtime", "G-single-realtime", "G-nonadjacent-realtime"],
+        &[
+            "G0-realtime",
+            "G1c-realtime",
+            "G-single-realtime",
+            "G-nonadjacent-realtime",
+        ],
     ),
     (
         "strong-session-serializable",
@@ -84,9 +102,11 @@ fn weaker_or_equal(model: &str) -> BTreeSet<&str> {
 
 /// Whether an anomaly rules the model out (directly or through a model it implies).
 pub fn rules_out(model: &str, anomaly: &str) -> bool {
-    weaker_or_equal(model)
-        .iter()
-        .any(|m| MODELS.iter().any(|(n, _, forbids)| n == m && forbids.contains(&anomaly)))
+    weaker_or_equal(model).iter().any(|m| {
+        MODELS
+            .iter()
+            .any(|(n, _, forbids)| n == m && forbids.contains(&anomaly))
+    })
 }
 
 pub fn boundary<'a>(anomalies: impl IntoIterator<Item = &'a str> + Clone) -> Boundary {
@@ -97,14 +117,20 @@ pub fn boundary<'a>(anomalies: impl IntoIterator<Item = &'a str> + Clone) -> Bou
         .collect();
     let mut b = Boundary::default();
     for &m in &out {
-        let weaker_out = weaker_or_equal(m).iter().any(|w| *w != m && out.contains(w));
+        let weaker_out = weaker_or_equal(m)
+            .iter()
+            .any(|w| *w != m && out.contains(w));
         if weaker_out {
             b.also_not.push(m.to_string());
         } else {
             b.not.push(m.to_string());
         }
     }
-    let ok: Vec<&str> = MODELS.iter().map(|m| m.0).filter(|m| !out.contains(m)).collect();
+    let ok: Vec<&str> = MODELS
+        .iter()
+        .map(|m| m.0)
+        .filter(|m| !out.contains(m))
+        .collect();
     for &m in &ok {
         let stronger_ok = ok.iter().any(|s| *s != m && weaker_or_equal(s).contains(m));
         if !stronger_ok {
@@ -131,7 +157,9 @@ mod tests {
         assert_eq!(b.not, vec!["repeatable-read"]);
         assert!(b.also_not.contains(&"serializable".to_string()));
         assert!(b.also_not.contains(&"strict-serializable".to_string()));
-        assert!(b.satisfied.contains(&"strong-snapshot-isolation".to_string()));
+        assert!(b
+            .satisfied
+            .contains(&"strong-snapshot-isolation".to_string()));
     }
 
     #[test]
@@ -146,7 +174,9 @@ mod tests {
     fn realtime_only_rules_out_strict() {
         let b = boundary(["G2-item-realtime"]);
         assert_eq!(b.not, vec!["strict-serializable"]);
-        assert!(b.satisfied.contains(&"strong-session-serializable".to_string()));
+        assert!(b
+            .satisfied
+            .contains(&"strong-session-serializable".to_string()));
         let b = boundary(["G1a"]);
         assert_eq!(b.not, vec!["read-committed"]);
         assert_eq!(b.satisfied, vec!["read-uncommitted"]);

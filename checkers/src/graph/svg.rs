@@ -11,7 +11,10 @@ use super::dot::colour;
 use super::explain::Step;
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The SVG document of one cycle.
@@ -42,7 +45,12 @@ pub fn render(title: &str, steps: &[Step]) -> String {
         );
     }
     s.push_str("</defs>");
-    let _ = write!(s, r#"<text x="{:.0}" y="18" text-anchor="middle" font-weight="bold">{}</text>"#, cx, escape(title));
+    let _ = write!(
+        s,
+        r#"<text x="{:.0}" y="18" text-anchor="middle" font-weight="bold">{}</text>"#,
+        cx,
+        escape(title)
+    );
     for (i, st) in steps.iter().enumerate() {
         let (x1, y1) = at(i);
         let (x2, y2) = at((i + 1) % n);
@@ -55,7 +63,11 @@ pub fn render(title: &str, steps: &[Step]) -> String {
         // Bend outwards so that a 2-cycle draws two distinct arcs.
         let (mx, my) = ((sx + ex) / 2.0 - uy * 30.0, (sy + ey) / 2.0 + ux * 30.0);
         let c = colour(st.kind);
-        let kind = if matches!(st.kind, "ww" | "wr" | "rw" | "process" | "realtime") { st.kind } else { "ww" };
+        let kind = if matches!(st.kind, "ww" | "wr" | "rw" | "process" | "realtime") {
+            st.kind
+        } else {
+            "ww"
+        };
         let _ = write!(
             s,
             r#"<path d="M {sx:.1} {sy:.1} Q {mx:.1} {my:.1} {ex:.1} {ey:.1}" fill="none" stroke="{c}" stroke-width="2" marker-end="url(#arrow-{kind})"/>"#

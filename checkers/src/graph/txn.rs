@@ -21,7 +21,10 @@ pub enum Mop<'h> {
     /// `["w", k, v]`: sets the register at `k` to `v`.
     Write { key: i64, value: i64 },
     /// `["r", k, …]`. `value` is `None` when the read's result is unknown (an invocation).
-    Read { key: i64, value: Option<ReadValue<'h>> },
+    Read {
+        key: i64,
+        value: Option<ReadValue<'h>>,
+    },
 }
 
 /// What a read returned.
@@ -75,7 +78,9 @@ impl<'h> ListView<'h> {
     }
     pub fn get(&self, i: usize) -> i64 {
         match self {
-            ListView::Values(v) => v[i].as_i64().expect("list elements are validated as integers at decode time"),
+            ListView::Values(v) => v[i]
+                .as_i64()
+                .expect("list elements are validated as integers at decode time"),
             ListView::Ints(v) => v[i],
         }
     }
@@ -126,7 +131,11 @@ pub enum TxnError {
     #[error("{0}")]
     History(#[from] verity_history::HistoryError),
     #[error("event {index}: malformed micro-op {mop}: {why}")]
-    Malformed { index: u64, mop: String, why: &'static str },
+    Malformed {
+        index: u64,
+        mop: String,
+        why: &'static str,
+    },
     #[error("event {index}: a txn value must be a list of micro-ops")]
     NotAList { index: u64 },
 }
@@ -151,7 +160,10 @@ pub fn decode(history: &History) -> Result<Vec<Txn<'_>>, TxnError> {
     Ok(txns.into_iter().flatten().collect())
 }
 
-fn decode_op<'h>(history: &'h History, op: &verity_history::Op) -> Result<Option<Txn<'h>>, TxnError> {
+fn decode_op<'h>(
+    history: &'h History,
+    op: &verity_history::Op,
+) -> Result<Option<Txn<'h>>, TxnError> {
     let inv = &history.events[op.invoke];
     let Process::Client(process) = inv.process else {
         return Ok(None);
@@ -200,8 +212,14 @@ fn decode_mops(index: u64, value: &Value) -> Result<Vec<Mop<'_>>, TxnError> {
 /// A micro-op of the typed fast path (already validated by its decoder).
 fn fast_mop(index: u64, m: &MicroOp) -> Result<Mop<'_>, TxnError> {
     Ok(match (m.f, &m.value) {
-        (MopF::Append, MopValue::Int(v)) => Mop::Append { key: m.key, value: *v },
-        (MopF::Write, MopValue::Int(v)) => Mop::Write { key: m.key, value: *v },
+        (MopF::Append, MopValue::Int(v)) => Mop::Append {
+            key: m.key,
+            value: *v,
+        },
+        (MopF::Write, MopValue::Int(v)) => Mop::Write {
+            key: m.key,
+            value: *v,
+        },
         (MopF::Read, v) => Mop::Read {
             key: m.key,
             value: Some(match v {
@@ -235,11 +253,15 @@ fn decode_mop(index: u64, m: &Value) -> Result<Mop<'_>, TxnError> {
     match f {
         "append" => Ok(Mop::Append {
             key,
-            value: v.as_i64().ok_or_else(|| bad("appended value is not an integer"))?,
+            value: v
+                .as_i64()
+                .ok_or_else(|| bad("appended value is not an integer"))?,
         }),
         "w" => Ok(Mop::Write {
             key,
-            value: v.as_i64().ok_or_else(|| bad("written value is not an integer"))?,
+            value: v
+                .as_i64()
+                .ok_or_else(|| bad("written value is not an integer"))?,
         }),
         "r" => {
             let value = match v {

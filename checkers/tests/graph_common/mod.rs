@@ -80,7 +80,11 @@ impl Builder {
     }
 
     pub fn complete(&mut self, p: u64, kind: EventType, mops: &[M]) -> &mut Self {
-        let v = if kind == EventType::Ok { mops_value(mops) } else { mops_value(&blank(mops)) };
+        let v = if kind == EventType::Ok {
+            mops_value(mops)
+        } else {
+            mops_value(&blank(mops))
+        };
         self.push(p, kind, v);
         self
     }
@@ -142,16 +146,30 @@ impl State {
 }
 
 /// Random micro-ops over `keys` keys; values from `next_value` (unique).
-pub fn random_mops(rng: &mut ChaCha8Rng, keys: i64, max_len: usize, register: bool, next_value: &mut i64) -> Vec<M> {
+pub fn random_mops(
+    rng: &mut ChaCha8Rng,
+    keys: i64,
+    max_len: usize,
+    register: bool,
+    next_value: &mut i64,
+) -> Vec<M> {
     let len = rng.gen_range(1..=max_len);
     (0..len)
         .map(|_| {
             let k = rng.gen_range(0..keys);
             if rng.gen_bool(0.5) {
-                if register { M::Rr(k, None) } else { M::R(k, None) }
+                if register {
+                    M::Rr(k, None)
+                } else {
+                    M::R(k, None)
+                }
             } else {
                 *next_value += 1;
-                if register { M::W(k, *next_value) } else { M::A(k, *next_value) }
+                if register {
+                    M::W(k, *next_value)
+                } else {
+                    M::A(k, *next_value)
+                }
             }
         })
         .collect()
@@ -160,7 +178,13 @@ pub fn random_mops(rng: &mut ChaCha8Rng, keys: i64, max_len: usize, register: bo
 /// Simulates a correct store: `procs` processes run `txns` random transactions; each takes effect
 /// atomically at a random instant between its invocation and completion (strict serializable).
 /// Some fail (no effect) and some end `info` (effect or not).
-pub fn simulate_correct(rng: &mut ChaCha8Rng, txns: usize, procs: u64, keys: i64, register: bool) -> History {
+pub fn simulate_correct(
+    rng: &mut ChaCha8Rng,
+    txns: usize,
+    procs: u64,
+    keys: i64,
+    register: bool,
+) -> History {
     #[derive(Clone)]
     struct Open {
         p: u64,
@@ -190,7 +214,12 @@ pub fn simulate_correct(rng: &mut ChaCha8Rng, txns: usize, procs: u64, keys: i64
                 2 => 3,
                 _ => 0,
             };
-            open.push(Open { p, mops, result: None, fate });
+            open.push(Open {
+                p,
+                mops,
+                result: None,
+                fate,
+            });
             started += 1;
         } else if choice == 1 && !open.is_empty() {
             // Take effect.
@@ -266,9 +295,15 @@ pub fn oracle_txns(h: &History, register: bool) -> Vec<OTxn> {
     let ops = h.ops().unwrap();
     ops.iter()
         .map(|op| {
-            let kind = op.completion.map_or(EventType::Invoke, |c| h.events[c].kind);
+            let kind = op
+                .completion
+                .map_or(EventType::Invoke, |c| h.events[c].kind);
             let ok = kind == EventType::Ok;
-            let src = if ok { &h.events[op.completion.unwrap()] } else { &h.events[op.invoke] };
+            let src = if ok {
+                &h.events[op.completion.unwrap()]
+            } else {
+                &h.events[op.invoke]
+            };
             OTxn {
                 process: match h.events[op.invoke].process {
                     Process::Client(p) => p,
@@ -297,8 +332,12 @@ pub enum Order {
 /// Whether some serial order of some committed subset explains every ok read: all ok transactions
 /// are in, fail ones are out, info and pending ones may be either.
 pub fn explainable(txns: &[OTxn], order: Order) -> bool {
-    let maybe: Vec<usize> = (0..txns.len()).filter(|&i| matches!(txns[i].kind, EventType::Info | EventType::Invoke)).collect();
-    let must: Vec<usize> = (0..txns.len()).filter(|&i| txns[i].kind == EventType::Ok).collect();
+    let maybe: Vec<usize> = (0..txns.len())
+        .filter(|&i| matches!(txns[i].kind, EventType::Info | EventType::Invoke))
+        .collect();
+    let must: Vec<usize> = (0..txns.len())
+        .filter(|&i| txns[i].kind == EventType::Ok)
+        .collect();
     for mask in 0..(1u32 << maybe.len()) {
         let mut set = must.clone();
         for (j, &i) in maybe.iter().enumerate() {
@@ -332,7 +371,9 @@ fn permute(txns: &[OTxn], set: &mut Vec<usize>, k: usize, order: Order) -> bool 
         set.swap(k, i);
         // Prune: the chosen transaction must not have to follow any one still unplaced.
         let c = set[k];
-        let ok = set[k + 1..].iter().all(|&later| !precedes(txns, later, c, order));
+        let ok = set[k + 1..]
+            .iter()
+            .all(|&later| !precedes(txns, later, c, order));
         if ok && prefix_ok(txns, &set[..=k]) && permute(txns, set, k + 1, order) {
             set.swap(k, i);
             return true;
