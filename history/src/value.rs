@@ -313,7 +313,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         // Elements are decoded as micro-ops where they have the shape; the list is a Txn only if
         // all of them do.
-        let mut mops: Vec<MicroOp> = Vec::new();
+        // A reused scratch buffer, so the result is allocated once at its exact size.
+        let mut mops: Vec<MicroOp> = MOPS_SCRATCH.take();
+        mops.clear();
         let mut items: Vec<Value> = Vec::new();
         while let Some(item) = seq.next_element_seed(ElemSeed)? {
             match item {
@@ -327,11 +329,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
                 }
             }
         }
-        if items.is_empty() && !mops.is_empty() {
-            mops.shrink_to_fit();
-            return Ok(Value::Txn(mops));
-        }
-        Ok(Value::List(items))
+        let out = if items.is_empty() && !mops.is_empty() {
+            Value::Txn(mops.drain(..).collect())
+        } else {
+            Value::List(items)
+        };
+        MOPS_SCRATCH.set(mops);
+        Ok(out)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         // Transfer fields seen so far, and everything else.
@@ -372,6 +376,14 @@ impl<'de> Visitor<'de> for ValueVisitor {
         }
         Ok(Value::Map(rest))
     }
+}
+
+thread_local! {
+    // Scratch buffers of the micro-op fast path: each decoded list is copied out at its exact size,
+    // which saves the grow-and-shrink reallocations of millions of short lists. Taken, not
+    // borrowed, so that a nested list simply starts with an empty buffer of its own.
+    static MOPS_SCRATCH: std::cell::Cell<Vec<MicroOp>> = const { std::cell::Cell::new(Vec::new()) };
+    static INTS_SCRATCH: std::cell::Cell<Vec<i64>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// A list element: a micro-op when it has the shape `[f, int, null | int | [int…]]`.
@@ -521,7 +533,8 @@ impl<'de> DeserializeSeed<'de> for MopValueSeed {
                 ValueVisitor.visit_map(map).map(Err)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut ints: Vec<i64> = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                let mut ints: Vec<i64> = INTS_SCRATCH.take();
+                ints.clear();
                 while let Some(item) = seq.next_element::<Value>()? {
                     match item {
                         Value::Int(i) => ints.push(i),
@@ -535,8 +548,9 @@ impl<'de> DeserializeSeed<'de> for MopValueSeed {
                         }
                     }
                 }
-                ints.shrink_to_fit();
-                Ok(Ok(MopValue::List(ints)))
+                let out = ints.as_slice().to_vec();
+                INTS_SCRATCH.set(ints);
+                Ok(Ok(MopValue::List(out)))
             }
         }
         d.deserialize_any(V)

@@ -169,7 +169,9 @@ fn pair(history: &History) -> Result<Vec<verity_history::Op>, verity_history::Hi
     let mut crashed: rustc_hash::FxHashSet<u64> = rustc_hash::FxHashSet::default();
     let mut ops: Vec<Op> = Vec::with_capacity(history.events.len() / 2 + 1);
     for (i, e) in history.events.iter().enumerate() {
-        let Process::Client(p) = e.process else { continue };
+        let Process::Client(p) = e.process else {
+            continue;
+        };
         if e.kind == EventType::Invoke {
             if let Some(&(prev, _)) = open.get(&p) {
                 return Err(HistoryError::DoubleInvoke {
@@ -179,13 +181,23 @@ fn pair(history: &History) -> Result<Vec<verity_history::Op>, verity_history::Hi
                 });
             }
             if crashed.contains(&p) {
-                return Err(HistoryError::InvokeAfterInfo { index: e.index, process: e.process });
+                return Err(HistoryError::InvokeAfterInfo {
+                    index: e.index,
+                    process: e.process,
+                });
             }
             open.insert(p, (i, ops.len()));
-            ops.push(Op { invoke: i, completion: None, outcome: OpOutcome::Pending });
+            ops.push(Op {
+                invoke: i,
+                completion: None,
+                outcome: OpOutcome::Pending,
+            });
         } else {
             let Some((_, slot)) = open.remove(&p) else {
-                return Err(HistoryError::CompletionWithoutInvoke { index: e.index, process: e.process });
+                return Err(HistoryError::CompletionWithoutInvoke {
+                    index: e.index,
+                    process: e.process,
+                });
             };
             ops[slot].completion = Some(i);
             ops[slot].outcome = match e.kind {
@@ -351,17 +363,39 @@ mod tests {
     use verity_history::Event;
 
     fn ev(index: u64, p: u64, kind: EventType) -> Event {
-        Event { index, time_ns: index, process: Process::Client(p), kind, f: F::Txn, value: Value::Null, error: None }
+        Event {
+            index,
+            time_ns: index,
+            process: Process::Client(p),
+            kind,
+            f: F::Txn,
+            value: Value::Null,
+            error: None,
+        }
     }
 
     #[test]
     fn pairing_matches_history_ops() {
         let cases = vec![
-            vec![ev(0, 1, EventType::Invoke), ev(1, 2, EventType::Invoke), ev(2, 2, EventType::Ok), ev(3, 1, EventType::Info), ev(4, 3, EventType::Invoke)],
+            vec![
+                ev(0, 1, EventType::Invoke),
+                ev(1, 2, EventType::Invoke),
+                ev(2, 2, EventType::Ok),
+                ev(3, 1, EventType::Info),
+                ev(4, 3, EventType::Invoke),
+            ],
             vec![ev(0, 1, EventType::Ok)],
             vec![ev(0, 1, EventType::Invoke), ev(1, 1, EventType::Invoke)],
-            vec![ev(0, 1, EventType::Invoke), ev(1, 1, EventType::Info), ev(2, 1, EventType::Invoke)],
-            vec![ev(0, 1, EventType::Invoke), ev(1, 1, EventType::Fail), ev(2, 1, EventType::Invoke)],
+            vec![
+                ev(0, 1, EventType::Invoke),
+                ev(1, 1, EventType::Info),
+                ev(2, 1, EventType::Invoke),
+            ],
+            vec![
+                ev(0, 1, EventType::Invoke),
+                ev(1, 1, EventType::Fail),
+                ev(2, 1, EventType::Invoke),
+            ],
         ];
         for events in cases {
             let h = History::new(events);
