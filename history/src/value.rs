@@ -310,6 +310,10 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
         Ok(Value::Str(v))
     }
+    #[expect(
+        clippy::drain_collect,
+        reason = "moves the micro-ops into an exact-size vector; the scratch buffer keeps its capacity"
+    )]
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         // Elements are decoded as micro-ops where they have the shape; the list is a Txn only if
         // all of them do.
