@@ -9,8 +9,12 @@
 //! and as a drawing ([`dot`], [`svg`]).
 //!
 //! The verdict's `details` hold `not`, `also-not` and `satisfied` (models), `cycles` (for each
-//! reported cycle: anomaly, transactions, steps, explanation, DOT and SVG text) and counts.
-//! [`write_artifacts`] stores the drawings and explanations in a run directory.
+//! reported cycle: anomaly, transactions, steps, explanation, DOT and SVG text), counts (`txns`,
+//! `edges`, `sccs`) and `phase_ms`. [`write_artifacts`] stores the drawings and explanations in a
+//! run directory. Transactions are named `T<index of their invocation event>`.
+//!
+//! Plain `G2` (anti-dependency cycles through predicates) is never reported: list-append and
+//! rw-register reads are item reads, so their write-skew cycles are `G2-item`, as in Elle.
 
 pub mod classify;
 pub mod cycles;
