@@ -87,6 +87,14 @@ impl Checker for GraphChecker {
         let t1 = Instant::now();
         let inf = infer::infer(history, txns, kind);
         let t2 = Instant::now();
+        if budget.expired() {
+            // Inference is linear and not interruptible; past the budget, say so rather than search.
+            let mut v = Verdict::unknown("time-limit: the budget ran out during dependency inference");
+            for f in &inf.found {
+                v.push(found_anomaly(&inf, f));
+            }
+            return v;
+        }
         verdict.detail("edges", inf.edges.len());
         for f in &inf.found {
             verdict.push(found_anomaly(&inf, f));
