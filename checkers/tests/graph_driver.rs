@@ -151,6 +151,21 @@ async fn read_committed_is_caught_as_g_single() {
         ten_seeds("ledger-append", &["read-committed"], |v| has(v, "G-single")).await;
     eprintln!("read-committed: G-single on {hits}/10");
     assert!(hits >= 9, "{names:?}");
+    // And nothing read committed forbids.
+    for n in names.iter().flatten() {
+        assert!(
+            ![
+                "G0",
+                "G1a",
+                "G1b",
+                "G1c",
+                "incompatible-order",
+                "duplicate-elements"
+            ]
+            .contains(&n.as_str()),
+            "{n}"
+        );
+    }
 }
 
 #[tokio::test]

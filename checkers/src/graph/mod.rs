@@ -89,7 +89,8 @@ impl Checker for GraphChecker {
         let t2 = Instant::now();
         if budget.expired() {
             // Inference is linear and not interruptible; past the budget, say so rather than search.
-            let mut v = Verdict::unknown("time-limit: the budget ran out during dependency inference");
+            let mut v =
+                Verdict::unknown("time-limit: the budget ran out during dependency inference");
             for f in &inf.found {
                 v.push(found_anomaly(&inf, f));
             }
