@@ -7,10 +7,7 @@ use crate::memory_txn::MemoryTxnTarget;
 use crate::{Target, TargetError};
 
 /// (name, one-line description) of every target.
-pub const TARGETS: &[(&str, &str)] = &[(
-    "memory",
-    "in-process ledger with bug knobs; nothing to install",
-)];
+pub const TARGETS: &[(&str, &str)] = &[("memory", "in-process ledger with bug knobs; nothing to install")];
 
 /// What a target is created with.
 #[derive(Debug, Clone, Default)]
@@ -56,9 +53,7 @@ pub fn create(name: &str, options: &TargetOptions) -> Option<Result<Arc<dyn Targ
             )
             .map(|t| Arc::new(t) as Arc<dyn Target>),
         ),
-        "memory" => Some(
-            MemoryTarget::new(&options.bugs, options.seed).map(|t| Arc::new(t) as Arc<dyn Target>),
-        ),
+        "memory" => Some(MemoryTarget::new(&options.bugs, options.seed).map(|t| Arc::new(t) as Arc<dyn Target>)),
         _ => None,
     }
 }
