@@ -398,10 +398,15 @@ fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
     // 2. Every element of an order: its position, duplicates, dirty writers; ww edges.
     let mut keys: Vec<i64> = orders.keys().copied().collect();
     keys.sort_unstable();
+    // The writer at each position of each order, so that the read scan below looks up small,
+    // key-local vectors instead of the big writer map (whose misses dominated the scan).
+    let mut order_writers: FxHashMap<i64, Vec<Option<Writer>>> = FxHashMap::default();
+    order_writers.reserve(keys.len());
     for &key in &keys {
         let (order, reader) = orders[&key];
         let mut prev: Option<Writer> = None;
         let mut dup_reported = false;
+        let mut at: Vec<Option<Writer>> = Vec::with_capacity(order.len());
         for (p, e) in order.iter().enumerate() {
             let w = match inf.writers.get_mut(&(key, e)) {
                 Some(w) if w.pos != UNOBSERVED => {
@@ -430,6 +435,7 @@ fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
                     ),
                 });
             }
+            at.push(w.filter(|w| !w.ambiguous));
             let usable = w.filter(|w| !w.failed && !w.ambiguous);
             if let (Some(a), Some(b)) = (prev, usable) {
                 if a.txn != b.txn {
@@ -438,6 +444,7 @@ fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
             }
             prev = usable;
         }
+        order_writers.insert(key, at);
     }
     // 3. Each read against its key's order, in parallel: wr, rw, G1b, incompatible-order, and the
     //    reads that lost-update needs.
@@ -448,7 +455,7 @@ fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
         .enumerate()
         .filter(|(_, t)| t.is_ok())
         .fold(ReadScan::default, |mut acc, (i, t)| {
-            scan_reads(inf_ref, &orders, i as u32, t, &mut acc);
+            scan_reads(inf_ref, &orders, &order_writers, i as u32, t, &mut acc);
             acc
         })
         .reduce(ReadScan::default, ReadScan::merge);
@@ -466,6 +473,7 @@ fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
 fn scan_reads<'h>(
     inf: &Inference<'h>,
     orders: &Orders<'h>,
+    order_writers: &FxHashMap<i64, Vec<Option<Writer>>>,
     i: u32,
     t: &Txn<'h>,
     acc: &mut ReadScan,
@@ -497,8 +505,9 @@ fn scan_reads<'h>(
         if writes_key(key) {
             acc.read_then_append.push((key, l.len(), i));
         }
+        let at = &order_writers[&key];
         if let Some(last) = l.last() {
-            if let Some(w) = inf.writers.get(&(key, last)).filter(|w| !w.ambiguous) {
+            if let Some(w) = at[l.len() - 1] {
                 if w.txn != i && !w.failed {
                     acc.raw.push((w.txn, i, WR));
                     if !w.last_in_txn {
@@ -514,12 +523,7 @@ fn scan_reads<'h>(
             }
         }
         if l.len() < order.len() {
-            let next = order.get(l.len());
-            if let Some(w) = inf
-                .writers
-                .get(&(key, next))
-                .filter(|w| !w.ambiguous && !w.failed)
-            {
+            if let Some(w) = at[l.len()].filter(|w| !w.failed) {
                 if w.txn != i {
                     acc.raw.push((i, w.txn, RW));
                 }
