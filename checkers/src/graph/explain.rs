@@ -54,10 +54,11 @@ pub fn explain(inf: &Inference<'_>, name: &str, cycle: &Cycle) -> String {
     s
 }
 
-fn list_key(inf: &Inference<'_>) -> &'static str {
+/// How a write is called in this history's data type.
+fn write_noun(inf: &Inference<'_>) -> (&'static str, &'static str) {
     match inf.kind {
-        DataKind::ListAppend => "'s list",
-        DataKind::RwRegister => "",
+        DataKind::ListAppend => ("appended", "append"),
+        DataKind::RwRegister => ("wrote", "write"),
     }
 }
 
@@ -66,25 +67,35 @@ fn why(inf: &Inference<'_>, a: u32, b: u32, kind: u8) -> (String, String) {
     let (na, nb) = (inf.name(a), inf.name(b));
     let ta = &inf.txns[a as usize];
     let tb = &inf.txns[b as usize];
-    let lk = list_key(inf);
+    let (verb, noun) = write_noun(inf);
     match kind {
         WW => match ww_evidence(inf, a, b) {
             Some((k, va, vb)) => (
                 format!("ww {k}"),
-                format!("{nb} wrote {vb} to key {k}{lk} directly after {na}'s {va} in the version order"),
+                format!(
+                    "{nb} {verb} {vb} to key {k} directly after {na}'s {va} in the version order"
+                ),
             ),
             None => ("ww".into(), format!("{nb} overwrote a write of {na}")),
         },
         WR => match wr_evidence(inf, a, b) {
-            Some((k, v)) => (format!("wr {k}"), format!("{nb} read key {k}{lk} and saw {na}'s write of {v}")),
+            Some((k, v)) => (
+                format!("wr {k}"),
+                format!("{nb} read key {k} and saw {na}'s {noun} of {v}"),
+            ),
             None => ("wr".into(), format!("{nb} read a write of {na}")),
         },
         RW => match rw_evidence(inf, a, b) {
             Some((k, v)) => (
                 format!("rw {k}"),
-                format!("{na} read key {k}{lk} without {nb}'s write of {v}, the version that came next"),
+                format!(
+                    "{na} read key {k} without {nb}'s {noun} of {v}, the version that came next"
+                ),
             ),
-            None => ("rw".into(), format!("{na} read a version that {nb} overwrote")),
+            None => (
+                "rw".into(),
+                format!("{na} read a version that {nb} overwrote"),
+            ),
         },
         PROCESS => (
             "process".into(),
