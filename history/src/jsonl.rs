@@ -188,7 +188,11 @@ pub fn parse_jsonl(bytes: &[u8]) -> Result<History, ReadError> {
         .map(|&(line, text)| parse_line(line, text))
         .collect::<Result<_, _>>()?;
     drop(lines);
-    let mut events: Vec<Event> = parsed.into_iter().flatten().collect();
+    #[expect(
+        clippy::filter_map_identity,
+        reason = "filter_map collects in place into the same allocation; flatten does not"
+    )]
+    let mut events: Vec<Event> = parsed.into_iter().filter_map(|e| e).collect();
     let mut torn_tail = None;
     match parse_line(tail_line, tail) {
         Ok(Some(e)) => events.push(e),
