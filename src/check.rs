@@ -56,6 +56,11 @@ pub fn judge_run_dir(dir: &Path, settings: &CheckSettings) -> Result<Results, Fa
     }
     let results = judge(&history, meta.as_ref(), &settings)?;
     store::write_json(&dir.join(store::RESULTS_FILE), &results)?;
+    if let Some(graph) = results.checkers.get("graph") {
+        verity_checkers::graph::write_artifacts(graph, dir).map_err(|e| {
+            Failure::Harness(anyhow::anyhow!("cannot write the anomaly graphs: {e}"))
+        })?;
+    }
     let junit_path = dir.join(store::JUNIT_FILE);
     std::fs::write(&junit_path, crate::junit::render(&results)).map_err(|e| {
         Failure::Harness(anyhow::anyhow!(

@@ -116,6 +116,7 @@ fn build_workload(args: &RunArgs) -> Result<Box<dyn Workload>, Failure> {
             hot: args.hot,
             ..BankConfig::default()
         },
+        ..WorkloadOptions::default()
     };
     verity_workloads::registry::create(&args.workload, &options).ok_or_else(|| {
         Failure::bad_input(format!(
@@ -130,6 +131,7 @@ fn build_target(args: &RunArgs, seed: u64) -> Result<Arc<dyn Target>, Failure> {
     let options = TargetOptions {
         bugs: args.bugs.clone(),
         seed: seed ^ 0x7461_7267_6574,
+        workload: args.workload.clone(),
     };
     match verity_targets::registry::create(&args.target, &options) {
         None => Err(Failure::bad_input(format!(

@@ -5,6 +5,7 @@
 //! module implementing [`Checker`]; [`registry`] lists them.
 
 pub mod conservation;
+pub mod graph;
 pub mod linearizable;
 pub mod registry;
 pub mod verdict;

@@ -13,6 +13,10 @@ pub const CHECKERS: &[(&str, &str)] = &[
         "money is conserved: totals, negative balances, lost/duplicate/phantom/failed-but-applied transfers, final balances",
     ),
     (
+        "graph",
+        "Elle-class dependency-graph check of transactions: G0…G2, lost-update, internal, and the consistency models ruled out",
+    ),
+    (
         "linearizable",
         "one real-time-consistent order of the ops explains every result (WGL search; --model picks the model)",
     ),
@@ -31,6 +35,7 @@ pub struct CheckerOptions {
 pub fn create(name: &str, options: &CheckerOptions) -> Result<Box<dyn Checker>, String> {
     match name {
         "conservation" => Ok(Box::new(Conservation)),
+        "graph" => Ok(Box::new(crate::graph::GraphChecker::default())),
         "linearizable" => {
             let model = options.model.as_deref().unwrap_or("bank");
             let lin = LinearizableOptions {
@@ -61,6 +66,7 @@ pub fn names() -> Vec<&'static str> {
 pub fn default_plan(workload: &str) -> Vec<&'static str> {
     match workload {
         "bank" => vec!["conservation", "linearizable"],
+        "ledger-append" | "rw-register" => vec!["graph"],
         _ => vec![],
     }
 }
@@ -71,6 +77,29 @@ pub fn explain(name: &str, verdict: &Verdict) -> Vec<String> {
     match name {
         "linearizable" if verdict.valid != crate::Validity::Valid => {
             linearizable::summary_lines(verdict)
+        }
+        "graph" => {
+            let list = |key: &str| -> Option<String> {
+                let names: Vec<&str> = verdict
+                    .details
+                    .get(key)?
+                    .as_array()?
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect();
+                (!names.is_empty()).then(|| names.join(", "))
+            };
+            let mut lines = Vec::new();
+            if let Some(not) = list("not") {
+                lines.push(format!("rules out: {not}"));
+            }
+            if let Some(also) = list("also-not") {
+                lines.push(format!("and with it: {also}"));
+            }
+            if let Some(ok) = list("satisfied") {
+                lines.push(format!("still consistent with: {ok}"));
+            }
+            lines
         }
         _ => Vec::new(),
     }

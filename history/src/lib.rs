@@ -17,4 +17,4 @@ pub mod value;
 pub use event::{Event, EventType, Process, F};
 pub use history::{History, HistoryError, Op, OpOutcome, TornTail};
 pub use invocation::{Completion, Invocation};
-pub use value::{Transfer, Value};
+pub use value::{MicroOp, MopF, MopValue, Transfer, Value};

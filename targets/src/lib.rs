@@ -6,6 +6,7 @@
 //! one new module plus one line in [`registry`].
 
 pub mod memory;
+pub mod memory_txn;
 pub mod registry;
 
 use async_trait::async_trait;

@@ -141,3 +141,45 @@ fn a_killed_run_leaves_a_history_that_check_reads() {
         assert!(stdout.contains("torn last line"));
     }
 }
+
+/// The transactional isolation knobs of the memory target, judged by the graph checker.
+#[test]
+fn isolation_knobs_are_caught_by_the_graph_checker() {
+    let cases = [
+        ("read-committed", "G-single"),
+        ("snapshot-isolation", "G2-item"),
+        ("dirty-read", "G1a"),
+    ];
+    for (bug, anomaly) in cases {
+        let r = run(&[
+            "--workload",
+            "ledger-append",
+            "--bug",
+            bug,
+            "--time-limit",
+            "3s",
+            "--seed",
+            "3",
+        ]);
+        assert_eq!(r.code(), 1, "--bug {bug}: {}", r.stdout());
+        let found = anomaly_types(&r.results());
+        assert!(
+            found.iter().any(|a| a == anomaly),
+            "--bug {bug}: found {found:?}"
+        );
+        let graphs = r.latest().join("graph");
+        assert!(
+            graphs.join("explanations.txt").is_file(),
+            "--bug {bug}: no explanations written"
+        );
+    }
+    let r = run(&[
+        "--workload",
+        "ledger-append",
+        "--time-limit",
+        "3s",
+        "--seed",
+        "3",
+    ]);
+    assert_eq!(r.code(), 0, "a correct transactional store: {}", r.stdout());
+}

@@ -6,7 +6,9 @@
 //! derived from the run's seed. Workloads know nothing of checkers; the binary pairs them.
 
 pub mod bank;
+pub mod ledger_append;
 pub mod registry;
+pub mod rw_register;
 
 use rand_chacha::ChaCha8Rng;
 use verity_history::Invocation;

@@ -1,0 +1,778 @@
+//! Dependency inference: version orders, and the ww / wr / rw, process and real-time edges between
+//! transactions.
+//!
+//! This follows Elle (Kingsbury & Alvaro, VLDB 2020) and Adya's direct serialization graph. For a
+//! list-append key every read returns the whole list, so the longest read *is* the version order of
+//! the key, and every other read must be a prefix of it (else `incompatible-order`). With unique
+//! appended values each element names its writer, which gives in one linear pass:
+//! - `ww` T1 → T2: T2's append directly follows T1's in the version order;
+//! - `wr` T1 → T2: T2 read a list whose last element T1 appended;
+//! - `rw` T1 → T2: T1 read a list that stops right before T2's append.
+//!
+//! rw-register keys reveal less: a write's position is known only when a transaction read `v` and
+//! then wrote `v'` (so `v'` directly follows `v`), or when a read saw the initial `null` (so every
+//! committed write follows it). Edges are only drawn where the inference is sound, so a cycle is
+//! always a real violation; what cannot be inferred is left out rather than guessed.
+//!
+//! Real-time order is not materialised pairwise (that is n × concurrency edges): the graph given to
+//! the SCC search threads it through a chain of virtual "time" nodes, one per `ok` completion, so
+//! that T reaches U through the chain exactly when T completed before U was invoked. Pairwise
+//! real-time edges are computed later, only among the members of a non-trivial SCC.
+
+use rustc_hash::FxHashMap;
+use verity_history::History;
+
+use super::txn::{DataKind, ListView, Mop, ReadValue, Txn};
+
+/// Edge kinds, as bits of a mask (an edge may be several kinds at once).
+pub const WW: u8 = 1;
+pub const WR: u8 = 2;
+pub const RW: u8 = 4;
+pub const PROCESS: u8 = 8;
+pub const REALTIME: u8 = 16;
+/// The data dependencies of Adya's DSG.
+pub const DATA: u8 = WW | WR | RW;
+
+pub fn kind_name(kind: u8) -> &'static str {
+    match kind {
+        WW => "ww",
+        WR => "wr",
+        RW => "rw",
+        PROCESS => "process",
+        REALTIME => "realtime",
+        _ => "mixed",
+    }
+}
+
+/// Who appended or wrote `value` at `key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Writer {
+    pub txn: u32,
+    /// Whether this is the transaction's last write to the key (a read of an earlier one is G1b).
+    pub last_in_txn: bool,
+    pub failed: bool,
+    /// Two transactions claim the same value: the history breaks the unique-writes rule and this
+    /// value is not used for inference.
+    pub ambiguous: bool,
+    /// list-append: the value's position in its key's version order ([`UNOBSERVED`] if no read saw it).
+    pub pos: u32,
+}
+
+/// [`Writer::pos`] of a value no read observed.
+pub const UNOBSERVED: u32 = u32::MAX;
+
+/// A non-cycle anomaly found during inference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub name: &'static str,
+    /// Transactions involved (indices into `Inference::txns`), the reader first where there is one.
+    pub txns: Vec<u32>,
+    pub message: String,
+}
+
+/// Everything the later stages need.
+pub struct Inference<'h> {
+    pub history: &'h History,
+    pub txns: Vec<Txn<'h>>,
+    pub kind: DataKind,
+    pub writers: FxHashMap<(i64, i64), Writer>,
+    /// list-append: the longest read of each key (its version order) and the transaction that read it.
+    pub orders: FxHashMap<i64, (ListView<'h>, u32)>,
+    /// Sorted by (src, dst), unique, masks merged: data and process edges.
+    pub edges: Vec<(u32, u32, u8)>,
+    /// `offsets[t]..offsets[t+1]` indexes `edges` leaving `t`.
+    pub offsets: Vec<u32>,
+    pub found: Vec<Found>,
+}
+
+impl<'h> Inference<'h> {
+    pub fn out_edges(&self, t: u32) -> &[(u32, u32, u8)] {
+        let (a, b) = (
+            self.offsets[t as usize] as usize,
+            self.offsets[t as usize + 1] as usize,
+        );
+        &self.edges[a..b]
+    }
+
+    /// Event index of a transaction's invocation (its name in reports: `T<index>`).
+    pub fn name(&self, t: u32) -> String {
+        format!(
+            "T{}",
+            self.history.events[self.txns[t as usize].invoke].index
+        )
+    }
+
+    /// Event indices of a transaction: its invocation and completion.
+    pub fn event_indices(&self, t: u32) -> Vec<u64> {
+        let tx = &self.txns[t as usize];
+        let mut v = vec![self.history.events[tx.invoke].index];
+        if let Some(c) = tx.completion {
+            v.push(self.history.events[c].index);
+        }
+        v
+    }
+}
+
+/// A transaction's external reads: the first read of each key, as the state outside the transaction
+/// was. A list read that follows the transaction's own appends counts with those appends taken off
+/// its end (when it does not end with them, that is an `internal` anomaly and the read says nothing
+/// about the outside); a register read after the transaction's own write says nothing outside.
+pub fn external_reads<'a, 'h>(t: &'a Txn<'h>) -> impl Iterator<Item = (i64, ReadValue<'h>)> + 'a {
+    // Transactions are short: a vector scan beats hashing.
+    let mut done: Vec<i64> = Vec::new();
+    let mut own: Vec<(i64, Vec<i64>)> = Vec::new();
+    t.mops.iter().filter_map(move |m| match *m {
+        Mop::Read { key, value } => {
+            if done.contains(&key) {
+                return None;
+            }
+            done.push(key);
+            let v = value?;
+            let Some((_, mine)) = own.iter().find(|(k, _)| *k == key) else {
+                return Some((key, v));
+            };
+            let ReadValue::List(l) = v else { return None };
+            let cut = l.len().checked_sub(mine.len())?;
+            let tail_is_mine = (cut..l.len()).zip(mine).all(|(i, m)| l.get(i) == *m);
+            tail_is_mine.then(|| (key, ReadValue::List(l.prefix(cut))))
+        }
+        Mop::Append { key, value } => {
+            if !done.contains(&key) {
+                match own.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, v)) => v.push(value),
+                    None => own.push((key, vec![value])),
+                }
+            }
+            None
+        }
+        Mop::Write { key, .. } => {
+            if !done.contains(&key) {
+                done.push(key);
+            }
+            None
+        }
+    })
+}
+
+/// Keys a transaction writes, each once, with the last value written.
+pub fn final_writes(t: &Txn<'_>) -> Vec<(i64, i64)> {
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for m in &t.mops {
+        if let Mop::Append { key, value } | Mop::Write { key, value } = *m {
+            match out.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => out.push((key, value)),
+            }
+        }
+    }
+    out
+}
+
+/// Runs the whole inference.
+pub fn infer<'h>(history: &'h History, txns: Vec<Txn<'h>>, kind: DataKind) -> Inference<'h> {
+    let mut inf = Inference {
+        history,
+        txns,
+        kind,
+        writers: FxHashMap::default(),
+        orders: FxHashMap::default(),
+        edges: Vec::new(),
+        offsets: Vec::new(),
+        found: Vec::new(),
+    };
+    index_writers(&mut inf);
+    check_internal(&mut inf);
+    let mut raw: Vec<(u32, u32, u8)> = Vec::with_capacity(inf.txns.len() * 6);
+    match kind {
+        DataKind::ListAppend => list_append_edges(&mut inf, &mut raw),
+        DataKind::RwRegister => register_edges(&mut inf, &mut raw),
+    }
+    process_edges(&inf, &mut raw);
+    finish_edges(&mut inf, raw);
+    // Parallel phases find things in any order: report them in a fixed one.
+    inf.found
+        .sort_by(|a, b| (&a.txns, a.name).cmp(&(&b.txns, b.name)));
+    inf
+}
+
+fn index_writers(inf: &mut Inference<'_>) {
+    let mut writers: FxHashMap<(i64, i64), Writer> = FxHashMap::default();
+    writers.reserve(inf.txns.len() * 2);
+    for (i, t) in inf.txns.iter().enumerate() {
+        for (j, m) in t.mops.iter().enumerate() {
+            let (Mop::Append { key, value } | Mop::Write { key, value }) = *m else {
+                continue;
+            };
+            let last_in_txn = !t.mops[j + 1..].iter().any(
+                |n| matches!(*n, Mop::Append { key: k, .. } | Mop::Write { key: k, .. } if k == key),
+            );
+            let w = Writer {
+                txn: i as u32,
+                last_in_txn,
+                failed: !t.may_commit(),
+                ambiguous: false,
+                pos: UNOBSERVED,
+            };
+            writers
+                .entry((key, value))
+                .and_modify(|prev| {
+                    if prev.txn != w.txn {
+                        prev.ambiguous = true
+                    }
+                })
+                .or_insert(w);
+        }
+    }
+    inf.writers = writers;
+}
+
+/// What a transaction knows about a key from its own earlier micro-ops.
+#[derive(Clone, Copy)]
+enum Known<'h> {
+    /// It read this.
+    Read(ReadValue<'h>),
+    /// It wrote this register value.
+    Written(i64),
+    /// It only appended so far: the outside state is unknown.
+    Appended,
+}
+
+/// Elle's `internal` anomaly: a transaction's reads must agree with its own earlier reads and writes.
+/// Per transaction and independent, so it runs in parallel.
+fn check_internal(inf: &mut Inference<'_>) {
+    use rayon::prelude::*;
+    let found: Vec<Found> = inf
+        .txns
+        .par_iter()
+        .enumerate()
+        .filter(|(_, t)| t.is_ok() && t.mops.len() > 1)
+        .filter_map(|(i, t)| {
+            internal_of(t).map(|message| Found {
+                name: "internal",
+                txns: vec![i as u32],
+                message,
+            })
+        })
+        .collect();
+    inf.found.extend(found);
+}
+
+/// The first internal inconsistency of a transaction, if any.
+fn internal_of(t: &Txn<'_>) -> Option<String> {
+    // key -> (what is known, values appended since)
+    let mut known: Vec<(i64, Known<'_>, Vec<i64>)> = Vec::new();
+    for m in &t.mops {
+        match *m {
+            Mop::Append { key, value } => match known.iter_mut().find(|e| e.0 == key) {
+                Some(e) => e.2.push(value),
+                None => known.push((key, Known::Appended, vec![value])),
+            },
+            Mop::Write { key, value } => match known.iter_mut().find(|e| e.0 == key) {
+                Some(e) => *e = (key, Known::Written(value), Vec::new()),
+                None => known.push((key, Known::Written(value), Vec::new())),
+            },
+            Mop::Read {
+                key,
+                value: Some(v),
+            } => {
+                let Some(e) = known.iter_mut().find(|e| e.0 == key) else {
+                    known.push((key, Known::Read(v), Vec::new()));
+                    continue;
+                };
+                if !agrees(e.1, &e.2, v) {
+                    let observed: Vec<i64> = match v {
+                        ReadValue::Nil => Vec::new(),
+                        ReadValue::Int(x) => vec![x],
+                        ReadValue::List(l) => l.iter().collect(),
+                    };
+                    let expected = match e.1 {
+                        Known::Read(ReadValue::List(l)) => format!(
+                            "{:?}",
+                            l.iter().chain(e.2.iter().copied()).collect::<Vec<_>>()
+                        ),
+                        Known::Read(ReadValue::Nil) => format!("{:?}", e.2),
+                        Known::Read(ReadValue::Int(x)) | Known::Written(x) => format!("[{x}]"),
+                        Known::Appended => format!("a list ending in {:?}", e.2),
+                    };
+                    return Some(format!("read key {key} as {observed:?}, but its own earlier operations imply {expected}"));
+                }
+                *e = (key, Known::Read(v), Vec::new());
+            }
+            Mop::Read { value: None, .. } => {}
+        }
+    }
+    None
+}
+
+/// Whether a read agrees with what the transaction knew plus what it appended since.
+fn agrees(known: Known<'_>, appended: &[i64], v: ReadValue<'_>) -> bool {
+    let list_ends_with = |l: &ListView<'_>, tail: &[i64]| {
+        l.len() >= tail.len()
+            && tail
+                .iter()
+                .enumerate()
+                .all(|(j, x)| l.get(l.len() - tail.len() + j) == *x)
+    };
+    match (known, v) {
+        (Known::Read(ReadValue::List(prior)), ReadValue::List(l)) => {
+            l.len() == prior.len() + appended.len()
+                && prior.is_prefix_of(&l)
+                && list_ends_with(&l, appended)
+        }
+        (Known::Read(ReadValue::List(prior)), ReadValue::Nil) => {
+            prior.is_empty() && appended.is_empty()
+        }
+        (Known::Read(ReadValue::Nil), ReadValue::List(l)) => {
+            l.len() == appended.len() && list_ends_with(&l, appended)
+        }
+        (Known::Read(ReadValue::Nil), ReadValue::Nil) => appended.is_empty(),
+        (Known::Read(ReadValue::Int(x)) | Known::Written(x), ReadValue::Int(y)) => x == y,
+        (Known::Written(_), _) => false,
+        (Known::Read(ReadValue::Int(_)), _) | (Known::Read(_), ReadValue::Int(_)) => false,
+        (Known::Appended, ReadValue::List(l)) => list_ends_with(&l, appended),
+        (Known::Appended, ReadValue::Nil) => appended.is_empty(),
+        (Known::Appended, ReadValue::Int(_)) => false,
+    }
+}
+
+fn is_prefix(a: ListView<'_>, b: ListView<'_>) -> bool {
+    a.is_prefix_of(&b)
+}
+
+/// What the parallel scan of reads against the version orders produces.
+#[derive(Default)]
+struct ReadScan {
+    raw: Vec<(u32, u32, u8)>,
+    found: Vec<Found>,
+    incompatible: Vec<(i64, Found)>,
+    read_then_append: Vec<(i64, usize, u32)>,
+}
+
+impl ReadScan {
+    fn merge(mut self, mut other: ReadScan) -> ReadScan {
+        self.raw.append(&mut other.raw);
+        self.found.append(&mut other.found);
+        self.incompatible.append(&mut other.incompatible);
+        self.read_then_append.append(&mut other.read_then_append);
+        self
+    }
+}
+
+type Orders<'h> = FxHashMap<i64, (ListView<'h>, u32)>;
+
+/// The longest read of each key, in parallel: ties go to the earliest transaction (determinism).
+fn longest_reads<'h>(txns: &[Txn<'h>]) -> Orders<'h> {
+    use rayon::prelude::*;
+    let better = |a: &(ListView<'h>, u32), b: &(ListView<'h>, u32)| {
+        b.0.len() > a.0.len() || (b.0.len() == a.0.len() && b.1 < a.1)
+    };
+    txns.par_iter()
+        .enumerate()
+        .filter(|(_, t)| t.is_ok())
+        .fold(Orders::default, |mut orders, (i, t)| {
+            for (key, v) in external_reads(t) {
+                let Some(l) = v.list() else { continue };
+                let cand = (l, i as u32);
+                let e = orders.entry(key).or_insert(cand);
+                if better(e, &cand) {
+                    *e = cand;
+                }
+            }
+            orders
+        })
+        .reduce(Orders::default, |mut a, b| {
+            for (k, cand) in b {
+                let e = a.entry(k).or_insert(cand);
+                if better(e, &cand) {
+                    *e = cand;
+                }
+            }
+            a
+        })
+}
+
+fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
+    use rayon::prelude::*;
+    // 1. The longest read of each key is its version order.
+    let orders = longest_reads(&inf.txns);
+    // 2. Every element of an order: its position, duplicates, dirty writers; ww edges.
+    let mut keys: Vec<i64> = orders.keys().copied().collect();
+    keys.sort_unstable();
+    // The writer at each position of each order, so that the read scan below looks up small,
+    // key-local vectors instead of the big writer map (whose misses dominated the scan).
+    let mut order_writers: FxHashMap<i64, Vec<Option<Writer>>> = FxHashMap::default();
+    order_writers.reserve(keys.len());
+    for &key in &keys {
+        let (order, reader) = orders[&key];
+        let mut prev: Option<Writer> = None;
+        let mut dup_reported = false;
+        let mut at: Vec<Option<Writer>> = Vec::with_capacity(order.len());
+        for (p, e) in order.iter().enumerate() {
+            let w = match inf.writers.get_mut(&(key, e)) {
+                Some(w) if w.pos != UNOBSERVED => {
+                    if !dup_reported {
+                        dup_reported = true;
+                        inf.found.push(Found {
+                            name: "duplicate-elements",
+                            txns: vec![reader],
+                            message: format!("read key {key} as a list holding {e} more than once"),
+                        });
+                    }
+                    None
+                }
+                Some(w) => {
+                    w.pos = p as u32;
+                    Some(*w)
+                }
+                None => None,
+            };
+            if let Some(w) = w.filter(|w| w.failed && !w.ambiguous) {
+                inf.found.push(Found {
+                    name: "G1a",
+                    txns: vec![reader, w.txn],
+                    message: format!(
+                        "read key {key} including {e}, which was appended by a transaction that failed (aborted)"
+                    ),
+                });
+            }
+            at.push(w.filter(|w| !w.ambiguous));
+            let usable = w.filter(|w| !w.failed && !w.ambiguous);
+            if let (Some(a), Some(b)) = (prev, usable) {
+                if a.txn != b.txn {
+                    raw.push((a.txn, b.txn, WW));
+                }
+            }
+            prev = usable;
+        }
+        order_writers.insert(key, at);
+    }
+    // 3. Each read against its key's order, in parallel: wr, rw, G1b, incompatible-order, and the
+    //    reads that lost-update needs.
+    let inf_ref: &Inference<'_> = inf;
+    let scan = inf_ref
+        .txns
+        .par_iter()
+        .enumerate()
+        .filter(|(_, t)| t.is_ok())
+        .fold(ReadScan::default, |mut acc, (i, t)| {
+            scan_reads(inf_ref, &orders, &order_writers, i as u32, t, &mut acc);
+            acc
+        })
+        .reduce(ReadScan::default, ReadScan::merge);
+    raw.extend(scan.raw);
+    inf.found.extend(scan.found);
+    let mut incompatible = scan.incompatible;
+    incompatible.sort_by_key(|(k, f)| (*k, f.txns.clone()));
+    incompatible.dedup_by_key(|(k, _)| *k);
+    inf.found.extend(incompatible.into_iter().map(|(_, f)| f));
+    lost_updates(inf, scan.read_then_append);
+    unobserved_appends(inf, &orders, raw);
+    inf.orders = orders;
+}
+
+fn scan_reads<'h>(
+    inf: &Inference<'h>,
+    orders: &Orders<'h>,
+    order_writers: &FxHashMap<i64, Vec<Option<Writer>>>,
+    i: u32,
+    t: &Txn<'h>,
+    acc: &mut ReadScan,
+) {
+    let writes_key = |key: i64| {
+        t.mops.iter().any(
+            |m| matches!(*m, Mop::Append { key: k, .. } | Mop::Write { key: k, .. } if k == key),
+        )
+    };
+    for (key, v) in external_reads(t) {
+        let Some(l) = v.list() else { continue };
+        let (order, longest) = orders[&key];
+        if !is_prefix(l, order) {
+            acc.incompatible.push((
+                key,
+                Found {
+                    name: "incompatible-order",
+                    txns: vec![i, longest],
+                    message: format!(
+                        "read key {key} as {:?}, which is not a prefix of {:?} read by another transaction",
+                        l.iter().collect::<Vec<_>>(),
+                        order.iter().collect::<Vec<_>>()
+                    ),
+                },
+            ));
+            acc.found.extend(dirty_element(inf, key, l, i));
+            continue;
+        }
+        if writes_key(key) {
+            acc.read_then_append.push((key, l.len(), i));
+        }
+        let at = &order_writers[&key];
+        if let Some(last) = l.last() {
+            if let Some(w) = at[l.len() - 1] {
+                if w.txn != i && !w.failed {
+                    acc.raw.push((w.txn, i, WR));
+                    if !w.last_in_txn {
+                        acc.found.push(Found {
+                            name: "G1b",
+                            txns: vec![i, w.txn],
+                            message: format!(
+                                "read key {key} ending in {last}, an intermediate append of a transaction that appended to it again later"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        if l.len() < order.len() {
+            if let Some(w) = at[l.len()].filter(|w| !w.failed) {
+                if w.txn != i {
+                    acc.raw.push((i, w.txn, RW));
+                }
+            }
+        }
+    }
+}
+
+/// Most edges a key may get from [`unobserved_appends`]; beyond it some are left out (which can
+/// only hide an anomaly, never invent one) so that the inference stays near-linear.
+const UNOBSERVED_EDGES_PER_KEY_MAX: usize = 1 << 16;
+
+/// A committed append that no read observed came after every read of its key: a reader that saw
+/// the whole known version order precedes its writer (rw). Without this, a read of `[]` would say
+/// nothing about appends no one saw.
+fn unobserved_appends(inf: &Inference<'_>, orders: &Orders<'_>, raw: &mut Vec<(u32, u32, u8)>) {
+    let mut unobserved: FxHashMap<i64, Vec<u32>> = FxHashMap::default();
+    for (&(key, _), w) in &inf.writers {
+        let committed = !w.failed && !w.ambiguous && inf.txns[w.txn as usize].is_ok();
+        if committed && w.pos == UNOBSERVED && orders.contains_key(&key) {
+            unobserved.entry(key).or_default().push(w.txn);
+        }
+    }
+    if unobserved.is_empty() {
+        return;
+    }
+    let mut budget: FxHashMap<i64, usize> = FxHashMap::default();
+    for (i, t) in inf.txns.iter().enumerate().filter(|(_, t)| t.is_ok()) {
+        for (key, v) in external_reads(t) {
+            let (Some(l), Some(ws)) = (v.list(), unobserved.get(&key)) else {
+                continue;
+            };
+            if l.len() != orders[&key].0.len() || !is_prefix(l, orders[&key].0) {
+                continue;
+            }
+            let used = budget.entry(key).or_insert(0);
+            for &w in ws {
+                if w != i as u32 && *used < UNOBSERVED_EDGES_PER_KEY_MAX {
+                    raw.push((i as u32, w, RW));
+                    *used += 1;
+                }
+            }
+        }
+    }
+}
+
+/// For a read that does not fit the version order, check its elements one by one.
+fn dirty_element(inf: &Inference<'_>, key: i64, l: ListView<'_>, reader: u32) -> Option<Found> {
+    for e in l.iter() {
+        if let Some(w) = inf
+            .writers
+            .get(&(key, e))
+            .filter(|w| w.failed && !w.ambiguous)
+        {
+            return Some(Found {
+                name: "G1a",
+                txns: vec![reader, w.txn],
+                message: format!(
+                    "read key {key} including {e}, which was appended by a transaction that failed (aborted)"
+                ),
+            });
+        }
+    }
+    None
+}
+
+/// Elle's lost update: committed transactions that read the same version of a key and both wrote it.
+/// `entries` are (key, version, reader); for registers the version is an index of the value read.
+fn lost_updates(inf: &mut Inference<'_>, mut entries: Vec<(i64, usize, u32)>) {
+    entries.sort_unstable();
+    for group in entries.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
+        if group.len() >= 2 {
+            inf.found.push(Found {
+                name: "lost-update",
+                txns: group.iter().map(|e| e.2).collect(),
+                message: format!(
+                    "{} committed transactions read the same version of key {} and all wrote it",
+                    group.len(),
+                    group[0].0
+                ),
+            });
+        }
+    }
+}
+
+fn register_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
+    // (key, value read: None for the initial nil) -> readers
+    let mut readers: FxHashMap<(i64, Option<i64>), Vec<u32>> = FxHashMap::default();
+    let mut successions: Vec<(i64, Option<i64>, u32)> = Vec::new();
+    let mut read_then_write: Vec<(i64, usize, u32)> = Vec::new();
+    for (i, t) in inf.txns.iter().enumerate().filter(|(_, t)| t.is_ok()) {
+        let i = i as u32;
+        let writes = final_writes(t);
+        for (key, v) in external_reads(t) {
+            let read = match v {
+                ReadValue::Nil => None,
+                ReadValue::Int(x) => Some(x),
+                ReadValue::List(_) => continue,
+            };
+            readers.entry((key, read)).or_default().push(i);
+            if writes.iter().any(|(k, _)| *k == key) {
+                successions.push((key, read, i));
+                // Encode the version read for lost-update grouping: nil as 0, v as v's bits + 1.
+                let version = read.map_or(0, |x| (x as u64 as usize).wrapping_add(1));
+                read_then_write.push((key, version, i));
+            }
+            let Some(x) = read else { continue };
+            let Some(w) = inf.writers.get(&(key, x)).copied().filter(|w| !w.ambiguous) else {
+                continue;
+            };
+            if w.txn == i {
+                continue;
+            }
+            if w.failed {
+                inf.found.push(Found {
+                    name: "G1a",
+                    txns: vec![i, w.txn],
+                    message: format!(
+                        "read key {key} = {x}, written by a transaction that failed (aborted)"
+                    ),
+                });
+                continue;
+            }
+            raw.push((w.txn, i, WR));
+            if !w.last_in_txn {
+                inf.found.push(Found {
+                    name: "G1b",
+                    txns: vec![i, w.txn],
+                    message: format!(
+                        "read key {key} = {x}, an intermediate write of a transaction that wrote the key again"
+                    ),
+                });
+            }
+        }
+    }
+    // T read v then wrote v': v' directly follows v. Writer(v) -ww-> T; other readers of v -rw-> T.
+    for &(key, read, t) in &successions {
+        if let Some(x) = read {
+            if let Some(w) = inf
+                .writers
+                .get(&(key, x))
+                .filter(|w| !w.ambiguous && !w.failed)
+            {
+                if w.txn != t {
+                    raw.push((w.txn, t, WW));
+                }
+            }
+        }
+        for &r in readers.get(&(key, read)).map(Vec::as_slice).unwrap_or(&[]) {
+            if r != t {
+                raw.push((r, t, RW));
+            }
+        }
+    }
+    // A read of the initial nil precedes every committed write of the key.
+    let mut committed_writers: FxHashMap<i64, Vec<u32>> = FxHashMap::default();
+    for (&(key, _), w) in &inf.writers {
+        if !w.failed && !w.ambiguous && inf.txns[w.txn as usize].is_ok() && w.last_in_txn {
+            committed_writers.entry(key).or_default().push(w.txn);
+        }
+    }
+    for (&(key, read), rs) in &readers {
+        if read.is_some() {
+            continue;
+        }
+        for &w in committed_writers
+            .get(&key)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
+            for &r in rs {
+                if r != w {
+                    raw.push((r, w, RW));
+                }
+            }
+        }
+    }
+    lost_updates(inf, read_then_write);
+}
+
+/// Successive transactions of one process, from a committed one to the next that may commit.
+fn process_edges(inf: &Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
+    let mut last: FxHashMap<u64, u32> = FxHashMap::default();
+    for (i, t) in inf.txns.iter().enumerate() {
+        if !t.may_commit() {
+            continue;
+        }
+        if let Some(&p) = last.get(&t.process) {
+            raw.push((p, i as u32, PROCESS));
+        }
+        if t.is_ok() {
+            last.insert(t.process, i as u32);
+        } else {
+            last.remove(&t.process);
+        }
+    }
+}
+
+fn finish_edges(inf: &mut Inference<'_>, mut raw: Vec<(u32, u32, u8)>) {
+    use rayon::slice::ParallelSliceMut;
+    raw.par_sort_unstable_by_key(|&(a, b, _)| ((a as u64) << 32) | b as u64);
+    let mut edges: Vec<(u32, u32, u8)> = Vec::with_capacity(raw.len());
+    for (a, b, k) in raw {
+        match edges.last_mut() {
+            Some(e) if e.0 == a && e.1 == b => e.2 |= k,
+            _ => edges.push((a, b, k)),
+        }
+    }
+    let n = inf.txns.len();
+    let mut offsets = vec![0u32; n + 1];
+    for &(a, _, _) in &edges {
+        offsets[a as usize + 1] += 1;
+    }
+    for i in 0..n {
+        offsets[i + 1] += offsets[i];
+    }
+    inf.edges = edges;
+    inf.offsets = offsets;
+}
+
+/// Real-time edges among `members` (transaction ids), transitively reduced: T → U when T completed
+/// `ok` before U was invoked and no third member sits between them.
+pub fn realtime_edges(inf: &Inference<'_>, members: &[u32]) -> Vec<(u32, u32)> {
+    // (position, is_completion, txn): completions sort before an invocation at the same position,
+    // which never happens anyway since positions are distinct events.
+    let mut evs: Vec<(usize, bool, u32)> = Vec::with_capacity(members.len() * 2);
+    for &m in members {
+        let t = &inf.txns[m as usize];
+        evs.push((t.invoke, false, m));
+        if let (true, Some(c)) = (t.is_ok(), t.completion) {
+            evs.push((c, true, m));
+        }
+    }
+    evs.sort_unstable();
+    let mut frontier: Vec<u32> = Vec::new();
+    let mut seen_at_invoke: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+    let mut out = Vec::new();
+    for (_, is_completion, m) in evs {
+        if is_completion {
+            if let Some(before) = seen_at_invoke.remove(&m) {
+                frontier.retain(|f| !before.contains(f));
+            }
+            frontier.push(m);
+        } else {
+            out.extend(frontier.iter().map(|&f| (f, m)));
+            if inf.txns[m as usize].is_ok() {
+                seen_at_invoke.insert(m, frontier.clone());
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,394 @@
+//! Shared helpers of the graph checker's tests: a tiny DSL for transactional histories (in the
+//! spirit of Elle's `(op "ax1ry12")`), a simulator of a correct (strict serializable) store, and a
+//! brute-force oracle that searches every serial order of a small history.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use verity_history::{Event, EventType, History, Process, Value, F};
+
+/// A micro-op in test shorthand.
+#[derive(Debug, Clone, PartialEq)]
+pub enum M {
+    A(i64, i64),
+    /// A list read: `None` = unknown (invocation), `Some(list)`.
+    R(i64, Option<Vec<i64>>),
+    W(i64, i64),
+    /// A register read: `None` unknown; `Some(None)` nil; `Some(Some(v))`.
+    Rr(i64, Option<Option<i64>>),
+}
+
+pub fn mops_value(mops: &[M]) -> Value {
+    Value::List(
+        mops.iter()
+            .map(|m| {
+                let (f, k, v) = match m {
+                    M::A(k, v) => ("append", *k, Value::Int(*v)),
+                    M::W(k, v) => ("w", *k, Value::Int(*v)),
+                    M::R(k, None) | M::Rr(k, None) => ("r", *k, Value::Null),
+                    M::R(k, Some(l)) => ("r", *k, Value::int_list(l.iter().copied())),
+                    M::Rr(k, Some(v)) => ("r", *k, v.map_or(Value::Null, Value::Int)),
+                };
+                Value::List(vec![Value::from(f), Value::Int(k), v])
+            })
+            .collect(),
+    )
+}
+
+/// The invocation form of micro-ops: reads unknown.
+pub fn blank(mops: &[M]) -> Vec<M> {
+    mops.iter()
+        .map(|m| match m {
+            M::R(k, _) => M::R(*k, None),
+            M::Rr(k, _) => M::Rr(*k, None),
+            other => other.clone(),
+        })
+        .collect()
+}
+
+/// Builds histories event by event.
+#[derive(Default)]
+pub struct Builder {
+    pub events: Vec<Event>,
+}
+
+impl Builder {
+    pub fn new() -> Self {
+        Builder::default()
+    }
+
+    fn push(&mut self, p: u64, kind: EventType, value: Value) {
+        let index = self.events.len() as u64;
+        self.events.push(Event {
+            index,
+            time_ns: index * 10,
+            process: Process::Client(p),
+            kind,
+            f: F::Txn,
+            value,
+            error: None,
+        });
+    }
+
+    pub fn invoke(&mut self, p: u64, mops: &[M]) -> &mut Self {
+        self.push(p, EventType::Invoke, mops_value(&blank(mops)));
+        self
+    }
+
+    pub fn complete(&mut self, p: u64, kind: EventType, mops: &[M]) -> &mut Self {
+        let v = if kind == EventType::Ok {
+            mops_value(mops)
+        } else {
+            mops_value(&blank(mops))
+        };
+        self.push(p, kind, v);
+        self
+    }
+
+    /// An invocation immediately followed by its ok completion.
+    pub fn ok(&mut self, p: u64, mops: &[M]) -> &mut Self {
+        self.invoke(p, mops).complete(p, EventType::Ok, mops)
+    }
+
+    pub fn fail(&mut self, p: u64, mops: &[M]) -> &mut Self {
+        self.invoke(p, mops).complete(p, EventType::Fail, mops)
+    }
+
+    pub fn info(&mut self, p: u64, mops: &[M]) -> &mut Self {
+        self.invoke(p, mops).complete(p, EventType::Info, mops)
+    }
+
+    pub fn history(&self) -> History {
+        History::new(self.events.clone())
+    }
+}
+
+/// The state of a simulated store: lists and registers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct State {
+    pub lists: BTreeMap<i64, Vec<i64>>,
+    pub regs: BTreeMap<i64, i64>,
+}
+
+impl State {
+    /// Runs micro-ops atomically, filling in reads.
+    pub fn apply(&mut self, mops: &[M]) -> Vec<M> {
+        mops.iter()
+            .map(|m| match m {
+                M::A(k, v) => {
+                    self.lists.entry(*k).or_default().push(*v);
+                    m.clone()
+                }
+                M::W(k, v) => {
+                    self.regs.insert(*k, *v);
+                    m.clone()
+                }
+                M::R(k, _) => M::R(*k, Some(self.lists.get(k).cloned().unwrap_or_default())),
+                M::Rr(k, _) => M::Rr(*k, Some(self.regs.get(k).copied())),
+            })
+            .collect()
+    }
+
+    /// Runs micro-ops and says whether every read returned what `observed` says (unknown reads match).
+    pub fn replay(&mut self, observed: &[M]) -> bool {
+        let got = self.apply(observed);
+        got.iter().zip(observed).all(|(g, o)| match (g, o) {
+            (_, M::R(_, None)) | (_, M::Rr(_, None)) => true,
+            (M::R(_, Some(a)), M::R(_, Some(b))) => a == b,
+            (M::Rr(_, Some(a)), M::Rr(_, Some(b))) => a == b,
+            _ => true,
+        })
+    }
+}
+
+/// Random micro-ops over `keys` keys; values from `next_value` (unique).
+pub fn random_mops(
+    rng: &mut ChaCha8Rng,
+    keys: i64,
+    max_len: usize,
+    register: bool,
+    next_value: &mut i64,
+) -> Vec<M> {
+    let len = rng.gen_range(1..=max_len);
+    (0..len)
+        .map(|_| {
+            let k = rng.gen_range(0..keys);
+            if rng.gen_bool(0.5) {
+                if register {
+                    M::Rr(k, None)
+                } else {
+                    M::R(k, None)
+                }
+            } else {
+                *next_value += 1;
+                if register {
+                    M::W(k, *next_value)
+                } else {
+                    M::A(k, *next_value)
+                }
+            }
+        })
+        .collect()
+}
+
+/// Simulates a correct store: `procs` processes run `txns` random transactions; each takes effect
+/// atomically at a random instant between its invocation and completion (strict serializable).
+/// Some fail (no effect) and some end `info` (effect or not).
+pub fn simulate_correct(
+    rng: &mut ChaCha8Rng,
+    txns: usize,
+    procs: u64,
+    keys: i64,
+    register: bool,
+) -> History {
+    #[derive(Clone)]
+    struct Open {
+        p: u64,
+        mops: Vec<M>,
+        result: Option<Vec<M>>,
+        fate: u8, // 0 ok, 1 fail, 2 info-applied, 3 info-not-applied
+    }
+    let mut b = Builder::new();
+    let mut state = State::default();
+    let mut open: Vec<Open> = Vec::new();
+    let mut next_value = 0;
+    let mut next_proc = procs;
+    let mut idle: Vec<u64> = (0..procs).collect();
+    let mut started = 0;
+    let mut guard = 0;
+    while (started < txns || !open.is_empty()) && guard < txns * 10 + 100 {
+        guard += 1;
+        let choice = rng.gen_range(0..3);
+        if choice == 0 && started < txns && !idle.is_empty() {
+            let i = rng.gen_range(0..idle.len());
+            let p = idle.swap_remove(i);
+            let mops = random_mops(rng, keys, 4, register, &mut next_value);
+            b.invoke(p, &mops);
+            let fate = match rng.gen_range(0..20) {
+                0 => 1,
+                1 => 2,
+                2 => 3,
+                _ => 0,
+            };
+            open.push(Open {
+                p,
+                mops,
+                result: None,
+                fate,
+            });
+            started += 1;
+        } else if choice == 1 && !open.is_empty() {
+            // Take effect.
+            let i = rng.gen_range(0..open.len());
+            let o = &mut open[i];
+            if o.result.is_none() && (o.fate == 0 || o.fate == 2) {
+                o.result = Some(state.apply(&o.mops));
+            }
+        } else if !open.is_empty() {
+            let i = rng.gen_range(0..open.len());
+            let ready = open[i].result.is_some() || open[i].fate == 1 || open[i].fate == 3;
+            if !ready {
+                continue;
+            }
+            let o = open.swap_remove(i);
+            match o.fate {
+                0 => {
+                    b.complete(o.p, EventType::Ok, o.result.as_ref().expect("applied"));
+                    idle.push(o.p);
+                }
+                1 => {
+                    b.complete(o.p, EventType::Fail, &o.mops);
+                    idle.push(o.p);
+                }
+                _ => {
+                    b.complete(o.p, EventType::Info, &o.mops);
+                    idle.push(next_proc);
+                    next_proc += 1;
+                }
+            }
+        }
+    }
+    // Whatever is still open stays pending (the history ends), after taking effect or not.
+    b.history()
+}
+
+/// A transaction of a small history as the oracle sees it.
+#[derive(Debug, Clone)]
+pub struct OTxn {
+    pub process: u64,
+    pub invoke: usize,
+    pub complete: Option<usize>,
+    pub kind: EventType,
+    pub mops: Vec<M>,
+}
+
+pub fn parse_m(v: &Value, register: bool, reads_known: bool) -> Vec<M> {
+    v.as_list()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let m = m.as_list().unwrap();
+            let k = m[1].as_i64().unwrap();
+            match m[0].as_str().unwrap() {
+                "append" => M::A(k, m[2].as_i64().unwrap()),
+                "w" => M::W(k, m[2].as_i64().unwrap()),
+                _ if !reads_known => {
+                    if register {
+                        M::Rr(k, None)
+                    } else {
+                        M::R(k, None)
+                    }
+                }
+                _ if register => M::Rr(k, Some(m[2].as_i64())),
+                _ => M::R(k, Some(m[2].as_i64_list().unwrap_or_default())),
+            }
+        })
+        .collect()
+}
+
+/// The transactions of a history built by [`Builder`].
+pub fn oracle_txns(h: &History, register: bool) -> Vec<OTxn> {
+    let ops = h.ops().unwrap();
+    ops.iter()
+        .map(|op| {
+            let kind = op
+                .completion
+                .map_or(EventType::Invoke, |c| h.events[c].kind);
+            let ok = kind == EventType::Ok;
+            let src = if ok {
+                &h.events[op.completion.unwrap()]
+            } else {
+                &h.events[op.invoke]
+            };
+            OTxn {
+                process: match h.events[op.invoke].process {
+                    Process::Client(p) => p,
+                    Process::Nemesis => u64::MAX,
+                },
+                invoke: op.invoke,
+                complete: op.completion,
+                kind,
+                mops: parse_m(&src.value, register, ok),
+            }
+        })
+        .collect()
+}
+
+/// Which orders the oracle accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Any serial order (serializable).
+    Any,
+    /// Serial orders that keep each process's order (strong session serializable).
+    Process,
+    /// Serial orders that keep real-time order (strict serializable).
+    Realtime,
+}
+
+/// Whether some serial order of some committed subset explains every ok read: all ok transactions
+/// are in, fail ones are out, info and pending ones may be either.
+pub fn explainable(txns: &[OTxn], order: Order) -> bool {
+    let maybe: Vec<usize> = (0..txns.len())
+        .filter(|&i| matches!(txns[i].kind, EventType::Info | EventType::Invoke))
+        .collect();
+    let must: Vec<usize> = (0..txns.len())
+        .filter(|&i| txns[i].kind == EventType::Ok)
+        .collect();
+    for mask in 0..(1u32 << maybe.len()) {
+        let mut set = must.clone();
+        for (j, &i) in maybe.iter().enumerate() {
+            if mask & (1 << j) != 0 {
+                set.push(i);
+            }
+        }
+        if permute(txns, &mut set, 0, order) {
+            return true;
+        }
+    }
+    false
+}
+
+fn precedes(txns: &[OTxn], a: usize, b: usize, order: Order) -> bool {
+    let (ta, tb) = (&txns[a], &txns[b]);
+    let completed_before = ta.kind == EventType::Ok && ta.complete.is_some_and(|c| c < tb.invoke);
+    match order {
+        Order::Any => false,
+        Order::Process => ta.process == tb.process && completed_before,
+        Order::Realtime => completed_before,
+    }
+}
+
+fn permute(txns: &[OTxn], set: &mut Vec<usize>, k: usize, order: Order) -> bool {
+    if k == set.len() {
+        let mut s = State::default();
+        return set.iter().all(|&i| s.replay(&txns[i].mops));
+    }
+    for i in k..set.len() {
+        set.swap(k, i);
+        // Prune: the chosen transaction must not have to follow any one still unplaced.
+        let c = set[k];
+        let ok = set[k + 1..]
+            .iter()
+            .all(|&later| !precedes(txns, later, c, order));
+        if ok && prefix_ok(txns, &set[..=k]) && permute(txns, set, k + 1, order) {
+            set.swap(k, i);
+            return true;
+        }
+        set.swap(k, i);
+    }
+    false
+}
+
+/// Replays a prefix to prune early.
+fn prefix_ok(txns: &[OTxn], prefix: &[usize]) -> bool {
+    let mut s = State::default();
+    prefix.iter().all(|&i| s.replay(&txns[i].mops))
+}
+
+pub fn shuffle<T>(rng: &mut ChaCha8Rng, v: &mut [T]) {
+    v.shuffle(rng);
+}
