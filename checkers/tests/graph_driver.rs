@@ -221,24 +221,3 @@ async fn rw_register_knobs_are_caught_too() {
     eprintln!("rw-register: read-committed invalid {rc}/10, snapshot-isolation G2-item {si}/10, dirty-read G1a/G1b {dirty}/10");
     assert!(rc >= 9 && si >= 9 && dirty >= 9);
 }
-
-#[tokio::test]
-#[ignore = "prints a few explanations for reading"]
-async fn print_explanations() {
-    for bug in ["read-committed", "snapshot-isolation", "dirty-read"] {
-        let h = run("ledger-append", &[bug], 1).await;
-        let v = check(&h);
-        for a in v
-            .anomalies
-            .iter()
-            .filter(|a| a.name.starts_with('G'))
-            .take(2)
-        {
-            eprintln!("{bug}: [{}] {}\n", a.name, a.message);
-        }
-        eprintln!(
-            "{bug}: not={} also-not={} satisfied={}",
-            v.details["not"], v.details["also-not"], v.details["satisfied"]
-        );
-    }
-}

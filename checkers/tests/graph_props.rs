@@ -217,26 +217,3 @@ fn oracle_confirms_every_reported_anomaly() {
         "the buggy store should produce anomalies often: {invalid}"
     );
 }
-
-#[test]
-#[ignore = "diagnostic: prints histories the checker misses"]
-fn print_missed() {
-    let mut shown = 0;
-    for seed in 0..3000u64 {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let register = seed % 4 == 3;
-        let n = rng.gen_range(1..=6);
-        let procs = rng.gen_range(1..=4);
-        let keys = rng.gen_range(1..=3);
-        let h = simulate_buggy(&mut rng, n, procs, keys, register);
-        let v = GraphChecker::default().check(&h, &Budget::unlimited());
-        let txns = oracle_txns(&h, register);
-        if v.valid == Validity::Valid && !explainable(&txns, Order::Any) && shown < 4 {
-            shown += 1;
-            eprintln!("seed {seed} register {register}");
-            for t in &txns {
-                eprintln!("  {:?} p{} {:?}", t.kind, t.process, t.mops);
-            }
-        }
-    }
-}
