@@ -6,10 +6,7 @@ use crate::memory::MemoryTarget;
 use crate::{Target, TargetError};
 
 /// (name, one-line description) of every target.
-pub const TARGETS: &[(&str, &str)] = &[(
-    "memory",
-    "in-process ledger with bug knobs; nothing to install",
-)];
+pub const TARGETS: &[(&str, &str)] = &[("memory", "in-process ledger with bug knobs; nothing to install")];
 
 /// What a target is created with.
 #[derive(Debug, Clone, Default)]
@@ -28,9 +25,7 @@ pub fn bugs(target: &str) -> &'static [(&'static str, &'static str)] {
 
 pub fn create(name: &str, options: &TargetOptions) -> Option<Result<Arc<dyn Target>, TargetError>> {
     match name {
-        "memory" => Some(
-            MemoryTarget::new(&options.bugs, options.seed).map(|t| Arc::new(t) as Arc<dyn Target>),
-        ),
+        "memory" => Some(MemoryTarget::new(&options.bugs, options.seed).map(|t| Arc::new(t) as Arc<dyn Target>)),
         _ => None,
     }
 }
