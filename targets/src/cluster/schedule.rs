@@ -2,8 +2,9 @@
 //! list of fault starts and stops, each at an offset from the start of the main phase.
 //!
 //! Like Jepsen's `nemesis.combined` packages driven by `gen/stagger`, faults alternate with quiet
-//! periods: wait a seeded gap of 0.5..1.5 × interval, start a fault, keep it for 0.5..1.5 × interval,
-//! stop it, and again. One fault is active at a time, so every fault's effect can be attributed and a
+//! periods: wait a seeded gap of 0.4..1.0 × interval, start a fault, keep it for 0.6..1.2 × interval,
+//! stop it, and again. The bounds make sure three faults fit in 6 intervals (30 s at the default 5 s),
+//! so the default run shows partition, pause and kill. One fault is active at a time, so every fault's effect can be attributed and a
 //! stop never races another fault's start on the same node. Kinds are dealt from a seeded, reshuffled
 //! deck rather than drawn independently, so that even a 30 s run sees each listed kind once. Every
 //! start has its stop at or before the time limit: the schedule itself never leaves a fault behind
@@ -69,7 +70,7 @@ pub fn schedule(
     let mut deck: Vec<FaultKind> = Vec::new();
     let mut t = Duration::ZERO;
     while steps.len() + 2 <= STEPS_MAX {
-        let start = t + interval.mul_f64(rng.gen_range(0.5..1.5));
+        let start = t + interval.mul_f64(rng.gen_range(0.4..1.0));
         if start >= time_limit {
             break;
         }
@@ -79,7 +80,7 @@ pub fn schedule(
         }
         let kind = deck.pop().expect("the deck was just refilled");
         let fault = make_fault(kind, &nodes, &mut rng);
-        let stop = (start + interval.mul_f64(rng.gen_range(0.5..1.5))).min(time_limit);
+        let stop = (start + interval.mul_f64(rng.gen_range(0.6..1.2))).min(time_limit);
         steps.push(Step {
             at: start,
             transition: Transition::Start(fault.clone()),
