@@ -5,6 +5,7 @@
 //! module implementing [`Checker`]; [`registry`] lists them.
 
 pub mod conservation;
+pub mod convergence;
 pub mod verdict;
 
 use verity_history::History;
