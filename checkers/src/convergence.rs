@@ -115,6 +115,50 @@ pub fn node_state_error_value(node: &str, round: u64, error: &str) -> Value {
     ])
 }
 
+/// The value of a node-state event from what a target answered for one node: its state map (e.g.
+/// `{"balances":[…],"applied":[…]}`) gains `node` and `round`; an error becomes an error value.
+pub fn node_state_event_value(node: &str, round: u64, state: Result<&Value, &str>) -> Value {
+    match state {
+        Ok(Value::Map(m)) => {
+            let mut m = m.clone();
+            m.insert("node".to_string(), Value::from(node));
+            m.insert(
+                "round".to_string(),
+                Value::Int(round.min(i64::MAX as u64) as i64),
+            );
+            Value::Map(m)
+        }
+        Ok(other) => node_state_error_value(node, round, &format!("not a state map: {other}")),
+        Err(e) => node_state_error_value(node, round, e),
+    }
+}
+
+/// Whether node states (values as a target answers them, `{"balances":[…],"applied":[…]}`) all hold
+/// one ledger, judged as the checker judges it: for a controller polling until the nodes converge.
+/// A state that is not a map with integer balances never agrees.
+pub fn ledgers_agree(states: &[&Value], compare_applied_order: bool) -> bool {
+    let mut round = Round::default();
+    for (i, v) in states.iter().enumerate() {
+        let Some(balances) = v.get("balances").and_then(Value::as_i64_list) else {
+            return false;
+        };
+        let applied = v.get("applied").and_then(Value::as_i64_list);
+        round.states.insert(
+            format!("{i:09}"),
+            NodeState {
+                event: i,
+                balances,
+                applied,
+            },
+        );
+    }
+    let config = ConvergenceConfig {
+        compare_applied_order,
+        ..ConvergenceConfig::default()
+    };
+    agrees(&round, &config)
+}
+
 impl Checker for Convergence {
     fn name(&self) -> &'static str {
         "convergence"

@@ -7,7 +7,8 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use verity_checkers::convergence::{
-    node_state_error_value, node_state_value, Convergence, ConvergenceConfig, NODE_STATE_F,
+    ledgers_agree, node_state_error_value, node_state_event_value, node_state_value, Convergence,
+    ConvergenceConfig, NODE_STATE_F,
 };
 use verity_checkers::{Budget, Checker, Validity, Verdict};
 use verity_history::anomaly::{DIVERGENT_REPLICAS, UNAVAILABLE};
@@ -228,6 +229,40 @@ fn nodes_without_a_journal_are_compared_on_balances() {
         ])
     });
     assert_eq!(check(&h.history()).valid, Validity::Valid);
+}
+
+#[test]
+fn helpers_for_the_controller_build_events_and_judge_agreement_alike() {
+    let a = Value::map([
+        ("balances", Value::int_list([1, 2])),
+        ("applied", Value::int_list([5, 6])),
+    ]);
+    let b = Value::map([
+        ("balances", Value::int_list([1, 2])),
+        ("applied", Value::int_list([6, 5])),
+    ]);
+    assert!(ledgers_agree(&[&a, &a], true));
+    assert!(!ledgers_agree(&[&a, &b], true));
+    assert!(ledgers_agree(&[&a, &b], false));
+    assert!(!ledgers_agree(&[&a, &Value::Null], true));
+    let v = node_state_event_value("n2", 3, Ok(&a));
+    assert_eq!(v.get("node").and_then(Value::as_str), Some("n2"));
+    assert_eq!(v.get("round").and_then(Value::as_i64), Some(3));
+    let e = node_state_event_value("n3", 0, Err("timeout"));
+    assert_eq!(e.get("error").and_then(Value::as_str), Some("timeout"));
+    let mut h = faulted_then_healed();
+    h.push(6_000, Process::Nemesis, EventType::Info, NODE_STATE_F, v);
+    h.push(
+        6_000,
+        Process::Nemesis,
+        EventType::Info,
+        NODE_STATE_F,
+        node_state_event_value("n1", 3, Ok(&b)),
+    );
+    assert_eq!(
+        check(&h.history()).anomaly_types(),
+        vec![DIVERGENT_REPLICAS]
+    );
 }
 
 #[test]
