@@ -477,7 +477,10 @@ where
         let mut last_due = Instant::now();
         while let Some((due, chunk)) = rx.recv().await {
             last_due = last_due.max(due);
-            tokio::time::sleep_until(last_due).await;
+            // The timer wheel has millisecond granularity: never visit it for a chunk already due.
+            if last_due > Instant::now() {
+                tokio::time::sleep_until(last_due).await;
+            }
             hold_while_dropped(shared, dir).await?;
             writer.write_all(&chunk).await.map_err(|_| Severed)?;
             let counters = &shared.directions[dir];
@@ -528,6 +531,9 @@ fn extra_latency(
 
 /// Waits while the direction is dropped; severs after `hold_ms_max`.
 async fn hold_while_dropped(shared: &Shared, dir: usize) -> Result<(), Severed> {
+    if shared.state(dir) != LinkState::Drop {
+        return Ok(()); // the common case, without touching the watch channel
+    }
     let deadline = Instant::now() + Duration::from_millis(shared.config.hold_ms_max);
     let mut version = shared.version.subscribe();
     loop {
