@@ -18,7 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use verity_targets::cluster::faults::{Fault, GrudgeKind, Partition, Transition};
 use verity_targets::cluster::nemesis::{
-    heal_from_state_file, process_state, ControlError, Nemesis, NodeControl, StateFile,
+    heal_from_state_file, heal_state_dir, process_state, state_file_path, ControlError, Nemesis,
+    NodeControl, StateFile,
 };
 use verity_targets::cluster::proxy::{LinkState, ProxyConfig, ProxyMesh, CLIENT};
 use verity_targets::cluster::schedule::schedule;
@@ -475,4 +476,41 @@ fn heal_from_state_file_keeps_the_file_while_the_controller_lives() {
     assert!(path.exists());
     std::fs::write(&path, "{not json").unwrap();
     assert!(heal_from_state_file(&path).is_err());
+}
+
+#[test]
+fn heal_state_dir_heals_every_run_that_left_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(heal_state_dir(&dir.path().join("missing"))
+        .unwrap()
+        .is_empty());
+    let paused = Sleeper::spawn();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(paused.pid() as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    assert!(eventually_blocking(WITHIN, is_state(paused.pid(), 'T')));
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    dead.wait().unwrap();
+    let state = StateFile {
+        controller_pid: dead.id(),
+        paused: [("n1".to_string(), paused.pid())].into(),
+        ..StateFile::default()
+    };
+    let ours = state_file_path(dir.path());
+    assert!(ours
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("nemesis-"));
+    let other = dir.path().join("nemesis-1.json");
+    std::fs::write(&other, serde_json::to_string(&state).unwrap()).unwrap();
+    std::fs::write(dir.path().join("unrelated.json"), "{}").unwrap();
+    let healed = heal_state_dir(dir.path()).unwrap();
+    assert_eq!(healed.len(), 1);
+    assert_eq!(healed[0].1.resumed, vec![("n1".to_string(), paused.pid())]);
+    assert!(eventually_blocking(WITHIN, is_state(paused.pid(), 'S')));
+    assert!(!other.exists());
 }

@@ -64,6 +64,11 @@ pub enum NemesisError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("list nemesis state files in {path}: {source}")]
+    ReadDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("remove the nemesis state file {path}: {source}")]
     RemoveState {
         path: PathBuf,
@@ -494,4 +499,38 @@ pub fn heal_from_state_file(path: &Path) -> Result<HealReport, NemesisError> {
         source,
     })?;
     Ok(report)
+}
+
+/// Where a controller keeps its state file inside `dir`: one file per controller process, so that
+/// concurrent runs never overwrite each other's and `verity heal` can find them all.
+pub fn state_file_path(dir: &Path) -> PathBuf {
+    dir.join(format!("nemesis-{}.json", std::process::id()))
+}
+
+/// Heals every state file (`nemesis-*.json`) in `dir`, in name order: what `verity heal` runs. A
+/// missing directory means there is nothing to heal.
+pub fn heal_state_dir(dir: &Path) -> Result<Vec<(PathBuf, HealReport)>, NemesisError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(NemesisError::ReadDir {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with("nemesis-") && name.ends_with(".json")
+        })
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| heal_from_state_file(&p).map(|r| (p, r)))
+        .collect()
 }
