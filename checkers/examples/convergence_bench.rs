@@ -17,7 +17,7 @@ const NODES: usize = 5;
 
 fn history() -> History {
     let mut events = Vec::with_capacity(CLIENT_EVENTS as usize + 64);
-    let mut push =
+    let push =
         |events: &mut Vec<Event>, process: Process, kind: EventType, f: F, value: Value| {
             let index = events.len() as u64;
             events.push(Event {
