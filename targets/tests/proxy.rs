@@ -205,8 +205,9 @@ async fn loss_stalls_but_never_corrupts_the_stream() {
     let echo = Echo::start().await;
     let config = ProxyConfig {
         chunk_bytes: 64,
-        loss_rto_ms: 5,
-        loss_retries_max: 20,
+        loss_rto_ms: 1,
+        loss_rto_max_ms: 4,
+        loss_retries_max: 40,
         ..ProxyConfig::default()
     };
     let mesh = mesh_to(&[&echo], config).await;

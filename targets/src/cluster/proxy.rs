@@ -21,9 +21,9 @@
 //! - **delay(ms, jitter)**: each chunk is delivered `ms ± jitter` (seeded, uniform) after it was read,
 //!   in order, without limiting throughput (chunks are pipelined, not serialized behind the delay).
 //! - **loss(p)**: each chunk is lost with probability p and "retransmitted" after a TCP-like timeout of
-//!   `loss_rto_ms`, doubling at every further loss of the same chunk; a chunk lost more than
-//!   `loss_retries_max` times in a row severs the connection. Loss therefore shows as latency spikes and,
-//!   rarely, a reset — what packet loss looks like from above TCP.
+//!   `loss_rto_ms`, doubling (up to `loss_rto_max_ms`) at every further loss of the same chunk; a
+//!   chunk lost more than `loss_retries_max` times in a row severs the connection. Loss therefore
+//!   shows as latency spikes and, rarely, a reset — what packet loss looks like from above TCP.
 //!
 //! Everything is bounded: chunk size, chunks queued per direction, connections per link, delays (the
 //! nemesis caps them), and the time a connection may be held.
@@ -78,6 +78,9 @@ pub struct ProxyConfig {
     pub hold_ms_max: u64,
     /// The first retransmission timeout of a lost chunk.
     pub loss_rto_ms: u64,
+    /// The retransmission timeout doubles at every loss of the same chunk up to this cap (Linux caps
+    /// it at 120 s; verity's runs are short).
+    pub loss_rto_max_ms: u64,
     /// A chunk lost more often than this in a row severs its connection.
     pub loss_retries_max: u32,
     /// How long the proxy tries to reach dst's real address.
@@ -92,6 +95,7 @@ impl Default for ProxyConfig {
             connections_per_link_max: 256,
             hold_ms_max: 30_000,
             loss_rto_ms: 200,
+            loss_rto_max_ms: 2_000,
             loss_retries_max: 6,
             connect_timeout_ms: 2_000,
         }
@@ -515,6 +519,7 @@ fn extra_latency(
         LinkState::Loss { p } => {
             let mut extra = Duration::ZERO;
             let mut rto = Duration::from_millis(shared.config.loss_rto_ms);
+            let rto_max = Duration::from_millis(shared.config.loss_rto_max_ms).max(rto);
             let mut losses = 0;
             while rng.gen_bool(p) {
                 losses += 1;
@@ -522,7 +527,7 @@ fn extra_latency(
                     return Err(Severed);
                 }
                 extra += rto;
-                rto *= 2;
+                rto = (rto * 2).min(rto_max);
             }
             Ok(extra)
         }
