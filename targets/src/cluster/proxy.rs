@@ -5,8 +5,9 @@
 //! Jepsen cuts links with iptables and degrades them with `tc netem`; Maelstrom routes every message
 //! through its own in-process network. verity sits between the two: real processes and real TCP, but
 //! the network between them is a set of listeners that verity runs on tokio. For every directed pair
-//! (src, dst) of endpoints — clients are the one endpoint [`CLIENT`] ("c"), nodes are "n1".."nN" — there is
-//! a listener on 127.0.0.1 that src dials to reach dst, and the proxy forwards to dst's real address.
+//! (src, dst) of endpoints — clients are the one endpoint [`CLIENT`] ("c"), nodes are "n1".."nN" —
+//! there is a listener on 127.0.0.1 that src dials to reach dst, and the proxy forwards to dst's real
+//! address.
 //!
 //! States are per *direction of bytes*: the state of (a, b) governs bytes from a to b, both on the
 //! connections a opens to b (forward) and on the replies over connections b opened to a (backward), so

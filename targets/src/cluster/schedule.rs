@@ -4,8 +4,8 @@
 //! Like Jepsen's `nemesis.combined` packages driven by `gen/stagger`, faults alternate with quiet
 //! periods: wait a seeded gap of 0.4..1.0 × interval, start a fault, keep it for 0.6..1.2 × interval,
 //! stop it, and again. The bounds make sure three faults fit in 6 intervals (30 s at the default 5 s),
-//! so the default run shows partition, pause and kill. One fault is active at a time, so every fault's effect can be attributed and a
-//! stop never races another fault's start on the same node. Kinds are dealt from a seeded, reshuffled
+//! so the default run shows partition, pause and kill. One fault is active at a time, so every
+//! fault's effect can be attributed and a stop never races another fault's start on the same node. Kinds are dealt from a seeded, reshuffled
 //! deck rather than drawn independently, so that even a 30 s run sees each listed kind once. Every
 //! start has its stop at or before the time limit: the schedule itself never leaves a fault behind
 //! (the executor still heals everything at the end, whatever the schedule says).
