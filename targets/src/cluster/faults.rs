@@ -396,6 +396,38 @@ impl Fault {
     }
 }
 
+impl fmt::Display for Fault {
+    /// One short line for the terminal and logs: `partition halves n1 | n2 n3`, `pause n2`,
+    /// `delay n1 100±25ms`, `loss n1 n2 n3 10%`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Partition(p) if !p.cut.is_empty() => {
+                let parts: Vec<String> = p.cut.iter().map(|c| c.join(" ")).collect();
+                write!(f, "partition {} {}", p.kind, parts.join(" | "))
+            }
+            Fault::Partition(p) => {
+                let refusals: Vec<String> = p
+                    .grudge
+                    .iter()
+                    .map(|(dst, srcs)| {
+                        let srcs: Vec<&str> = srcs.iter().map(String::as_str).collect();
+                        format!("{dst}<-x-{}", srcs.join(","))
+                    })
+                    .collect();
+                write!(f, "partition {} {}", p.kind, refusals.join(" "))
+            }
+            Fault::Pause { nodes } => write!(f, "pause {}", nodes.join(" ")),
+            Fault::Kill { nodes } => write!(f, "kill {}", nodes.join(" ")),
+            Fault::Delay {
+                nodes,
+                delay_ms,
+                jitter_ms,
+            } => write!(f, "delay {} {delay_ms}±{jitter_ms}ms", nodes.join(" ")),
+            Fault::Loss { nodes, p } => write!(f, "loss {} {:.0}%", nodes.join(" "), p * 100.0),
+        }
+    }
+}
+
 /// A change of the nemesis' state: a fault begins or ends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "transition", content = "fault", rename_all = "kebab-case")]
@@ -565,6 +597,28 @@ mod tests {
         .unwrap();
         let back: Transition = serde_json::from_str(&s).unwrap();
         assert_eq!(back.event_name(), "kill");
+    }
+
+    #[test]
+    fn faults_print_on_one_short_line() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let p = Partition::new(GrudgeKind::IsolateOne, &nodes(3), &mut rng).unwrap();
+        let line = Fault::Partition(p).to_string();
+        assert!(line.starts_with("partition isolate-one "), "{line}");
+        assert_eq!(line.matches(" | ").count(), 1);
+        let ring = Partition::new(GrudgeKind::MajoritiesRing, &nodes(3), &mut rng).unwrap();
+        assert!(Fault::Partition(ring).to_string().contains("<-x-"));
+        let delay = Fault::Delay {
+            nodes: vec!["n1".into()],
+            delay_ms: 100,
+            jitter_ms: 25,
+        };
+        assert_eq!(delay.to_string(), "delay n1 100±25ms");
+        let loss = Fault::Loss {
+            nodes: nodes(2),
+            p: 0.1,
+        };
+        assert_eq!(loss.to_string(), "loss n1 n2 10%");
     }
 
     #[test]
