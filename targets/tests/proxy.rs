@@ -311,3 +311,17 @@ async fn upstream_can_be_set_after_start_and_dropping_the_mesh_closes_connection
         "the connection closed with the mesh"
     );
 }
+
+#[tokio::test]
+async fn closed_connections_are_not_leaked() {
+    let echo = Echo::start().await;
+    let mesh = mesh_to(&[&echo], ProxyConfig::default()).await;
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(mesh.addr(CLIENT, "n1").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(round_trip(&mut s, b"x").await, b"x");
+    }
+    assert!(eventually(WITHIN, || mesh.stats(CLIENT, "n1").unwrap().active == 0).await);
+    assert_eq!(mesh.stats(CLIENT, "n1").unwrap().accepted, 20);
+}

@@ -534,3 +534,72 @@ pub fn heal_state_dir(dir: &Path) -> Result<Vec<(PathBuf, HealReport)>, NemesisE
         .map(|p| heal_from_state_file(&p).map(|r| (p, r)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::cluster::faults::{GrudgeKind, Partition};
+
+    fn one_way(dst: &str, src: &str) -> Fault {
+        let mut grudge = BTreeMap::new();
+        grudge.insert(dst.to_string(), BTreeSet::from([src.to_string()]));
+        Fault::Partition(Partition {
+            kind: GrudgeKind::MajoritiesRing,
+            cut: Vec::new(),
+            grudge,
+        })
+    }
+
+    #[test]
+    fn a_one_way_grudge_drops_one_direction_only() {
+        let faults = [one_way("n1", "n3")];
+        assert_eq!(link_state(&faults, "n3", "n1"), LinkState::Drop);
+        assert_eq!(link_state(&faults, "n1", "n3"), LinkState::Pass);
+        assert_eq!(link_state(&faults, "c", "n1"), LinkState::Pass);
+    }
+
+    #[test]
+    fn drop_beats_loss_beats_delay_and_only_touched_links_change() {
+        let delay = Fault::Delay {
+            nodes: vec!["n1".into()],
+            delay_ms: 10,
+            jitter_ms: 0,
+        };
+        let loss = Fault::Loss {
+            nodes: vec!["n1".into()],
+            p: 0.1,
+        };
+        let faults = [delay.clone(), loss.clone(), one_way("n2", "n1")];
+        assert_eq!(link_state(&faults, "n1", "n2"), LinkState::Drop);
+        assert_eq!(link_state(&faults, "n2", "n1"), LinkState::Loss { p: 0.1 });
+        assert_eq!(link_state(&faults[..1], "c", "n1"), delay_state());
+        assert_eq!(link_state(&faults[..1], "n2", "n3"), LinkState::Pass);
+        assert_eq!(link_state(&[], "n1", "n2"), LinkState::Pass);
+
+        fn delay_state() -> LinkState {
+            LinkState::Delay {
+                delay_ms: 10,
+                jitter_ms: 0,
+            }
+        }
+    }
+
+    #[test]
+    fn signals_never_reach_init_the_process_group_or_ourselves() {
+        assert_eq!(send(0, Signal::SIGCONT), Err(Errno::EINVAL));
+        assert_eq!(send(1, Signal::SIGCONT), Err(Errno::EINVAL));
+        assert_eq!(send(u32::MAX, Signal::SIGCONT), Err(Errno::EINVAL));
+        assert_eq!(
+            send(std::process::id(), Signal::SIGSTOP),
+            Err(Errno::EINVAL)
+        );
+    }
+
+    #[test]
+    fn process_state_reads_our_own_and_none_for_missing() {
+        assert!(matches!(process_state(std::process::id()), Some('R' | 'S')));
+        assert_eq!(process_state(u32::MAX), None);
+    }
+}
