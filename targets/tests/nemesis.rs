@@ -141,6 +141,7 @@ async fn pause_stops_the_process_and_resume_continues_it() {
         serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
     assert_eq!(recorded.paused.get("n1"), Some(&pid));
     assert_eq!(recorded.controller_pid, std::process::id());
+    assert!(recorded.paused_start.contains_key("n1") && recorded.controller_start.is_some());
 
     let stopped = nemesis.apply(&Transition::Stop(pause(&["n1"]))).await;
     assert_eq!(stopped.f.as_str(), "resume");
@@ -513,4 +514,33 @@ fn heal_state_dir_heals_every_run_that_left_a_file() {
     assert_eq!(healed[0].1.resumed, vec![("n1".to_string(), paused.pid())]);
     assert!(eventually_blocking(WITHIN, is_state(paused.pid(), 'S')));
     assert!(!other.exists());
+}
+
+#[test]
+fn heal_from_state_file_never_signals_a_reused_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nemesis.json");
+    let stopped = Sleeper::spawn();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(stopped.pid() as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    assert!(eventually_blocking(WITHIN, is_state(stopped.pid(), 'T')));
+    // The file says the pid belonged to a process that started at another time: not ours.
+    let start = verity_targets::cluster::nemesis::process_start_time(stopped.pid()).unwrap();
+    let state = StateFile {
+        controller_pid: u32::MAX,
+        paused: [("n1".to_string(), stopped.pid())].into(),
+        paused_start: [("n1".to_string(), start + 1)].into(),
+        ..StateFile::default()
+    };
+    std::fs::write(&path, serde_json::to_string(&state).unwrap()).unwrap();
+    let report = heal_from_state_file(&path).unwrap();
+    assert!(report.resumed.is_empty());
+    assert_eq!(
+        process_state(stopped.pid()),
+        Some('T'),
+        "a stranger's stopped process stays stopped"
+    );
 }

@@ -91,10 +91,17 @@ pub struct Applied {
 pub struct StateFile {
     /// The controller process; the proxy lives inside it.
     pub controller_pid: u32,
+    /// When the controller started (clock ticks since boot, `/proc/<pid>/stat` field 22), so that a
+    /// reused pid is not mistaken for it.
+    #[serde(default)]
+    pub controller_start: Option<u64>,
     /// The proxy's listeners, "src->dst" to port.
     pub proxy_ports: BTreeMap<String, u16>,
     /// Nodes the nemesis stopped with SIGSTOP, and the pid it stopped.
     pub paused: BTreeMap<String, u32>,
+    /// When each paused process started, so that a reused pid is never signalled.
+    #[serde(default)]
+    pub paused_start: BTreeMap<String, u64>,
     /// Nodes the nemesis killed and has not restarted.
     pub killed: Vec<String>,
     pub active: Vec<Fault>,
@@ -339,10 +346,17 @@ impl Nemesis {
         };
         let state = {
             let active = self.active.lock();
+            let paused_start = active
+                .paused
+                .iter()
+                .filter_map(|(node, pid)| Some((node.clone(), process_start_time(*pid)?)))
+                .collect();
             StateFile {
                 controller_pid: std::process::id(),
+                controller_start: process_start_time(std::process::id()),
                 proxy_ports: self.proxy.as_ref().map(|p| p.ports()).unwrap_or_default(),
                 paused: active.paused.clone(),
+                paused_start,
                 killed: active.killed.iter().cloned().collect(),
                 active: active.faults.clone(),
             }
@@ -432,6 +446,23 @@ pub fn process_state(pid: u32) -> Option<char> {
     after.trim_start().chars().next()
 }
 
+/// When a process started, in clock ticks since boot (`/proc/<pid>/stat` field 22): with the pid, it
+/// names one process for the life of the machine.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    // Fields after the command: state is field 3, so start time (22) is the 20th from here.
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid` is still the process that started at `start` (unknown start: assume it is).
+fn same_process(pid: u32, start: Option<u64>) -> bool {
+    match start {
+        Some(start) => process_start_time(pid) == Some(start),
+        None => true,
+    }
+}
+
 fn write_atomically(path: &Path, state: &StateFile) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
@@ -474,8 +505,9 @@ pub fn heal_from_state_file(path: &Path) -> Result<HealReport, NemesisError> {
         })?;
     let mut report = HealReport::default();
     for (node, pid) in &state.paused {
-        // Only a process still stopped is ours to resume: a pid reused by a running process is not.
-        if process_state(*pid) == Some('T') && send(*pid, Signal::SIGCONT).is_ok() {
+        // Only the very process we stopped, still stopped, is ours to resume: a reused pid is not.
+        let same = same_process(*pid, state.paused_start.get(node).copied());
+        if same && process_state(*pid) == Some('T') && send(*pid, Signal::SIGCONT).is_ok() {
             report.resumed.push((node.clone(), *pid));
         } else {
             report.gone.push((node.clone(), *pid));
@@ -483,7 +515,8 @@ pub fn heal_from_state_file(path: &Path) -> Result<HealReport, NemesisError> {
     }
     report.still_killed = state.killed.clone();
     let controller_alive = state.controller_pid != std::process::id()
-        && process_state(state.controller_pid).is_some_and(|s| s != 'Z');
+        && process_state(state.controller_pid).is_some_and(|s| s != 'Z')
+        && same_process(state.controller_pid, state.controller_start);
     if controller_alive {
         report.notes.push(format!(
             "controller pid {} is still running and owns the proxy: stop it with SIGTERM and it heals its links",
@@ -601,5 +634,9 @@ mod tests {
     fn process_state_reads_our_own_and_none_for_missing() {
         assert!(matches!(process_state(std::process::id()), Some('R' | 'S')));
         assert_eq!(process_state(u32::MAX), None);
+        let start = process_start_time(std::process::id()).expect("our own start time");
+        assert!(same_process(std::process::id(), Some(start)));
+        assert!(!same_process(std::process::id(), Some(start + 1)));
+        assert_eq!(process_start_time(u32::MAX), None);
     }
 }
