@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use support::{eventually, eventually_blocking, Echo, Sleeper};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use verity_targets::cluster::faults::{Fault, GrudgeKind, Partition, Transition};
+use verity_targets::cluster::faults::{Fault, GrudgeKind, Partition, Transition, PRIMARY};
 use verity_targets::cluster::nemesis::{
     heal_from_state_file, heal_state_dir, process_state, state_file_path, ControlError, Nemesis,
     NodeControl, StateFile,
@@ -31,6 +31,7 @@ const WITHIN: Duration = Duration::from_secs(10);
 struct FakeControl {
     nodes: Mutex<BTreeMap<String, Option<Sleeper>>>,
     log: Mutex<Vec<String>>,
+    primary: Mutex<Option<String>>,
 }
 
 impl FakeControl {
@@ -69,6 +70,10 @@ impl NodeControl for FakeControl {
         self.log.lock().push(format!("restart {node}"));
         *self.nodes.lock().get_mut(node).ok_or("no such node")? = Some(Sleeper::spawn());
         Ok(())
+    }
+
+    async fn primary(&self) -> Option<String> {
+        self.primary.lock().clone()
     }
 }
 
@@ -391,6 +396,7 @@ async fn running_a_schedule_applies_every_step_in_order_and_ends_healed() {
     );
     let proxy = mesh(&[&e1, &e2, &e3]).await;
     let control = FakeControl::with_nodes(&["n1", "n2", "n3"]);
+    *control.primary.lock() = Some("n2".into());
     let nemesis = Nemesis::new(Some(proxy.clone()), control.clone(), None);
     let kinds =
         verity_targets::cluster::faults::FaultKind::parse_list("partition,pause,kill,delay,loss")
@@ -409,7 +415,9 @@ async fn running_a_schedule_applies_every_step_in_order_and_ends_healed() {
         .await;
     assert_eq!(events.len(), steps.len());
     for (a, s) in events.iter().zip(&steps) {
-        assert_eq!(a.transition, s.transition);
+        let resolved = s.transition.fault().resolve_primary("n2", &names(3));
+        assert_eq!(a.transition.fault(), &resolved);
+        assert_eq!(a.transition.is_start(), s.transition.is_start());
         assert_eq!(a.f.as_str(), s.transition.event_name());
         assert_eq!(a.error, None, "{a:?}");
     }
@@ -543,4 +551,70 @@ fn heal_from_state_file_never_signals_a_reused_pid() {
         Some('T'),
         "a stranger's stopped process stays stopped"
     );
+}
+
+#[tokio::test]
+async fn faults_aimed_at_the_primary_hit_the_node_the_supervisor_names() {
+    let (e1, e2, e3) = (
+        Echo::start().await,
+        Echo::start().await,
+        Echo::start().await,
+    );
+    let proxy = mesh(&[&e1, &e2, &e3]).await;
+    let control = FakeControl::with_nodes(&["n1", "n2", "n3"]);
+    *control.primary.lock() = Some("n2".into());
+    let nemesis = Nemesis::new(Some(proxy.clone()), control.clone(), None);
+    let scheduled = pause(&[PRIMARY]);
+    let started = nemesis.apply(&Transition::Start(scheduled.clone())).await;
+    assert_eq!(
+        started.transition,
+        Transition::Start(pause(&["n2"])),
+        "the event names the node"
+    );
+    assert_eq!(started.error, None);
+    let pid = control.pid("n2").unwrap();
+    assert!(eventually(WITHIN, is_state(pid, 'T')).await);
+    // The leader changes meanwhile: the scheduled stop still resumes the node that was paused.
+    *control.primary.lock() = Some("n3".into());
+    let stopped = nemesis.apply(&Transition::Stop(scheduled)).await;
+    assert_eq!(stopped.transition, Transition::Stop(pause(&["n2"])));
+    assert!(eventually(WITHIN, is_state(pid, 'S')).await);
+
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    let cut =
+        Fault::Partition(Partition::new(GrudgeKind::IsolatePrimary, &names(3), &mut rng).unwrap());
+    let a = nemesis.apply(&Transition::Start(cut.clone())).await;
+    assert!(a.f.as_str() == "start-partition" && a.error.is_none());
+    assert_eq!(proxy.state("n1", "n3"), Some(LinkState::Drop));
+    assert_eq!(proxy.state("n3", "n2"), Some(LinkState::Drop));
+    assert_eq!(proxy.state("n1", "n2"), Some(LinkState::Pass));
+    assert_eq!(
+        a.value.get("cut").and_then(|c| c.as_list()).map(<[_]>::len),
+        Some(2)
+    );
+    nemesis.apply(&Transition::Stop(cut.clone())).await;
+    assert!(proxy.all_pass() && nemesis.active().is_empty());
+
+    // Healed by heal_all, the scheduled stop that comes later finds nothing to do.
+    nemesis.apply(&Transition::Start(cut.clone())).await;
+    assert_eq!(nemesis.heal_all().await.len(), 1);
+    assert_eq!(
+        nemesis.apply(&Transition::Stop(cut)).await.error.as_deref(),
+        Some("not active")
+    );
+}
+
+#[tokio::test]
+async fn without_a_known_primary_the_first_node_is_hit_and_the_event_says_so() {
+    let (e1, e2) = (Echo::start().await, Echo::start().await);
+    let proxy = mesh(&[&e1, &e2]).await;
+    let control = FakeControl::with_nodes(&["n1", "n2"]);
+    let nemesis = Nemesis::new(Some(proxy), control.clone(), None);
+    let a = nemesis.apply(&Transition::Start(kill(&[PRIMARY]))).await;
+    assert_eq!(a.transition, Transition::Start(kill(&["n1"])));
+    assert!(a.error.unwrap().contains("no primary known"));
+    assert_eq!(control.pid("n1"), None);
+    nemesis.apply(&Transition::Stop(kill(&[PRIMARY]))).await;
+    assert!(control.pid("n1").is_some());
+    assert_eq!(control.log(), vec!["kill n1", "restart n1"]);
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use verity_targets::cluster::faults::{Fault, FaultKind, GrudgeKind, Transition};
+use verity_targets::cluster::faults::{Fault, FaultKind, GrudgeKind, Transition, PRIMARY};
 use verity_targets::cluster::schedule::{schedule, Step, STEPS_MAX};
 
 fn names(n: usize) -> Vec<String> {
@@ -89,6 +89,36 @@ fn a_short_default_run_sees_every_listed_kind() {
 }
 
 #[test]
+fn the_primary_is_a_frequent_target_of_every_kind() {
+    let mut targeted = std::collections::BTreeMap::new();
+    for seed in 0..100 {
+        let s = schedule(
+            seed,
+            &all_kinds(),
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            &names(3),
+        );
+        for st in s.iter().filter(|st| st.transition.is_start()) {
+            let f = st.transition.fault();
+            let e = targeted.entry(f.kind()).or_insert((0, 0));
+            e.0 += usize::from(f.targets_primary());
+            e.1 += 1;
+        }
+    }
+    for (kind, (primary, all)) in targeted {
+        assert!(
+            primary * 4 >= all,
+            "{kind}: the primary in only {primary} of {all}"
+        );
+        assert!(
+            primary * 4 <= all * 3,
+            "{kind}: the primary in {primary} of {all}"
+        );
+    }
+}
+
+#[test]
 fn partitions_use_every_shape_across_seeds() {
     let mut shapes = BTreeSet::new();
     for seed in 0..200 {
@@ -127,7 +157,13 @@ fn check_well_formed(steps: &[Step], kinds: &[FaultKind], limit: Duration, nodes
         assert!(start.at < stop.at && stop.at <= limit);
         assert!(kinds.contains(&fault.kind()));
         assert!(!fault.nodes().is_empty());
-        assert!(fault.nodes().iter().all(|n| nodes.contains(n)), "{fault:?}");
+        assert!(
+            fault
+                .nodes()
+                .iter()
+                .all(|n| nodes.contains(n) || n == PRIMARY),
+            "{fault:?}"
+        );
     }
 }
 

@@ -16,7 +16,8 @@ use tokio::time::Instant;
 use verity_checkers::convergence::ledgers_agree;
 use verity_history::{EventType, Invocation, Transfer, Value, F};
 use verity_targets::cluster::faults::{Fault, FaultKind, GrudgeKind, Partition, Transition};
-use verity_targets::cluster::nemesis::{process_state, Nemesis, NodeControl};
+use verity_targets::cluster::glue::ClusterControl;
+use verity_targets::cluster::nemesis::{process_state, Nemesis};
 use verity_targets::cluster::proxy::{ProxyConfig, ProxyMesh, CLIENT};
 use verity_targets::cluster::schedule::schedule;
 use verity_targets::cluster::{ClusterOptions, ClusterTarget};
@@ -77,7 +78,7 @@ async fn converge(t: &ClusterTarget, within: Duration) -> Vec<i64> {
 async fn a_seeded_nemesis_run_heals_and_the_replicas_converge() {
     let dir = tempfile::tempdir().unwrap();
     let (t, proxy) = proxied_cluster(dir.path()).await;
-    let control: Arc<dyn NodeControl> = t.supervisor().unwrap();
+    let control = Arc::new(ClusterControl(t.clone()));
     let nemesis = Arc::new(Nemesis::new(
         Some(proxy.clone()),
         control,
@@ -156,7 +157,7 @@ async fn a_seeded_nemesis_run_heals_and_the_replicas_converge() {
 async fn isolating_the_leader_cuts_its_links_and_it_catches_up_after_the_heal() {
     let dir = tempfile::tempdir().unwrap();
     let (t, proxy) = proxied_cluster(dir.path()).await;
-    let control: Arc<dyn NodeControl> = t.supervisor().unwrap();
+    let control = Arc::new(ClusterControl(t.clone()));
     let nemesis = Nemesis::new(Some(proxy.clone()), control, None);
     let mut c = t.client(0).await.unwrap();
     assert_eq!(c.invoke(&transfer(1)).await.kind, EventType::Ok);

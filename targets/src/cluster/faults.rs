@@ -3,7 +3,8 @@
 //!
 //! It follows Jepsen's `jepsen.nemesis` and `nemesis.combined`: a partition is a *grudge* — for every
 //! node, the set of nodes whose traffic it refuses — built by one of the classic shapes (`split-one`,
-//! `bisect`, a random minority, `bridge`, `majorities-ring`); `pause` is SIGSTOP/SIGCONT; `kill` is
+//! `bisect`, a random minority, `bridge`, `majorities-ring`, and Jepsen's `:primaries` spec, which
+//! cuts off whichever node leads when the fault starts); `pause` is SIGSTOP/SIGCONT; `kill` is
 //! SIGKILL then restart; `delay` and `loss` degrade every link touching some nodes (Jepsen does those
 //! with `tc netem`, verity with its own TCP proxy, see `proxy.rs`). Faults are values so that the
 //! schedule can be a pure function of the seed, compared in tests and serialized into `nemesis` events.
@@ -41,7 +42,7 @@ pub enum FaultKind {
 
 /// (name, one-line description) of every fault kind, for `verity list`.
 pub const FAULT_KINDS: &[(&str, &str)] = &[
-    ("partition", "cut node-to-node links by a grudge: isolate-one, halves, majority-minority, bridge, majorities-ring"),
+    ("partition", "cut node-to-node links by a grudge: isolate-one, halves, majority-minority, bridge, majorities-ring, isolate-primary"),
     ("pause", "SIGSTOP some nodes, later SIGCONT"),
     ("kill", "SIGKILL some nodes, later restart them"),
     ("delay", "add latency (with seeded jitter) to every link touching some nodes"),
@@ -126,15 +127,23 @@ pub enum GrudgeKind {
     Bridge,
     /// Every node sees a majority, and no two nodes see the same majority (Jepsen's `majorities-ring`).
     MajoritiesRing,
+    /// The current primary (leader) cut off from all others (Jepsen's `:primaries` spec). Which node
+    /// that is becomes known only when the fault starts: the schedule holds a placeholder
+    /// ([`PRIMARY`]) and the nemesis resolves it from the supervisor.
+    IsolatePrimary,
 }
 
+/// The placeholder for "the current primary" in a scheduled fault's node list.
+pub const PRIMARY: &str = "@primary";
+
 impl GrudgeKind {
-    pub const ALL: [GrudgeKind; 5] = [
+    pub const ALL: [GrudgeKind; 6] = [
         GrudgeKind::IsolateOne,
         GrudgeKind::Halves,
         GrudgeKind::MajorityMinority,
         GrudgeKind::Bridge,
         GrudgeKind::MajoritiesRing,
+        GrudgeKind::IsolatePrimary,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -144,13 +153,14 @@ impl GrudgeKind {
             GrudgeKind::MajorityMinority => "majority-minority",
             GrudgeKind::Bridge => "bridge",
             GrudgeKind::MajoritiesRing => "majorities-ring",
+            GrudgeKind::IsolatePrimary => "isolate-primary",
         }
     }
 
     /// The fewest nodes for which the shape cuts anything.
     pub fn nodes_min(self) -> usize {
         match self {
-            GrudgeKind::IsolateOne | GrudgeKind::Halves => 2,
+            GrudgeKind::IsolateOne | GrudgeKind::Halves | GrudgeKind::IsolatePrimary => 2,
             GrudgeKind::MajorityMinority | GrudgeKind::Bridge | GrudgeKind::MajoritiesRing => 3,
         }
     }
@@ -160,7 +170,10 @@ impl GrudgeKind {
     pub fn is_complete(self) -> bool {
         matches!(
             self,
-            GrudgeKind::IsolateOne | GrudgeKind::Halves | GrudgeKind::MajorityMinority
+            GrudgeKind::IsolateOne
+                | GrudgeKind::Halves
+                | GrudgeKind::MajorityMinority
+                | GrudgeKind::IsolatePrimary
         )
     }
 }
@@ -211,8 +224,24 @@ impl Partition {
             }
             GrudgeKind::Bridge => (Vec::new(), bridge(&shuffled)),
             GrudgeKind::MajoritiesRing => (Vec::new(), majorities_ring(&shuffled)),
+            // Resolved when the fault starts, by `resolve_primary`.
+            GrudgeKind::IsolatePrimary => (vec![vec![PRIMARY.to_string()]], Grudge::new()),
         };
         Ok(Partition { kind, cut, grudge })
+    }
+
+    /// `primary` cut off from the other `nodes`: the concrete form of an `isolate-primary` partition.
+    pub fn isolating(kind: GrudgeKind, primary: &str, nodes: &[String]) -> Partition {
+        let rest: Vec<String> = {
+            let mut r: Vec<String> = nodes.iter().filter(|n| *n != primary).cloned().collect();
+            r.sort();
+            r.dedup();
+            r
+        };
+        let mut parts = vec![vec![primary.to_string()], rest];
+        parts.sort();
+        let (cut, grudge) = complete(parts);
+        Partition { kind, cut, grudge }
     }
 
     /// Whether bytes from `src` to `dst` are dropped under this partition.
@@ -336,9 +365,61 @@ impl Fault {
         }
     }
 
+    /// Whether the fault names the current primary, to be resolved when it starts.
+    pub fn targets_primary(&self) -> bool {
+        match self {
+            Fault::Partition(p) => p.kind == GrudgeKind::IsolatePrimary && p.grudge.is_empty(),
+            Fault::Pause { nodes }
+            | Fault::Kill { nodes }
+            | Fault::Delay { nodes, .. }
+            | Fault::Loss { nodes, .. } => nodes.iter().any(|n| n == PRIMARY),
+        }
+    }
+
+    /// The fault with the [`PRIMARY`] placeholder replaced by `primary` (a cluster of `nodes`).
+    pub fn resolve_primary(&self, primary: &str, nodes: &[String]) -> Fault {
+        let swap = |list: &[String]| -> Vec<String> {
+            let mut l: Vec<String> = list
+                .iter()
+                .map(|n| {
+                    if n == PRIMARY {
+                        primary.to_string()
+                    } else {
+                        n.clone()
+                    }
+                })
+                .collect();
+            l.sort();
+            l.dedup();
+            l
+        };
+        match self {
+            Fault::Partition(p) if self.targets_primary() => {
+                Fault::Partition(Partition::isolating(p.kind, primary, nodes))
+            }
+            Fault::Partition(_) => self.clone(),
+            Fault::Pause { nodes } => Fault::Pause { nodes: swap(nodes) },
+            Fault::Kill { nodes } => Fault::Kill { nodes: swap(nodes) },
+            Fault::Delay {
+                nodes,
+                delay_ms,
+                jitter_ms,
+            } => Fault::Delay {
+                nodes: swap(nodes),
+                delay_ms: *delay_ms,
+                jitter_ms: *jitter_ms,
+            },
+            Fault::Loss { nodes, p } => Fault::Loss {
+                nodes: swap(nodes),
+                p: *p,
+            },
+        }
+    }
+
     /// The nodes the fault touches directly, sorted.
     pub fn nodes(&self) -> Vec<String> {
         let mut nodes: Vec<String> = match self {
+            Fault::Partition(p) if self.targets_primary() => vec![PRIMARY.to_string()],
             Fault::Partition(p) => p
                 .grudge
                 .iter()
@@ -561,6 +642,41 @@ mod tests {
             }
             assert_eq!(views.len(), n, "views must differ");
         }
+    }
+
+    #[test]
+    fn isolate_primary_is_a_placeholder_until_resolved() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let p = Partition::new(GrudgeKind::IsolatePrimary, &nodes(3), &mut rng).unwrap();
+        let f = Fault::Partition(p);
+        assert!(f.targets_primary());
+        assert_eq!(f.nodes(), vec![PRIMARY.to_string()]);
+        let r = f.resolve_primary("n2", &nodes(3));
+        assert!(!r.targets_primary());
+        let Fault::Partition(rp) = &r else { panic!() };
+        assert_eq!(rp.kind, GrudgeKind::IsolatePrimary);
+        assert_eq!(
+            rp.cut,
+            vec![
+                vec!["n1".to_string(), "n3".to_string()],
+                vec!["n2".to_string()]
+            ]
+        );
+        assert!(rp.drops("n1", "n2") && rp.drops("n2", "n3") && !rp.drops("n1", "n3"));
+        assert_eq!(r.to_string(), "partition isolate-primary n1 n3 | n2");
+        let pause = Fault::Pause {
+            nodes: vec![PRIMARY.into(), "n3".into()],
+        };
+        assert!(pause.targets_primary());
+        assert_eq!(
+            pause.resolve_primary("n1", &nodes(3)).nodes(),
+            vec!["n1", "n3"]
+        );
+        let kill = Fault::Kill {
+            nodes: vec!["n3".into()],
+        };
+        assert!(!kill.targets_primary());
+        assert_eq!(kill.resolve_primary("n1", &nodes(3)), kill);
     }
 
     #[test]

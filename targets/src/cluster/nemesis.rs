@@ -34,7 +34,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use verity_history::{Value, F};
 
-use super::faults::{Fault, Transition};
+use super::faults::{Fault, Transition, PRIMARY};
+use super::proxy::CLIENT;
 use super::proxy::{LinkState, ProxyMesh};
 use super::schedule::Step;
 
@@ -50,6 +51,11 @@ pub trait NodeControl: Send + Sync {
     async fn kill(&self, node: &str) -> Result<(), ControlError>;
     /// Starts the node again on its data directory, address and log.
     async fn restart(&self, node: &str) -> Result<(), ControlError>;
+    /// The node that is primary (leader) now, if the cluster has one and can tell. Faults aimed at
+    /// the primary ([`PRIMARY`]) are resolved with it; without one they hit the first node.
+    async fn primary(&self) -> Option<String> {
+        None
+    }
 }
 
 #[derive(Debug, Error)]
@@ -123,7 +129,11 @@ pub struct HealReport {
 
 #[derive(Debug, Default)]
 struct Active {
+    /// Active faults as carried out (primary placeholders resolved).
     faults: Vec<Fault>,
+    /// (fault as scheduled, fault as carried out) for faults aimed at the primary, so that the
+    /// scheduled stop finds what the start did.
+    resolved: Vec<(Fault, Fault)>,
     paused: BTreeMap<String, u32>,
     killed: BTreeSet<String>,
 }
@@ -181,20 +191,78 @@ impl Nemesis {
     }
 
     /// Carries out one transition. Never fails: what could not be done is in [`Applied::error`].
+    /// A fault aimed at the primary is resolved when it starts, and the returned transition (and
+    /// event value) names the node it hit; its scheduled stop undoes exactly that.
     pub async fn apply(&self, transition: &Transition) -> Applied {
         let mut problems = Vec::new();
-        match transition {
-            Transition::Start(fault) => self.start(fault, &mut problems).await,
-            Transition::Stop(fault) => self.stop(fault, &mut problems).await,
-        }
+        let done = match transition {
+            Transition::Start(scheduled) => {
+                let fault = self.resolve(scheduled, &mut problems).await;
+                if &fault != scheduled {
+                    let pair = (scheduled.clone(), fault.clone());
+                    self.active.lock().resolved.push(pair);
+                }
+                self.start(&fault, &mut problems).await;
+                Transition::Start(fault)
+            }
+            Transition::Stop(scheduled) => {
+                let fault = {
+                    let mut active = self.active.lock();
+                    match active
+                        .resolved
+                        .iter()
+                        .position(|(s, r)| s == scheduled || r == scheduled)
+                    {
+                        Some(i) => active.resolved.remove(i).1,
+                        None => scheduled.clone(),
+                    }
+                };
+                self.stop(&fault, &mut problems).await;
+                Transition::Stop(fault)
+            }
+        };
         self.write_state_file(&mut problems);
-        let (f, value) = transition.to_event();
+        let (f, value) = done.to_event();
         Applied {
-            transition: transition.clone(),
+            transition: done,
             f,
             value,
             error: (!problems.is_empty()).then(|| problems.join("; ")),
         }
+    }
+
+    /// Replaces the primary placeholder with the primary the supervisor names now, or else with the
+    /// first node, so that the fault still happens (and says where).
+    async fn resolve(&self, fault: &Fault, problems: &mut Vec<String>) -> Fault {
+        if !fault.targets_primary() {
+            return fault.clone();
+        }
+        let nodes: Vec<String> = self
+            .proxy
+            .as_ref()
+            .map(|p| {
+                p.endpoints()
+                    .iter()
+                    .filter(|n| *n != CLIENT)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let primary = match self.control.primary().await {
+            Some(p) => p,
+            None => {
+                let fallback = nodes.iter().min().cloned();
+                problems.push(format!(
+                    "no primary known: {} instead",
+                    fallback.as_deref().unwrap_or("nothing")
+                ));
+                match fallback {
+                    Some(f) => f,
+                    None => return fault.resolve_primary(PRIMARY, &nodes),
+                }
+            }
+        };
+        fault.resolve_primary(&primary, &nodes)
     }
 
     async fn start(&self, fault: &Fault, problems: &mut Vec<String>) {
@@ -212,12 +280,12 @@ impl Nemesis {
                 self.update_links(problems)
             }
             Fault::Pause { nodes } => {
-                for node in nodes {
+                for node in nodes.iter().filter(|n| *n != PRIMARY) {
                     self.pause(node, problems);
                 }
             }
             Fault::Kill { nodes } => {
-                for node in nodes {
+                for node in nodes.iter().filter(|n| *n != PRIMARY) {
                     {
                         let mut active = self.active.lock();
                         active.killed.insert(node.clone());
@@ -332,6 +400,9 @@ impl Nemesis {
                 }
             }
             active.faults.retain(|f| matches!(f, Fault::Kill { .. }));
+            active
+                .resolved
+                .retain(|(_, r)| matches!(r, Fault::Kill { .. }));
             report.still_killed = active.killed.iter().cloned().collect();
         }
         self.write_state_file(&mut problems);

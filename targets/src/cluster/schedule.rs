@@ -10,6 +10,11 @@
 //! start has its stop at or before the time limit: the schedule itself never leaves a fault behind
 //! (the executor still heals everything at the end, whatever the schedule says).
 //!
+//! Jepsen's `:primaries` spec is kept: a partition isolates the current primary 60% of the time, a
+//! pause or kill aims at it half the time and a delay or loss a third of the time, because that is
+//! where split brains, stale reads and lost acknowledgements show. The schedule names the primary with a placeholder
+//! ([`PRIMARY`]); the nemesis resolves it when the fault starts and records the node it hit.
+//!
 //! Being pure, the schedule is computed before the run, printed or stored, and reproduced from the
 //! seed alone, as TigerBeetle's VOPR reproduces a whole simulation from its seed.
 
@@ -20,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::faults::{Fault, FaultKind, GrudgeKind, Partition, Transition};
+use super::faults::{Fault, FaultKind, GrudgeKind, Partition, Transition, PRIMARY};
 
 /// The ChaCha stream the nemesis draws from, so that its choices do not depend on (or disturb) those
 /// of the workload seeded with the same run seed. ("nem" in ASCII.)
@@ -106,11 +111,17 @@ fn feasible(kind: FaultKind, n: usize) -> bool {
 fn make_fault(kind: FaultKind, nodes: &[String], rng: &mut ChaCha8Rng) -> Fault {
     match kind {
         FaultKind::Partition => {
+            // Cutting off the primary is what exposes split brains and lost acknowledgements, so it
+            // gets 60%; the other shapes share the rest.
             let shapes: Vec<GrudgeKind> = GrudgeKind::ALL
                 .into_iter()
-                .filter(|g| nodes.len() >= g.nodes_min())
+                .filter(|g| nodes.len() >= g.nodes_min() && *g != GrudgeKind::IsolatePrimary)
                 .collect();
-            let shape = *shapes.choose(rng).expect("feasible() guarantees one shape");
+            let shape = if rng.gen_bool(0.6) {
+                GrudgeKind::IsolatePrimary
+            } else {
+                *shapes.choose(rng).expect("feasible() guarantees one shape")
+            };
             Fault::Partition(
                 Partition::new(shape, nodes, rng).expect("the shape fits the node count"),
             )
@@ -136,14 +147,17 @@ fn make_fault(kind: FaultKind, nodes: &[String], rng: &mut ChaCha8Rng) -> Fault 
     }
 }
 
-/// Which nodes a pause or kill hits, after Jepsen's node specs: one node (half the time), a minority,
-/// a majority, or all of them.
+/// Which nodes a pause or kill hits, after Jepsen's node specs: the primary (resolved when the fault
+/// starts), one node, a minority, a majority, or all of them.
 fn targets(nodes: &[String], rng: &mut ChaCha8Rng) -> Vec<String> {
     let n = nodes.len();
     let roll: f64 = rng.gen();
-    let count = if roll < 0.5 || n == 1 {
+    if roll < 0.5 {
+        return vec![PRIMARY.to_string()];
+    }
+    let count = if roll < 0.7 || n == 1 {
         1
-    } else if roll < 0.7 {
+    } else if roll < 0.8 {
         rng.gen_range(1..=((n - 1) / 2).max(1))
     } else if roll < 0.9 {
         n / 2 + 1
@@ -153,9 +167,13 @@ fn targets(nodes: &[String], rng: &mut ChaCha8Rng) -> Vec<String> {
     pick(nodes, count, rng)
 }
 
+/// The primary, one node or all of them.
 fn one_or_all(nodes: &[String], rng: &mut ChaCha8Rng) -> Vec<String> {
-    let count = if rng.gen_bool(0.5) { 1 } else { nodes.len() };
-    pick(nodes, count, rng)
+    match rng.gen_range(0..3) {
+        0 => vec![PRIMARY.to_string()],
+        1 => pick(nodes, 1, rng),
+        _ => pick(nodes, nodes.len(), rng),
+    }
 }
 
 fn pick(nodes: &[String], count: usize, rng: &mut ChaCha8Rng) -> Vec<String> {
