@@ -43,6 +43,9 @@ async fn pass_forwards_both_ways_and_counts_bytes() {
         .await
         .unwrap();
     assert_eq!(round_trip(&mut s, b"hello").await, b"hello");
+    let all = mesh.all_stats();
+    assert_eq!(all.keys().collect::<Vec<_>>(), vec!["c->n1", "n1->c"]);
+    assert_eq!(all["c->n1"].bytes, 5);
     let there = mesh.stats(CLIENT, "n1").unwrap();
     let back = mesh.stats("n1", CLIENT).unwrap();
     assert_eq!((there.bytes, back.bytes, there.accepted), (5, 5, 1));

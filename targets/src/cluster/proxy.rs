@@ -343,6 +343,21 @@ impl ProxyMesh {
         })
     }
 
+    /// The counters of every direction between distinct endpoints, keyed "src->dst", sorted: for the
+    /// run's log and report (how much each link carried, how many connections it severed).
+    pub fn all_stats(&self) -> BTreeMap<String, LinkStats> {
+        let names = &self.shared.names;
+        let mut out = BTreeMap::new();
+        for src in names {
+            for dst in names.iter().filter(|d| *d != src) {
+                if let Some(s) = self.stats(src, dst) {
+                    out.insert(format!("{src}->{dst}"), s);
+                }
+            }
+        }
+        out
+    }
+
     fn idx(&self, name: &str) -> Result<usize, ProxyError> {
         self.shared
             .index
