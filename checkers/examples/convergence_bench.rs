@@ -17,19 +17,18 @@ const NODES: usize = 5;
 
 fn history() -> History {
     let mut events = Vec::with_capacity(CLIENT_EVENTS as usize + 64);
-    let push =
-        |events: &mut Vec<Event>, process: Process, kind: EventType, f: F, value: Value| {
-            let index = events.len() as u64;
-            events.push(Event {
-                index,
-                time_ns: index * 20_000,
-                process,
-                kind,
-                f,
-                value,
-                error: None,
-            });
-        };
+    let push = |events: &mut Vec<Event>, process: Process, kind: EventType, f: F, value: Value| {
+        let index = events.len() as u64;
+        events.push(Event {
+            index,
+            time_ns: index * 20_000,
+            process,
+            kind,
+            f,
+            value,
+            error: None,
+        });
+    };
     let faults = [
         "start-partition",
         "stop-partition",
