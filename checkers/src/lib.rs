@@ -8,6 +8,7 @@ pub mod conservation;
 pub mod graph;
 pub mod linearizable;
 pub mod registry;
+pub mod convergence;
 pub mod verdict;
 
 use verity_history::History;
