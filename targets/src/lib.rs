@@ -5,6 +5,7 @@
 //! completion — `ok`, `fail` (certainly did not happen) or `info` (may have happened). A new adapter is
 //! one new module plus one line in [`registry`].
 
+pub mod cluster;
 pub mod memory;
 pub mod registry;
 
