@@ -195,3 +195,5 @@ fn bad_node_arguments_exit_254() {
     let out = Command::new(binary()).args(["node", "--id", "n1"]).output().unwrap();
     assert_eq!(out.status.code(), Some(254));
 }
+
+mod soak;
