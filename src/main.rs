@@ -8,7 +8,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "verity", about = "A Jepsen-style consistency test harness for ledgers")]
+#[command(
+    name = "verity",
+    about = "A Jepsen-style consistency test harness for ledgers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -25,7 +28,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(254) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(254)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let result = match &cli.command {

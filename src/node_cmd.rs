@@ -41,8 +41,12 @@ pub struct NodeArgs {
 }
 
 fn parse_peer(s: &str) -> Result<(String, SocketAddr), String> {
-    let (name, addr) = s.split_once('=').ok_or_else(|| format!("expected NAME=HOST:PORT, got {s:?}"))?;
-    let addr = addr.parse().map_err(|e| format!("bad address in {s:?}: {e}"))?;
+    let (name, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=HOST:PORT, got {s:?}"))?;
+    let addr = addr
+        .parse()
+        .map_err(|e| format!("bad address in {s:?}: {e}"))?;
     Ok((name.to_string(), addr))
 }
 
@@ -55,7 +59,9 @@ impl NodeArgs {
                 return Err(anyhow!("peer {name} given twice or equal to this node"));
             }
         }
-        if self.election_timeout_min_ms == 0 || self.election_timeout_min_ms > self.election_timeout_max_ms {
+        if self.election_timeout_min_ms == 0
+            || self.election_timeout_min_ms > self.election_timeout_max_ms
+        {
             return Err(anyhow!("election timeout range is empty"));
         }
         let mut c = NodeConfig::new(self.id.clone(), self.listen, self.data_dir.clone());

@@ -119,7 +119,9 @@ impl History {
                         process: e.process,
                     });
                 };
-                let slot = slot_of.remove(&inv).expect("every open invocation has a slot");
+                let slot = slot_of
+                    .remove(&inv)
+                    .expect("every open invocation has a slot");
                 ops[slot].completion = Some(i);
                 ops[slot].outcome = match e.kind {
                     EventType::Ok => OpOutcome::Ok,
@@ -164,16 +166,31 @@ mod tests {
         ]);
         let ops = h.ops().unwrap();
         assert_eq!(ops.len(), 3);
-        assert_eq!((ops[0].completion, ops[0].outcome), (Some(3), OpOutcome::Info));
-        assert_eq!((ops[1].completion, ops[1].outcome), (Some(2), OpOutcome::Ok));
-        assert_eq!((ops[2].completion, ops[2].outcome), (None, OpOutcome::Pending));
+        assert_eq!(
+            (ops[0].completion, ops[0].outcome),
+            (Some(3), OpOutcome::Info)
+        );
+        assert_eq!(
+            (ops[1].completion, ops[1].outcome),
+            (Some(2), OpOutcome::Ok)
+        );
+        assert_eq!(
+            (ops[2].completion, ops[2].outcome),
+            (None, OpOutcome::Pending)
+        );
     }
 
     #[test]
     fn rejects_broken_process_discipline() {
         let h = History::new(vec![ev(0, 1, EventType::Ok)]);
-        assert!(matches!(h.ops(), Err(HistoryError::CompletionWithoutInvoke { .. })));
-        let h = History::new(vec![ev(0, 1, EventType::Invoke), ev(1, 1, EventType::Invoke)]);
+        assert!(matches!(
+            h.ops(),
+            Err(HistoryError::CompletionWithoutInvoke { .. })
+        ));
+        let h = History::new(vec![
+            ev(0, 1, EventType::Invoke),
+            ev(1, 1, EventType::Invoke),
+        ]);
         assert!(matches!(h.ops(), Err(HistoryError::DoubleInvoke { .. })));
         let h = History::new(vec![
             ev(0, 1, EventType::Invoke),

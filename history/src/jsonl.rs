@@ -255,7 +255,8 @@ mod tests {
         let w = HistoryWriter::create(&path).unwrap();
         let r = w.recorder();
         for id in 0..1000 {
-            r.record(transfer_event(id % 5, EventType::Invoke, id)).unwrap();
+            r.record(transfer_event(id % 5, EventType::Invoke, id))
+                .unwrap();
         }
         r.sync().unwrap();
         drop(r);

@@ -283,7 +283,8 @@ mod tests {
 
     #[test]
     fn a_map_with_extra_keys_stays_generic() {
-        let v: Value = serde_json::from_str(r#"{"id":1,"from":2,"to":3,"amount":4,"x":null}"#).unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{"id":1,"from":2,"to":3,"amount":4,"x":null}"#).unwrap();
         assert_eq!(v.get("x"), Some(&Value::Null));
         assert_eq!(v.get("amount"), Some(&Value::Int(4)));
         let v: Value = serde_json::from_str(r#"{"id":1,"from":-2,"to":3,"amount":4}"#).unwrap();
@@ -295,6 +296,9 @@ mod tests {
         let s = r#"{"applied":[1,2,3],"balances":[10,-3,0],"name":"a\"b","ok":true,"x":1.5}"#;
         let v: Value = serde_json::from_str(s).unwrap();
         assert_eq!(serde_json::to_string(&v).unwrap(), s);
-        assert_eq!(v.get("balances").unwrap().as_i64_list().unwrap(), vec![10, -3, 0]);
+        assert_eq!(
+            v.get("balances").unwrap().as_i64_list().unwrap(),
+            vec![10, -3, 0]
+        );
     }
 }

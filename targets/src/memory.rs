@@ -30,8 +30,14 @@ use crate::{Client, Target, TargetError};
 pub const BUGS: &[(&str, &str)] = &[
     ("lost-update", "non-atomic read-modify-write of balances"),
     ("overdraft", "the funds check and the debit are not atomic"),
-    ("lose-acked", "acknowledges before a checkpoint; restarts lose acknowledged transfers"),
-    ("duplicate-retry", "retried transfers are not deduplicated by id"),
+    (
+        "lose-acked",
+        "acknowledges before a checkpoint; restarts lose acknowledged transfers",
+    ),
+    (
+        "duplicate-retry",
+        "retried transfers are not deduplicated by id",
+    ),
     ("stale-read", "reads are served from a lagging snapshot"),
 ];
 
@@ -101,12 +107,18 @@ impl Ledger {
         if is_final {
             return Value::map([
                 ("balances", Value::int_list(s.balances.iter().copied())),
-                ("applied", Value::int_list(s.applied.iter().map(|&i| i as i64))),
+                (
+                    "applied",
+                    Value::int_list(s.applied.iter().map(|&i| i as i64)),
+                ),
             ]);
         }
         if self.bugs.stale_read {
             drop(s);
-            return Value::map([("balances", Value::int_list(self.snapshot.lock().iter().copied()))]);
+            return Value::map([(
+                "balances",
+                Value::int_list(self.snapshot.lock().iter().copied()),
+            )]);
         }
         Value::map([("balances", Value::int_list(s.balances.iter().copied()))])
     }
@@ -322,7 +334,10 @@ mod tests {
         let t = MemoryTarget::new(&[], 1).unwrap();
         t.setup(&setup_invocation()).await.unwrap();
         let mut c = t.client(0).await.unwrap();
-        assert_eq!(c.invoke(&transfer(1, 0, 1, 4)).await.kind, verity_history::EventType::Ok);
+        assert_eq!(
+            c.invoke(&transfer(1, 0, 1, 4)).await.kind,
+            verity_history::EventType::Ok
+        );
         let failed = c.invoke(&transfer(2, 0, 2, 7)).await;
         assert_eq!(failed.kind, verity_history::EventType::Fail);
         assert_eq!(failed.error.as_deref(), Some("insufficient-funds"));
@@ -332,13 +347,22 @@ mod tests {
                 value: Value::map([("final", Value::Bool(true))]),
             })
             .await;
-        assert_eq!(fin.value.get("balances").unwrap().as_i64_list().unwrap(), vec![6, 14, 10]);
-        assert_eq!(fin.value.get("applied").unwrap().as_i64_list().unwrap(), vec![1]);
+        assert_eq!(
+            fin.value.get("balances").unwrap().as_i64_list().unwrap(),
+            vec![6, 14, 10]
+        );
+        assert_eq!(
+            fin.value.get("applied").unwrap().as_i64_list().unwrap(),
+            vec![1]
+        );
     }
 
     #[tokio::test]
     async fn a_retried_transfer_is_applied_once_unless_the_knob_is_set() {
-        for (bugs, expected) in [(vec![], vec![1]), (vec!["duplicate-retry".to_string()], vec![1, 1])] {
+        for (bugs, expected) in [
+            (vec![], vec![1]),
+            (vec!["duplicate-retry".to_string()], vec![1, 1]),
+        ] {
             let t = MemoryTarget::new(&bugs, 1).unwrap();
             t.setup(&setup_invocation()).await.unwrap();
             let tr = Transfer {
@@ -350,7 +374,10 @@ mod tests {
             t.ledger.apply(&tr).await.unwrap();
             t.ledger.apply(&tr).await.unwrap();
             let s = t.ledger.state.lock();
-            assert_eq!(s.applied.iter().map(|&i| i as i64).collect::<Vec<_>>(), expected);
+            assert_eq!(
+                s.applied.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+                expected
+            );
         }
     }
 

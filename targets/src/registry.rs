@@ -9,8 +9,14 @@ use crate::{Target, TargetError};
 
 /// (name, one-line description) of every target.
 pub const TARGETS: &[(&str, &str)] = &[
-    ("memory", "in-process ledger with bug knobs; nothing to install"),
-    ("cluster", "built-in replicated ledger: `verity node` processes agreeing by Raft over TCP"),
+    (
+        "memory",
+        "in-process ledger with bug knobs; nothing to install",
+    ),
+    (
+        "cluster",
+        "built-in replicated ledger: `verity node` processes agreeing by Raft over TCP",
+    ),
 ];
 
 /// What a target is created with.
@@ -35,8 +41,12 @@ pub fn bugs(target: &str) -> &'static [(&'static str, &'static str)] {
 
 pub fn create(name: &str, options: &TargetOptions) -> Option<Result<Arc<dyn Target>, TargetError>> {
     match name {
-        "memory" => Some(MemoryTarget::new(&options.bugs, options.seed).map(|t| Arc::new(t) as Arc<dyn Target>)),
-        "cluster" => Some(ClusterTarget::new(cluster_options(options)).map(|t| Arc::new(t) as Arc<dyn Target>)),
+        "memory" => Some(
+            MemoryTarget::new(&options.bugs, options.seed).map(|t| Arc::new(t) as Arc<dyn Target>),
+        ),
+        "cluster" => Some(
+            ClusterTarget::new(cluster_options(options)).map(|t| Arc::new(t) as Arc<dyn Target>),
+        ),
         _ => None,
     }
 }
@@ -49,7 +59,11 @@ pub fn names() -> Vec<&'static str> {
 pub fn cluster_options(options: &TargetOptions) -> ClusterOptions {
     let nodes = if options.nodes == 0 { 3 } else { options.nodes };
     let dir = options.dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("verity-cluster-{}-{}", std::process::id(), options.seed))
+        std::env::temp_dir().join(format!(
+            "verity-cluster-{}-{}",
+            std::process::id(),
+            options.seed
+        ))
     });
     let mut o = ClusterOptions::new(nodes, dir, options.seed);
     o.bugs = options.bugs.clone();

@@ -33,7 +33,11 @@ impl TestCluster {
             .iter()
             .map(|id| {
                 let mut c = NodeConfig::new(id.clone(), listen[id], dir.path().join(id));
-                c.peers = listen.iter().filter(|(p, _)| *p != id).map(|(p, a)| (p.clone(), *a)).collect();
+                c.peers = listen
+                    .iter()
+                    .filter(|(p, _)| *p != id)
+                    .map(|(p, a)| (p.clone(), *a))
+                    .collect();
                 c.bugs = bugs;
                 c.seed = 42;
                 (id.clone(), c)
@@ -54,7 +58,9 @@ impl TestCluster {
     fn start(&mut self, id: &str) {
         let config = self.configs[id].clone();
         let handle = tokio::spawn(async move {
-            run_node(config, std::future::pending()).await.expect("node runs");
+            run_node(config, std::future::pending())
+                .await
+                .expect("node runs");
         });
         self.running.insert(id.to_string(), handle);
     }
@@ -72,7 +78,10 @@ impl TestCluster {
     }
 
     async fn ask(&self, node: &str, op: ClientOp) -> Option<Outcome> {
-        self.client(0).call(node, op, Duration::from_millis(500)).await.ok()
+        self.client(0)
+            .call(node, op, Duration::from_millis(500))
+            .await
+            .ok()
     }
 
     async fn leader(&self) -> Option<String> {
@@ -95,7 +104,11 @@ impl TestCluster {
 }
 
 /// Polls `f` until it yields `Some`, or panics at the deadline.
-async fn eventually<T, Fut: Future<Output = Option<T>>>(what: &str, limit: Duration, mut f: impl FnMut() -> Fut) -> T {
+async fn eventually<T, Fut: Future<Output = Option<T>>>(
+    what: &str,
+    limit: Duration,
+    mut f: impl FnMut() -> Fut,
+) -> T {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = f().await {
@@ -116,7 +129,12 @@ fn setup(balances: Vec<i64>) -> Invocation {
 fn transfer(id: u64, from: u32, to: u32, amount: i64) -> Invocation {
     Invocation {
         f: F::Transfer,
-        value: Value::Transfer(Transfer { id, from, to, amount }),
+        value: Value::Transfer(Transfer {
+            id,
+            from,
+            to,
+            amount,
+        }),
     }
 }
 
@@ -134,15 +152,29 @@ async fn a_leader_is_elected_transfers_commit_and_replicas_converge() {
     let mut c = t.client(0);
     assert_eq!(c.invoke(&setup(vec![10, 10, 10])).await.kind, EventType::Ok);
     for id in 1..=20u64 {
-        let done = c.invoke(&transfer(id, (id % 3) as u32, ((id + 1) % 3) as u32, 1)).await;
+        let done = c
+            .invoke(&transfer(id, (id % 3) as u32, ((id + 1) % 3) as u32, 1))
+            .await;
         assert_eq!(done.kind, EventType::Ok, "{done:?}");
     }
     let short = c.invoke(&transfer(99, 0, 1, 1000)).await;
-    assert_eq!((short.kind, short.error.as_deref()), (EventType::Fail, Some("insufficient-funds")));
+    assert_eq!(
+        (short.kind, short.error.as_deref()),
+        (EventType::Fail, Some("insufficient-funds"))
+    );
     let fin = c.invoke(&final_read()).await;
     let applied = fin.value.get("applied").unwrap().as_i64_list().unwrap();
     assert_eq!(applied, (1..=20).collect::<Vec<i64>>());
-    assert_eq!(fin.value.get("balances").unwrap().as_i64_list().unwrap().iter().sum::<i64>(), 30);
+    assert_eq!(
+        fin.value
+            .get("balances")
+            .unwrap()
+            .as_i64_list()
+            .unwrap()
+            .iter()
+            .sum::<i64>(),
+        30
+    );
     let expected: Vec<u64> = (1..=20).collect();
     for id in ["n1", "n2", "n3"] {
         let e = expected.clone();
@@ -178,13 +210,26 @@ async fn killing_the_leader_loses_no_acknowledged_transfer_and_it_catches_up_aft
     t.start(&old);
     let fin = c.invoke(&final_read()).await;
     assert_eq!(fin.kind, EventType::Ok);
-    let applied: Vec<u64> = fin.value.get("applied").unwrap().as_i64_list().unwrap().into_iter().map(|i| i as u64).collect();
+    let applied: Vec<u64> = fin
+        .value
+        .get("applied")
+        .unwrap()
+        .as_i64_list()
+        .unwrap()
+        .into_iter()
+        .map(|i| i as u64)
+        .collect();
     for id in &acked {
-        assert!(applied.contains(id), "acknowledged transfer {id} lost: {applied:?}");
+        assert!(
+            applied.contains(id),
+            "acknowledged transfer {id} lost: {applied:?}"
+        );
     }
-    eventually("the restarted node to catch up", Duration::from_secs(10), || async {
-        (t.local_applied(&old).await == Some(applied.clone())).then_some(())
-    })
+    eventually(
+        "the restarted node to catch up",
+        Duration::from_secs(10),
+        || async { (t.local_applied(&old).await == Some(applied.clone())).then_some(()) },
+    )
     .await;
 }
 
@@ -196,7 +241,11 @@ async fn a_stale_read_node_serves_its_local_state_and_a_correct_one_refuses() {
         assert_eq!(c.invoke(&setup(vec![5, 5])).await.kind, EventType::Ok);
         assert_eq!(c.invoke(&transfer(1, 0, 1, 2)).await.kind, EventType::Ok);
         let leader = eventually("a leader", Duration::from_secs(10), || t.leader()).await;
-        let follower = ["n1", "n2", "n3"].into_iter().find(|n| *n != leader).unwrap().to_string();
+        let follower = ["n1", "n2", "n3"]
+            .into_iter()
+            .find(|n| *n != leader)
+            .unwrap()
+            .to_string();
         eventually("the follower to apply", Duration::from_secs(5), || async {
             (t.local_applied(&follower).await == Some(vec![1])).then_some(())
         })
@@ -229,7 +278,10 @@ async fn a_retried_transfer_id_applies_once_unless_no_dedupe() {
             },
         };
         for _ in 0..2 {
-            assert!(matches!(c.run(&op, Duration::from_secs(3)).await, Ok(Outcome::Ok { .. })));
+            assert!(matches!(
+                c.run(&op, Duration::from_secs(3)).await,
+                Ok(Outcome::Ok { .. })
+            ));
         }
         assert_eq!(t.local_applied("n1").await, Some(expected));
     }
@@ -237,7 +289,11 @@ async fn a_retried_transfer_id_applies_once_unless_no_dedupe() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_without_a_majority_acks_only_with_early_ack_or_split_brain() {
-    for (bugs, acks) in [(vec![], false), (vec!["early-ack"], true), (vec!["split-brain"], true)] {
+    for (bugs, acks) in [
+        (vec![], false),
+        (vec!["early-ack"], true),
+        (vec!["split-brain"], true),
+    ] {
         let mut t = TestCluster::new(3, &bugs);
         let mut c = t.client(0);
         assert_eq!(c.invoke(&setup(vec![5, 5])).await.kind, EventType::Ok);

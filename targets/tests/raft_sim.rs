@@ -58,7 +58,12 @@ impl Sim {
         let ids: Vec<String> = (1..=n).map(|i| format!("n{i}")).collect();
         let nodes = ids
             .iter()
-            .map(|id| (id.clone(), Raft::new(config(id, &ids, seed, split_brain), Recovered::default(), 0)))
+            .map(|id| {
+                (
+                    id.clone(),
+                    Raft::new(config(id, &ids, seed, split_brain), Recovered::default(), 0),
+                )
+            })
             .collect();
         let disks = ids
             .iter()
@@ -116,7 +121,8 @@ impl Sim {
             entries: disk.log.clone(),
         };
         let cfg = config(id, &self.ids, seed ^ self.now, self.split_brain);
-        self.nodes.insert(id.to_string(), Raft::new(cfg, recovered, self.now));
+        self.nodes
+            .insert(id.to_string(), Raft::new(cfg, recovered, self.now));
     }
 
     fn chaos(&mut self, seed: u64) {
@@ -149,7 +155,9 @@ impl Sim {
         self.now += 1;
         let now = self.now;
         let due: Vec<InFlight> = {
-            let (due, later) = std::mem::take(&mut self.net).into_iter().partition(|m| m.at_ms <= now);
+            let (due, later) = std::mem::take(&mut self.net)
+                .into_iter()
+                .partition(|m| m.at_ms <= now);
             self.net = later;
             due
         };
@@ -158,7 +166,10 @@ impl Sim {
             if cut || self.down.contains(&m.to) || self.rng.gen_bool(drop_p) {
                 continue;
             }
-            self.nodes.get_mut(&m.to).expect("known node").step(&m.from, m.msg, now);
+            self.nodes
+                .get_mut(&m.to)
+                .expect("known node")
+                .step(&m.from, m.msg, now);
             self.drain(&m.to.clone());
         }
         for id in self.ids.clone() {
@@ -193,26 +204,39 @@ impl Sim {
                 let term = node.term();
                 match self.leaders.get(&term) {
                     Some(known) if *known != id => {
-                        return Err(format!("election safety: {known} and {id} both lead term {term}"));
+                        return Err(format!(
+                            "election safety: {known} and {id} both lead term {term}"
+                        ));
                     }
                     Some(_) => {}
                     None => {
                         self.leaders.insert(term, id.clone());
                         for (i, e) in self.committed.iter().enumerate() {
                             if node.entry(i as u64 + 1) != Some(e) {
-                                return Err(format!("leader completeness: {id} lacks committed entry {}", i + 1));
+                                return Err(format!(
+                                    "leader completeness: {id} lacks committed entry {}",
+                                    i + 1
+                                ));
                             }
                         }
                     }
                 }
             }
-            let checked = self.checked.get(&id).copied().unwrap_or(0).min(node.commit());
+            let checked = self
+                .checked
+                .get(&id)
+                .copied()
+                .unwrap_or(0)
+                .min(node.commit());
             for i in checked + 1..=node.commit() {
-                let e = node.entry(i).ok_or_else(|| format!("{id} commits {i} past its log"))?.clone();
+                let e = node
+                    .entry(i)
+                    .ok_or_else(|| format!("{id} commits {i} past its log"))?
+                    .clone();
                 match self.committed.get(i as usize - 1) {
-                    Some(c) if *c != e => {
-                        return Err(format!("state machine safety: index {i} committed as {c:?} and as {e:?} at {id}"))
-                    }
+                    Some(c) if *c != e => return Err(format!(
+                        "state machine safety: index {i} committed as {c:?} and as {e:?} at {id}"
+                    )),
                     Some(_) => {}
                     None if i as usize - 1 == self.committed.len() => self.committed.push(e),
                     None => return Err(format!("commit gap at {i}")),
@@ -229,10 +253,14 @@ impl Sim {
             for b in self.ids.iter().filter(|b| a < *b) {
                 let (x, y) = (&self.nodes[a], &self.nodes[b]);
                 let upto = x.last_index().min(y.last_index());
-                let common = (1..=upto).rev().find(|&i| x.entry(i).map(|e| e.term) == y.entry(i).map(|e| e.term));
+                let common = (1..=upto)
+                    .rev()
+                    .find(|&i| x.entry(i).map(|e| e.term) == y.entry(i).map(|e| e.term));
                 if let Some(i) = common {
                     if let Some(j) = (1..=i).find(|&j| x.entry(j) != y.entry(j)) {
-                        return Err(format!("log matching: {a} and {b} agree on term at {i} but differ at {j}"));
+                        return Err(format!(
+                            "log matching: {a} and {b} agree on term at {i} but differ at {j}"
+                        ));
                     }
                 }
             }
@@ -247,9 +275,11 @@ fn simulate(n: usize, seed: u64, chaos_ms: u64, split_brain: bool) -> Result<usi
     for t in 0..chaos_ms {
         sim.chaos(seed);
         sim.step(0.05);
-        sim.check().map_err(|e| format!("seed {seed} at {t} ms: {e}"))?;
+        sim.check()
+            .map_err(|e| format!("seed {seed} at {t} ms: {e}"))?;
         if t % 500 == 0 {
-            sim.check_log_matching().map_err(|e| format!("seed {seed} at {t} ms: {e}"))?;
+            sim.check_log_matching()
+                .map_err(|e| format!("seed {seed} at {t} ms: {e}"))?;
         }
     }
     // Heal: everyone up, no cuts, no loss.
@@ -261,11 +291,15 @@ fn simulate(n: usize, seed: u64, chaos_ms: u64, split_brain: bool) -> Result<usi
     for _ in 0..5_000 {
         sim.step(0.0);
     }
-    sim.check().map_err(|e| format!("seed {seed} after heal: {e}"))?;
-    sim.check_log_matching().map_err(|e| format!("seed {seed} after heal: {e}"))?;
+    sim.check()
+        .map_err(|e| format!("seed {seed} after heal: {e}"))?;
+    sim.check_log_matching()
+        .map_err(|e| format!("seed {seed} after heal: {e}"))?;
     let after = sim.committed.len();
     if after <= before {
-        return Err(format!("seed {seed}: no progress after heal ({before} committed)"));
+        return Err(format!(
+            "seed {seed}: no progress after heal ({before} committed)"
+        ));
     }
     // Every live node learns the leader's commit.
     let commits: BTreeSet<u64> = sim.nodes.values().map(|n| n.commit()).collect();
@@ -281,15 +315,23 @@ fn raft_is_safe_and_live_under_partitions_loss_reordering_and_crashes() {
     for seed in 0..12 {
         for n in [3, 5] {
             let committed = simulate(n, seed, 20_000, false).unwrap_or_else(|e| panic!("{e}"));
-            assert!(committed > 100, "seed {seed}: only {committed} entries committed");
+            assert!(
+                committed > 100,
+                "seed {seed}: only {committed} entries committed"
+            );
         }
     }
 }
 
 #[test]
 fn the_split_brain_knob_breaks_safety_in_the_simulation() {
-    let broken = (0..12).filter(|&seed| simulate(3, seed, 20_000, true).is_err()).count();
-    assert!(broken > 0, "split-brain never violated safety: the checks cannot fail");
+    let broken = (0..12)
+        .filter(|&seed| simulate(3, seed, 20_000, true).is_err())
+        .count();
+    assert!(
+        broken > 0,
+        "split-brain never violated safety: the checks cannot fail"
+    );
 }
 
 proptest! {

@@ -23,7 +23,11 @@ fn cluster(dir: &Path, bugs: &[&str]) -> ClusterTarget {
     ClusterTarget::new(o).expect("options are valid")
 }
 
-async fn eventually<T, Fut: Future<Output = Option<T>>>(what: &str, limit: Duration, mut f: impl FnMut() -> Fut) -> T {
+async fn eventually<T, Fut: Future<Output = Option<T>>>(
+    what: &str,
+    limit: Duration,
+    mut f: impl FnMut() -> Fut,
+) -> T {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = f().await {
@@ -60,7 +64,8 @@ fn alive(pid: u32) -> bool {
 
 fn proc_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next())
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
 }
 
 /// Applied ids of every node, once all three answer and agree.
@@ -122,7 +127,10 @@ async fn kill_9_of_the_leader_loses_nothing_acknowledged_and_the_restarted_node_
     let new_leader = eventually("a new leader", Duration::from_secs(10), || t.leader()).await;
     assert_ne!(new_leader, leader);
     sup.start(&leader).unwrap();
-    let applied = eventually("convergence after restart", Duration::from_secs(15), || converged(&t)).await;
+    let applied = eventually("convergence after restart", Duration::from_secs(15), || {
+        converged(&t)
+    })
+    .await;
     for id in &acked {
         assert!(applied.contains(id), "acknowledged transfer {id} lost");
     }
@@ -138,11 +146,18 @@ async fn a_paused_node_is_stopped_the_rest_commit_and_it_catches_up_when_resumed
     let follower = t.node_ids().into_iter().find(|n| *n != leader).unwrap();
     let pid = t.supervisor().unwrap().pid(&follower).unwrap();
     let signal = |sig: &str| {
-        let ok = Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success();
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "kill {sig} {pid}");
     };
     signal("-STOP");
-    eventually("state T", Duration::from_secs(5), || async { (proc_state(pid) == Some('T')).then_some(()) }).await;
+    eventually("state T", Duration::from_secs(5), || async {
+        (proc_state(pid) == Some('T')).then_some(())
+    })
+    .await;
     let mut c = t.client(1).await.unwrap();
     let mut ok = 0;
     for id in 1..=20 {
@@ -150,8 +165,14 @@ async fn a_paused_node_is_stopped_the_rest_commit_and_it_catches_up_when_resumed
     }
     assert!(ok >= 15, "the majority kept committing ({ok}/20)");
     signal("-CONT");
-    eventually("running again", Duration::from_secs(5), || async { (proc_state(pid) != Some('T')).then_some(()) }).await;
-    let applied = eventually("convergence after resume", Duration::from_secs(15), || converged(&t)).await;
+    eventually("running again", Duration::from_secs(5), || async {
+        (proc_state(pid) != Some('T')).then_some(())
+    })
+    .await;
+    let applied = eventually("convergence after resume", Duration::from_secs(15), || {
+        converged(&t)
+    })
+    .await;
     assert!(applied.len() >= ok);
 }
 
@@ -171,7 +192,15 @@ async fn dropping_the_target_stops_every_node() {
 fn a_node_exits_when_its_parent_goes_away() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(binary())
-        .args(["node", "--id", "n1", "--listen", "127.0.0.1:0", "--watch-stdin", "--data-dir"])
+        .args([
+            "node",
+            "--id",
+            "n1",
+            "--listen",
+            "127.0.0.1:0",
+            "--watch-stdin",
+            "--data-dir",
+        ])
         .arg(dir.path().join("n1"))
         .stdin(Stdio::piped())
         .stderr(Stdio::null())
@@ -185,14 +214,20 @@ fn a_node_exits_when_its_parent_goes_away() {
             assert!(status.success(), "{status}");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the node outlived its parent's pipe");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node outlived its parent's pipe"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 #[test]
 fn bad_node_arguments_exit_254() {
-    let out = Command::new(binary()).args(["node", "--id", "n1"]).output().unwrap();
+    let out = Command::new(binary())
+        .args(["node", "--id", "n1"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(254));
 }
 

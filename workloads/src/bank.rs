@@ -50,7 +50,10 @@ pub struct Bank {
 
 impl Bank {
     pub fn new(config: BankConfig) -> Self {
-        assert!(config.accounts >= 2, "a bank needs two accounts to transfer between");
+        assert!(
+            config.accounts >= 2,
+            "a bank needs two accounts to transfer between"
+        );
         assert!(config.max_transfer >= 1);
         Bank { config }
     }

@@ -59,7 +59,12 @@ pub struct ClusterClient {
 
 impl ClusterClient {
     /// A client of `nodes` (sorted names) that starts at node `worker % nodes.len()`.
-    pub fn new(nodes: Vec<NodeId>, links: Arc<dyn Links>, worker: usize, op_timeout: Duration) -> Self {
+    pub fn new(
+        nodes: Vec<NodeId>,
+        links: Arc<dyn Links>,
+        worker: usize,
+        op_timeout: Duration,
+    ) -> Self {
         assert!(!nodes.is_empty(), "a cluster has nodes");
         let cursor = worker % nodes.len();
         ClusterClient {
@@ -79,7 +84,12 @@ impl ClusterClient {
     }
 
     /// One request to one node, waiting at most `timeout` for the answer.
-    pub async fn call(&mut self, node: &str, op: ClientOp, timeout: Duration) -> Result<Outcome, CallError> {
+    pub async fn call(
+        &mut self,
+        node: &str,
+        op: ClientOp,
+        timeout: Duration,
+    ) -> Result<Outcome, CallError> {
         let deadline = Instant::now() + timeout;
         if !self.conns.contains_key(node) {
             let addr = self.links.dial(&Endpoint::Client, node);
@@ -97,7 +107,8 @@ impl ClusterClient {
         }
         let id = self.next_request;
         self.next_request += 1;
-        let mut line = serde_json::to_vec(&Frame::Request(Request { id, op })).expect("requests always serialize");
+        let mut line = serde_json::to_vec(&Frame::Request(Request { id, op }))
+            .expect("requests always serialize");
         line.push(b'\n');
         let conn = self.conns.get_mut(node).expect("inserted above");
         // The node acts only on a whole line; a failed write never completed the line.
@@ -153,7 +164,9 @@ impl ClusterClient {
             let timeout = (deadline - now).min(ATTEMPT_TIMEOUT);
             match self.call(&target, op.clone(), timeout).await {
                 Ok(Outcome::Fail { error }) if maybe_applied => {
-                    return Err(format!("indeterminate: an earlier attempt may still apply ({error})"));
+                    return Err(format!(
+                        "indeterminate: an earlier attempt may still apply ({error})"
+                    ));
                 }
                 Ok(Outcome::NotLeader { leader }) => {
                     let known = leader.filter(|l| self.nodes.contains(l));
@@ -206,7 +219,10 @@ fn state_value(state: Option<LedgerState>) -> Value {
     });
     let mut entries = vec![("balances", Value::int_list(state.balances))];
     if let Some(applied) = state.applied {
-        entries.push(("applied", Value::int_list(applied.into_iter().map(|i| i as i64))));
+        entries.push((
+            "applied",
+            Value::int_list(applied.into_iter().map(|i| i as i64)),
+        ));
     }
     Value::map(entries)
 }
@@ -222,7 +238,9 @@ fn to_wire(op: &Invocation) -> Result<ClientOp, &'static str> {
                 amount: t.amount,
             },
         }),
-        (F::Read, v) if matches!(v.get("final"), Some(Value::Bool(true))) => Ok(ClientOp::FinalRead),
+        (F::Read, v) if matches!(v.get("final"), Some(Value::Bool(true))) => {
+            Ok(ClientOp::FinalRead)
+        }
         (F::Read, _) => Ok(ClientOp::Read),
         (F::Setup, v) => v
             .get("balances")
@@ -243,7 +261,9 @@ pub fn completion(op: &Invocation, result: Result<Outcome, String>) -> Completio
             _ => Completion::ok(state_value(state)),
         },
         Ok(Outcome::Fail { error }) => Completion::fail(op.value.clone(), error),
-        Ok(other) if is_read => Completion::fail(op.value.clone(), format!("unexpected answer {other:?}")),
+        Ok(other) if is_read => {
+            Completion::fail(op.value.clone(), format!("unexpected answer {other:?}"))
+        }
         Ok(other) => Completion::info(op.value.clone(), format!("unexpected answer {other:?}")),
         Err(e) if is_read => Completion::fail(op.value.clone(), e),
         Err(e) => Completion::info(op.value.clone(), e),

@@ -51,7 +51,9 @@ impl Ledger {
     }
 
     fn transfer(&mut self, t: &Xfer) -> Outcome {
-        let fail = |e: &str| Outcome::Fail { error: e.to_string() };
+        let fail = |e: &str| Outcome::Fail {
+            error: e.to_string(),
+        };
         if self.dedupe && self.applied_set.contains(&t.id) {
             // A retry of a transfer that already happened: it happened, once.
             return Outcome::Ok { state: None };
@@ -90,15 +92,27 @@ mod tests {
     use super::*;
 
     fn t(id: u64, from: u32, to: u32, amount: i64) -> Command {
-        Command::Transfer(Xfer { id, from, to, amount })
+        Command::Transfer(Xfer {
+            id,
+            from,
+            to,
+            amount,
+        })
     }
 
     #[test]
     fn transfers_move_money_once_and_fail_when_short() {
         let mut l = Ledger::new(true);
-        assert!(matches!(l.apply(&t(1, 0, 1, 1)), Outcome::Fail { .. }), "before setup");
-        l.apply(&Command::Setup { balances: vec![5, 5] });
-        l.apply(&Command::Setup { balances: vec![9, 9] });
+        assert!(
+            matches!(l.apply(&t(1, 0, 1, 1)), Outcome::Fail { .. }),
+            "before setup"
+        );
+        l.apply(&Command::Setup {
+            balances: vec![5, 5],
+        });
+        l.apply(&Command::Setup {
+            balances: vec![9, 9],
+        });
         assert_eq!(l.apply(&t(1, 0, 1, 3)), Outcome::Ok { state: None });
         assert_eq!(l.apply(&t(1, 0, 1, 3)), Outcome::Ok { state: None });
         assert_eq!(
@@ -114,7 +128,9 @@ mod tests {
     #[test]
     fn without_dedupe_a_retry_applies_twice() {
         let mut l = Ledger::new(false);
-        l.apply(&Command::Setup { balances: vec![5, 5] });
+        l.apply(&Command::Setup {
+            balances: vec![5, 5],
+        });
         l.apply(&t(1, 0, 1, 1));
         l.apply(&t(1, 0, 1, 1));
         assert_eq!(l.state(true).applied, Some(vec![1, 1]));

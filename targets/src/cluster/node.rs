@@ -91,8 +91,14 @@ macro_rules! log {
 }
 
 enum Input {
-    Peer { from: NodeId, msg: PeerMsg },
-    Client { req: Request, reply: mpsc::Sender<Response> },
+    Peer {
+        from: NodeId,
+        msg: PeerMsg,
+    },
+    Client {
+        req: Request,
+        reply: mpsc::Sender<Response>,
+    },
 }
 
 struct Pending {
@@ -103,7 +109,10 @@ struct Pending {
 
 /// Runs one replica until `shutdown` completes (or forever). Dropping the returned future stops
 /// every task of the node, as a crash would; what was fsynced survives.
-pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+pub async fn run_node(
+    config: NodeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| NodeError::Bind {
@@ -122,11 +131,16 @@ pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) ->
         recovered.entries.len()
     );
     let start = Instant::now();
-    let mut raft_cfg = RaftConfig::new(config.id.clone(), config.peers.keys().cloned().collect(), config.seed);
+    let mut raft_cfg = RaftConfig::new(
+        config.id.clone(),
+        config.peers.keys().cloned().collect(),
+        config.seed,
+    );
     raft_cfg.election_timeout_min_ms = config.election_timeout_min_ms;
     raft_cfg.election_timeout_max_ms = config.election_timeout_max_ms;
     raft_cfg.heartbeat_ms = config.heartbeat_ms;
     raft_cfg.split_brain = config.bugs.split_brain;
+    raft_cfg.async_replication = config.bugs.early_ack;
     let raft = Raft::new(raft_cfg, recovered, 0);
 
     let mut tasks = JoinSet::new();
@@ -304,11 +318,17 @@ impl Core {
         };
         while self.applied < upto {
             let index = self.applied + 1;
-            let Some(entry) = self.raft.entry(index) else { break };
+            let Some(entry) = self.raft.entry(index) else {
+                break;
+            };
             let (term, outcome) = (entry.term, self.ledger.apply(&entry.cmd));
             self.applied = index;
             if let Some(p) = self.pending.remove(&index) {
-                let outcome = if p.term == term { outcome } else { Outcome::Dropped };
+                let outcome = if p.term == term {
+                    outcome
+                } else {
+                    Outcome::Dropped
+                };
                 respond(&p.reply, p.req_id, outcome);
             }
         }
@@ -357,14 +377,20 @@ async fn accept_loop(listener: TcpListener, inbox: mpsc::Sender<Input>) {
 }
 
 /// Reads one line of at most [`LINE_MAX_BYTES`]; `Ok(None)` at a clean end of stream.
-pub async fn read_line<R: AsyncRead + Unpin>(reader: &mut BufReader<R>, buf: &mut Vec<u8>) -> std::io::Result<Option<()>> {
+pub async fn read_line<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<()>> {
     buf.clear();
     let n = reader.take(LINE_MAX_BYTES).read_until(b'\n', buf).await?;
     if n == 0 {
         return Ok(None);
     }
     if buf.last() != Some(&b'\n') {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "line too long or torn"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "line too long or torn",
+        ));
     }
     Ok(Some(()))
 }
@@ -406,7 +432,12 @@ async fn serve_conn(stream: TcpStream, inbox: mpsc::Sender<Input>) {
 async fn peer_sender(me: NodeId, addr: SocketAddr, mut queue: mpsc::Receiver<String>) {
     let mut connected_once = false;
     loop {
-        let stream = match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(addr)).await {
+        let stream = match tokio::time::timeout(
+            Duration::from_millis(500),
+            TcpStream::connect(addr),
+        )
+        .await
+        {
             Ok(Ok(s)) => s,
             _ => {
                 // Unreachable: drop what is queued (it would be stale) and try again shortly.
@@ -425,7 +456,9 @@ async fn peer_sender(me: NodeId, addr: SocketAddr, mut queue: mpsc::Receiver<Str
         let _ = stream.set_nodelay(true);
         let mut w = BufWriter::new(stream);
         'conn: loop {
-            let Some(first) = queue.recv().await else { return };
+            let Some(first) = queue.recv().await else {
+                return;
+            };
             let mut batch = vec![first];
             while batch.len() < 256 {
                 match queue.try_recv() {
@@ -434,7 +467,8 @@ async fn peer_sender(me: NodeId, addr: SocketAddr, mut queue: mpsc::Receiver<Str
                 }
             }
             for line in batch {
-                if w.write_all(line.as_bytes()).await.is_err() || w.write_all(b"\n").await.is_err() {
+                if w.write_all(line.as_bytes()).await.is_err() || w.write_all(b"\n").await.is_err()
+                {
                     break 'conn;
                 }
             }

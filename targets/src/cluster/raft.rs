@@ -16,7 +16,10 @@
 //!
 //! The `split-brain` knob is a genuinely wrong quorum rule: a leader counts only the peers it heard
 //! from recently, so a leader cut off from everyone becomes a quorum of one and keeps committing and
-//! acknowledging writes while the other side elects a new leader.
+//! acknowledging writes while the other side elects a new leader; and it holds a leader lease
+//! counted in heartbeats it sent rather than in time, during which it ignores higher terms — so a
+//! leader that was paused (SIGSTOP) wakes up believing its lease is fresh and keeps leading alongside
+//! the leader elected in its absence.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +31,8 @@ use super::wire::{Command, Entry, NodeId, NodeStatus, PeerMsg, Role};
 
 /// Entries per append message: keeps a catching-up follower's messages bounded.
 const APPEND_ENTRIES_MAX: usize = 256;
+/// `split-brain`: heartbeats a leader's lease lasts after it last heard from a peer.
+const LEASE_HEARTBEATS: u64 = 10;
 
 #[derive(Debug, Clone)]
 pub struct RaftConfig {
@@ -40,6 +45,10 @@ pub struct RaftConfig {
     pub seed: u64,
     /// The `split-brain` knob (see the module documentation).
     pub split_brain: bool,
+    /// The `early-ack` knob's replication: new entries wait for the next heartbeat instead of
+    /// being sent at once (asynchronous replication, as in primary-backup systems that acknowledge
+    /// before the backups have the write).
+    pub async_replication: bool,
 }
 
 impl RaftConfig {
@@ -52,6 +61,7 @@ impl RaftConfig {
             heartbeat_ms: 50,
             seed,
             split_brain: false,
+            async_replication: false,
         }
     }
 }
@@ -93,6 +103,9 @@ pub struct Raft {
     hard_dirty: bool,
     broadcast_due: bool,
     outbox: Vec<(NodeId, PeerMsg)>,
+    /// `split-brain`: the leader's lease, counted in heartbeats it sent — a count that stands still
+    /// while the process is paused, which is the bug.
+    lease_heartbeats: u64,
     /// Committed entries this node saw overwritten: zero unless a bug knob broke safety.
     pub overwritten_committed: u64,
 }
@@ -100,7 +113,8 @@ pub struct Raft {
 impl Raft {
     pub fn new(cfg: RaftConfig, recovered: Recovered, now_ms: u64) -> Raft {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ name_hash(&cfg.id));
-        let election_due = now_ms + rng.gen_range(cfg.election_timeout_min_ms..=cfg.election_timeout_max_ms);
+        let election_due =
+            now_ms + rng.gen_range(cfg.election_timeout_min_ms..=cfg.election_timeout_max_ms);
         let unstable_from = recovered.entries.len() as u64 + 1;
         Raft {
             cfg,
@@ -121,6 +135,7 @@ impl Raft {
             hard_dirty: false,
             broadcast_due: false,
             outbox: Vec::new(),
+            lease_heartbeats: 0,
             overwritten_committed: 0,
         }
     }
@@ -181,7 +196,10 @@ impl Raft {
     }
 
     fn reset_election(&mut self, now_ms: u64) {
-        let (lo, hi) = (self.cfg.election_timeout_min_ms, self.cfg.election_timeout_max_ms);
+        let (lo, hi) = (
+            self.cfg.election_timeout_min_ms,
+            self.cfg.election_timeout_max_ms,
+        );
         self.election_due = now_ms + self.rng.gen_range(lo..=hi);
     }
 
@@ -261,6 +279,7 @@ impl Raft {
             cmd: Command::Noop,
         });
         self.heartbeat_due = now_ms + self.cfg.heartbeat_ms;
+        self.lease_heartbeats = LEASE_HEARTBEATS;
         for p in self.cfg.peers.clone() {
             self.send_append(&p);
         }
@@ -276,16 +295,20 @@ impl Raft {
             term: self.hard.term,
             cmd,
         });
-        self.broadcast_due = true;
+        self.broadcast_due = !self.cfg.async_replication;
         Some(self.last_index())
     }
 
     fn heartbeat(&mut self, now_ms: u64) {
         self.heartbeat_due = now_ms + self.cfg.heartbeat_ms;
+        self.lease_heartbeats = self.lease_heartbeats.saturating_sub(1);
         for p in self.cfg.peers.clone() {
             // Silence for two heartbeats suggests messages were lost: resend from what is known to
             // be replicated, not from the optimistic `next`.
-            let quiet = self.heard.get(&p).map_or(true, |&h| h + 2 * self.cfg.heartbeat_ms < now_ms);
+            let quiet = self
+                .heard
+                .get(&p)
+                .map_or(true, |&h| h + 2 * self.cfg.heartbeat_ms < now_ms);
             if quiet {
                 let m = self.matched.get(&p).copied().unwrap_or(0);
                 self.next.insert(p.clone(), m + 1);
@@ -296,12 +319,20 @@ impl Raft {
 
     fn send_append(&mut self, peer: &NodeId) {
         let last = self.last_index();
-        let next = self.next.get(peer).copied().unwrap_or(last + 1).clamp(1, last + 1);
+        let next = self
+            .next
+            .get(peer)
+            .copied()
+            .unwrap_or(last + 1)
+            .clamp(1, last + 1);
         let prev_index = next - 1;
-        let prev_term = self.term_at(prev_index).expect("prev_index is within the log");
+        let prev_term = self
+            .term_at(prev_index)
+            .expect("prev_index is within the log");
         let end = (prev_index as usize + APPEND_ENTRIES_MAX).min(self.log.len());
         let entries = self.log[prev_index as usize..end].to_vec();
-        self.next.insert(peer.clone(), prev_index + entries.len() as u64 + 1);
+        self.next
+            .insert(peer.clone(), prev_index + entries.len() as u64 + 1);
         let msg = PeerMsg::Append {
             term: self.hard.term,
             prev_index,
@@ -318,6 +349,14 @@ impl Raft {
             return;
         }
         let term = msg.term();
+        if term > self.hard.term
+            && self.cfg.split_brain
+            && self.role == Role::Leader
+            && self.lease_heartbeats > 0
+        {
+            // The bug: "my lease is still valid", by a clock that did not run while paused.
+            return;
+        }
         if term > self.hard.term {
             if matches!(msg, PeerMsg::Vote { .. }) && self.believes_in_leader(now_ms) {
                 return;
@@ -365,7 +404,11 @@ impl Raft {
                 self.reset_election(now_ms);
                 self.on_append(from, prev_index, prev_term, entries, commit);
             }
-            PeerMsg::AppendReply { term, success, index } => {
+            PeerMsg::AppendReply {
+                term,
+                success,
+                index,
+            } => {
                 if self.role == Role::Leader && term == self.hard.term {
                     self.on_append_reply(from, success, index, now_ms);
                 }
@@ -381,7 +424,11 @@ impl Raft {
             Role::Follower => self.leader_contact.is_some_and(|t| now_ms < t + window),
             Role::Candidate => false,
             Role::Leader => {
-                let recent = self.heard.values().filter(|&&h| now_ms < h + window).count();
+                let recent = self
+                    .heard
+                    .values()
+                    .filter(|&&h| now_ms < h + window)
+                    .count();
                 recent + 1 > self.cluster_size() / 2
             }
         }
@@ -405,7 +452,14 @@ impl Raft {
         self.send(from, reply);
     }
 
-    fn on_append(&mut self, from: &NodeId, prev_index: u64, prev_term: u64, entries: Vec<Entry>, commit: u64) {
+    fn on_append(
+        &mut self,
+        from: &NodeId,
+        prev_index: u64,
+        prev_term: u64,
+        entries: Vec<Entry>,
+        commit: u64,
+    ) {
         let reject = |raft: &mut Raft, index: u64| {
             let reply = PeerMsg::AppendReply {
                 term: raft.hard.term,
@@ -418,7 +472,9 @@ impl Raft {
             let hint = self.last_index() + 1;
             return reject(self, hint);
         }
-        let mine = self.term_at(prev_index).expect("prev_index is within the log");
+        let mine = self
+            .term_at(prev_index)
+            .expect("prev_index is within the log");
         if mine != prev_term {
             // Skip back over the whole conflicting term at once (§5.3's optimisation).
             let mut hint = prev_index;
@@ -456,6 +512,7 @@ impl Raft {
 
     fn on_append_reply(&mut self, from: &NodeId, success: bool, index: u64, now_ms: u64) {
         self.heard.insert(from.clone(), now_ms);
+        self.lease_heartbeats = LEASE_HEARTBEATS;
         let matched = self.matched.get(from).copied().unwrap_or(0);
         let next = self.next.get(from).copied().unwrap_or(1);
         if success {
@@ -463,7 +520,11 @@ impl Raft {
             self.matched.insert(from.clone(), matched);
             self.next.insert(from.clone(), next.max(matched + 1));
             self.advance_commit(now_ms);
-            if self.next.get(from).copied().unwrap_or(1) <= self.last_index() {
+            let more = self.next.get(from).copied().unwrap_or(1) <= self.last_index();
+            // Asynchronous replication still streams to a follower that is far behind (a restarted
+            // one); only the newest entries wait for the next heartbeat.
+            let far_behind = self.last_index() - matched > APPEND_ENTRIES_MAX as u64;
+            if more && (!self.cfg.async_replication || far_behind) {
                 self.send_append(from);
             }
         } else {
@@ -481,7 +542,10 @@ impl Raft {
         let mut held: Vec<u64> = vec![self.last_index()];
         let mut members = 1usize;
         for p in &self.cfg.peers {
-            let silent = self.heard.get(p).map_or(true, |&h| now_ms >= h + self.cfg.election_timeout_min_ms);
+            let silent = self
+                .heard
+                .get(p)
+                .map_or(true, |&h| now_ms >= h + self.cfg.election_timeout_min_ms);
             if self.cfg.split_brain && silent {
                 // The bug: a silent peer is presumed dead and leaves the quorum.
                 continue;
@@ -526,8 +590,9 @@ impl Raft {
 
 /// FNV-1a of a node name, to give each node its own random stream from one seed.
 fn name_hash(name: &str) -> u64 {
-    name.bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -557,7 +622,12 @@ mod tests {
         let ids = ["n1", "n2", "n3"];
         let mut nodes: Vec<Raft> = ids
             .iter()
-            .map(|id| node(id, &ids.iter().filter(|p| *p != id).copied().collect::<Vec<_>>()))
+            .map(|id| {
+                node(
+                    id,
+                    &ids.iter().filter(|p| *p != id).copied().collect::<Vec<_>>(),
+                )
+            })
             .collect();
         let mut now = 0;
         let mut proposed = None;
@@ -576,7 +646,12 @@ mod tests {
                 let mut msgs = Vec::new();
                 for n in nodes.iter_mut() {
                     let from = n.id().clone();
-                    msgs.extend(n.ready().messages.into_iter().map(|(to, m)| (from.clone(), to, m)));
+                    msgs.extend(
+                        n.ready()
+                            .messages
+                            .into_iter()
+                            .map(|(to, m)| (from.clone(), to, m)),
+                    );
                 }
                 if msgs.is_empty() {
                     break;
@@ -590,6 +665,9 @@ mod tests {
         let leaders = nodes.iter().filter(|n| n.role() == Role::Leader).count();
         assert_eq!(leaders, 1);
         let p = proposed.expect("a leader was elected");
-        assert!(nodes.iter().all(|n| n.commit() >= p), "every node learns the commit");
+        assert!(
+            nodes.iter().all(|n| n.commit() >= p),
+            "every node learns the commit"
+        );
     }
 }

@@ -27,7 +27,11 @@ pub enum StorageError {
         source: std::io::Error,
     },
     #[error("corrupt raft log {path} at line {line}: {why}")]
-    Corrupt { path: PathBuf, line: usize, why: String },
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        why: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,7 +217,10 @@ mod tests {
             .unwrap();
         }
         // A crash in the middle of writing the next line.
-        let mut f = OpenOptions::new().append(true).open(dir.path().join("log.jsonl")).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("log.jsonl"))
+            .unwrap();
         f.write_all(br#"{"i":3,"e":{"te"#).unwrap();
         drop(f);
         let (mut s, r) = Storage::open(dir.path()).unwrap();
@@ -230,7 +237,14 @@ mod tests {
     #[test]
     fn a_gap_in_the_log_is_corruption_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("log.jsonl"), "{\"i\":5,\"e\":{\"term\":1,\"cmd\":{\"c\":\"noop\"}}}\n").unwrap();
-        assert!(matches!(Storage::open(dir.path()), Err(StorageError::Corrupt { .. })));
+        fs::write(
+            dir.path().join("log.jsonl"),
+            "{\"i\":5,\"e\":{\"term\":1,\"cmd\":{\"c\":\"noop\"}}}\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            Storage::open(dir.path()),
+            Err(StorageError::Corrupt { .. })
+        ));
     }
 }

@@ -127,7 +127,10 @@ impl Supervisor {
 
     /// Starts a node that is not running; returns its pid.
     pub fn start(&self, id: &str) -> Result<u32, SupervisorError> {
-        let spec = self.specs.get(id).ok_or_else(|| SupervisorError::UnknownNode(id.into()))?;
+        let spec = self
+            .specs
+            .get(id)
+            .ok_or_else(|| SupervisorError::UnknownNode(id.into()))?;
         let mut running = self.running.lock();
         if let Some(r) = running.get_mut(id) {
             if matches!(r.child.try_wait(), Ok(None)) {
@@ -145,8 +148,13 @@ impl Supervisor {
             .open(&spec.log_path)
             .map_err(files(&spec.log_path))?;
         let args = self.args(spec);
-        writeln!(log, "--- verity supervisor: starting {} {}", self.binary.display(), args.join(" "))
-            .map_err(files(&spec.log_path))?;
+        writeln!(
+            log,
+            "--- verity supervisor: starting {} {}",
+            self.binary.display(),
+            args.join(" ")
+        )
+        .map_err(files(&spec.log_path))?;
         let err_log = log.try_clone().map_err(files(&spec.log_path))?;
         let mut child = Command::new(&self.binary)
             .args(&args)
@@ -162,7 +170,13 @@ impl Supervisor {
             })?;
         let pid = child.id();
         let stdin = child.stdin.take();
-        running.insert(id.to_string(), Running { child, _stdin: stdin });
+        running.insert(
+            id.to_string(),
+            Running {
+                child,
+                _stdin: stdin,
+            },
+        );
         Ok(pid)
     }
 
@@ -210,7 +224,10 @@ impl Supervisor {
 
     /// Pids of every running node.
     pub fn pids(&self) -> BTreeMap<NodeId, u32> {
-        self.specs.keys().filter_map(|id| Some((id.clone(), self.pid(id)?))).collect()
+        self.specs
+            .keys()
+            .filter_map(|id| Some((id.clone(), self.pid(id)?)))
+            .collect()
     }
 
     /// Kills every node. Safe to call more than once.

@@ -71,12 +71,19 @@ impl ClusterTarget {
     pub fn new(options: ClusterOptions) -> Result<Self, TargetError> {
         let bugs = Bugs::parse(&options.bugs)?;
         if options.nodes == 0 {
-            return Err(TargetError::Setup("a cluster needs at least one node".into()));
+            return Err(TargetError::Setup(
+                "a cluster needs at least one node".into(),
+            ));
         }
         let addrs = free_loopback_addrs(options.nodes)
             .map_err(|e| TargetError::Setup(format!("failed to find free loopback ports: {e}")))?;
-        let listen: BTreeMap<NodeId, SocketAddr> = (1..=options.nodes).map(|i| format!("n{i}")).zip(addrs).collect();
-        let links: Arc<dyn Links> = Arc::new(DirectLinks { listen: listen.clone() });
+        let listen: BTreeMap<NodeId, SocketAddr> = (1..=options.nodes)
+            .map(|i| format!("n{i}"))
+            .zip(addrs)
+            .collect();
+        let links: Arc<dyn Links> = Arc::new(DirectLinks {
+            listen: listen.clone(),
+        });
         Ok(ClusterTarget {
             options,
             bugs,
@@ -99,7 +106,9 @@ impl ClusterTarget {
     /// Routes every link through `links` (the proxy mesh). Only before the nodes start.
     pub fn route_through(&self, links: Arc<dyn Links>) -> Result<(), TargetError> {
         if self.supervisor.lock().is_some() {
-            return Err(TargetError::Setup("links must be set before the cluster starts".into()));
+            return Err(TargetError::Setup(
+                "links must be set before the cluster starts".into(),
+            ));
         }
         *self.links.lock() = links;
         Ok(())
@@ -122,11 +131,16 @@ impl ClusterTarget {
         }
         let binary = match &self.options.binary {
             Some(b) => b.clone(),
-            None => std::env::current_exe()
-                .map_err(|e| TargetError::Setup(format!("failed to find the verity binary: {e}")))?,
+            None => std::env::current_exe().map_err(|e| {
+                TargetError::Setup(format!("failed to find the verity binary: {e}"))
+            })?,
         };
-        std::fs::create_dir_all(&self.options.dir)
-            .map_err(|e| TargetError::Setup(format!("failed to create {}: {e}", self.options.dir.display())))?;
+        std::fs::create_dir_all(&self.options.dir).map_err(|e| {
+            TargetError::Setup(format!(
+                "failed to create {}: {e}",
+                self.options.dir.display()
+            ))
+        })?;
         let links = self.links();
         let specs = self
             .listen
@@ -138,7 +152,12 @@ impl ClusterTarget {
                     .listen
                     .keys()
                     .filter(|p| *p != id)
-                    .map(|p| (p.clone(), links.dial(&super::links::Endpoint::Node(id.clone()), p)))
+                    .map(|p| {
+                        (
+                            p.clone(),
+                            links.dial(&super::links::Endpoint::Node(id.clone()), p),
+                        )
+                    })
                     .collect(),
                 data_dir: self.options.dir.join(id),
                 log_path: self.options.dir.join(format!("{id}.log")),
@@ -159,14 +178,19 @@ impl ClusterTarget {
     /// One request to one node, directly (no redirects).
     async fn ask(&self, node: &str, op: ClientOp, timeout: Duration) -> Result<Outcome, String> {
         let mut c = self.client_with_timeout(0, timeout);
-        c.call(node, op, timeout).await.map_err(|e| format!("{e:?}"))
+        c.call(node, op, timeout)
+            .await
+            .map_err(|e| format!("{e:?}"))
     }
 
     /// Each node's own applied state (`{"balances":[…],"applied":[…]}`), read without consensus.
     pub async fn node_states(&self) -> Vec<(String, Result<Value, String>)> {
         let mut out = Vec::new();
         for id in self.node_ids() {
-            let r = match self.ask(&id, ClientOp::LocalState, Duration::from_secs(2)).await {
+            let r = match self
+                .ask(&id, ClientOp::LocalState, Duration::from_secs(2))
+                .await
+            {
                 Ok(Outcome::Ok { state: Some(s) }) => {
                     let applied = s.applied.unwrap_or_default().into_iter().map(|i| i as i64);
                     Ok(Value::map([
@@ -186,7 +210,10 @@ impl ClusterTarget {
     pub async fn statuses(&self) -> Vec<(String, Result<NodeStatus, String>)> {
         let mut out = Vec::new();
         for id in self.node_ids() {
-            let r = match self.ask(&id, ClientOp::Status, Duration::from_secs(1)).await {
+            let r = match self
+                .ask(&id, ClientOp::Status, Duration::from_secs(1))
+                .await
+            {
                 Ok(Outcome::Status(s)) => Ok(s),
                 Ok(other) => Err(format!("unexpected answer {other:?}")),
                 Err(e) => Err(e),
@@ -229,7 +256,9 @@ impl Target for ClusterTarget {
     }
 
     async fn client(&self, worker: usize) -> Result<Box<dyn Client>, TargetError> {
-        Ok(Box::new(self.client_with_timeout(worker, self.options.op_timeout)))
+        Ok(Box::new(
+            self.client_with_timeout(worker, self.options.op_timeout),
+        ))
     }
 
     async fn teardown(&self) -> Result<(), TargetError> {

@@ -44,8 +44,12 @@ pub struct Request {
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum ClientOp {
     /// Create the accounts (idempotent: a second setup answers the state the first one created).
-    Setup { balances: Vec<i64> },
-    Transfer { transfer: Xfer },
+    Setup {
+        balances: Vec<i64>,
+    },
+    Transfer {
+        transfer: Xfer,
+    },
     /// A linearizable read of every balance.
     Read,
     /// A linearizable read of every balance and of the applied transfer ids in application order.
@@ -71,9 +75,13 @@ pub enum Outcome {
         state: Option<LedgerState>,
     },
     /// It certainly did not happen (e.g. `insufficient-funds`).
-    Fail { error: String },
+    Fail {
+        error: String,
+    },
     /// This node is not the leader and did not take the request; try `leader` if known.
-    NotLeader { leader: Option<NodeId> },
+    NotLeader {
+        leader: Option<NodeId>,
+    },
     /// The request was appended at this node but its log entry was overwritten by a later leader:
     /// this attempt will never take effect.
     Dropped,
@@ -113,7 +121,9 @@ pub enum Role {
 pub enum Command {
     /// Appended by every new leader, so that it commits an entry of its own term (Raft §5.4.2, §8).
     Noop,
-    Setup { balances: Vec<i64> },
+    Setup {
+        balances: Vec<i64>,
+    },
     Transfer(Xfer),
     /// Reads go through the log: when the entry is applied, the read sees exactly the committed prefix.
     Read,
@@ -192,7 +202,9 @@ mod tests {
                     prev_term: 0,
                     entries: vec![Entry {
                         term: 2,
-                        cmd: Command::Setup { balances: vec![1, 2] },
+                        cmd: Command::Setup {
+                            balances: vec![1, 2],
+                        },
                     }],
                     commit: 0,
                 },

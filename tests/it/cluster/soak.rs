@@ -19,9 +19,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::Mutex;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::sync::Mutex;
 use tokio::time::Instant;
 use verity_history::{EventType, Transfer, Value, F};
 use verity_targets::cluster::{ClusterOptions, ClusterTarget};
@@ -77,7 +77,9 @@ async fn nemesis(t: Arc<ClusterTarget>, seed: u64, until: Instant) -> Vec<String
         };
         let hold = Duration::from_millis(rng.gen_range(800..2500));
         if rng.gen_bool(0.5) {
-            let Some(pid) = sup.pid(&target) else { continue };
+            let Some(pid) = sup.pid(&target) else {
+                continue;
+            };
             log.push(format!("pause {target}"));
             signal("-STOP", pid);
             tokio::time::sleep(hold).await;
@@ -99,7 +101,11 @@ pub async fn soak(seed: u64, bug: Option<&str>, seconds: u64, dir: PathBuf) -> R
     let t = Arc::new(ClusterTarget::new(o).expect("valid options"));
     let bank = Bank::default();
     let init = bank.setup();
-    let initial = init.value.get("balances").and_then(Value::as_i64_list).expect("bank setup");
+    let initial = init
+        .value
+        .get("balances")
+        .and_then(Value::as_i64_list)
+        .expect("bank setup");
     t.setup(&init).await.expect("cluster sets up");
     let t0 = Instant::now();
     let until = t0 + Duration::from_secs(seconds);
@@ -119,10 +125,19 @@ pub async fn soak(seed: u64, bug: Option<&str>, seconds: u64, dir: PathBuf) -> R
                 let end = t0.elapsed();
                 let what = match (&op.f, op.value.clone(), &done.value) {
                     (F::Transfer, Value::Transfer(x), _) => What::Transfer(x),
-                    (F::Read, _, v) => What::Read(v.get("balances").and_then(Value::as_i64_list).unwrap_or_default()),
+                    (F::Read, _, v) => What::Read(
+                        v.get("balances")
+                            .and_then(Value::as_i64_list)
+                            .unwrap_or_default(),
+                    ),
                     _ => continue,
                 };
-                recs.lock().expect("no worker panics holding it").push(Rec { what, kind: done.kind, start, end });
+                recs.lock().expect("no worker panics holding it").push(Rec {
+                    what,
+                    kind: done.kind,
+                    start,
+                    end,
+                });
             }
         }));
     }
@@ -150,13 +165,33 @@ pub async fn soak(seed: u64, bug: Option<&str>, seconds: u64, dir: PathBuf) -> R
         }
     }
     let fin = fin.expect("a final read within the recovery window");
-    let applied: Vec<u64> = fin.get("applied").and_then(Value::as_i64_list).unwrap_or_default().into_iter().map(|i| i as u64).collect();
-    let balances = fin.get("balances").and_then(Value::as_i64_list).unwrap_or_default();
-    let mut report = judge(&recs.lock().expect("workers are done"), &initial, &applied, &balances, t0.elapsed());
+    let applied: Vec<u64> = fin
+        .get("applied")
+        .and_then(Value::as_i64_list)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| i as u64)
+        .collect();
+    let balances = fin
+        .get("balances")
+        .and_then(Value::as_i64_list)
+        .unwrap_or_default();
+    let mut report = judge(
+        &recs.lock().expect("workers are done"),
+        &initial,
+        &applied,
+        &balances,
+        t0.elapsed(),
+    );
     // Convergence: every node's own state, equal within a bounded time.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let states: Vec<_> = t.node_states().await.into_iter().map(|(_, s)| s.ok()).collect();
+        let states: Vec<_> = t
+            .node_states()
+            .await
+            .into_iter()
+            .map(|(_, s)| s.ok())
+            .collect();
         if states.iter().all(|s| s.is_some() && *s == states[0]) {
             break;
         }
@@ -171,7 +206,13 @@ pub async fn soak(seed: u64, bug: Option<&str>, seconds: u64, dir: PathBuf) -> R
     report
 }
 
-fn judge(recs: &[Rec], initial: &[i64], applied: &[u64], balances: &[i64], end: Duration) -> Report {
+fn judge(
+    recs: &[Rec],
+    initial: &[i64],
+    applied: &[u64],
+    balances: &[i64],
+    end: Duration,
+) -> Report {
     let mut r = Report {
         ops: recs.len(),
         ..Report::default()
@@ -197,7 +238,9 @@ fn judge(recs: &[Rec], initial: &[i64], applied: &[u64], balances: &[i64], end: 
         }
         match transfers.get(id) {
             None => note(&mut r.anomalies, "phantom-transfer", end),
-            Some(t) if t.kind == EventType::Fail => note(&mut r.anomalies, "failed-transfer-applied", t.end),
+            Some(t) if t.kind == EventType::Fail => {
+                note(&mut r.anomalies, "failed-transfer-applied", t.end)
+            }
             _ => {}
         }
     }
@@ -216,27 +259,47 @@ fn judge(recs: &[Rec], initial: &[i64], applied: &[u64], balances: &[i64], end: 
     for (k, s) in states.iter().enumerate() {
         index.entry(s.as_slice()).or_default().push(k);
     }
+    // Must include: acknowledged before the read began (prefix max of position+1 by end time).
+    // Must exclude: invoked after it ended (suffix min of position by start time).
+    let mut by_end: Vec<(Duration, usize)> = Vec::new();
+    let mut by_start: Vec<(Duration, usize)> = Vec::new();
+    for (i, id) in applied.iter().enumerate() {
+        if let Some(t) = transfers.get(id) {
+            if t.kind == EventType::Ok {
+                by_end.push((t.end, i + 1));
+            }
+            by_start.push((t.start, i));
+        }
+    }
+    by_end.sort_unstable();
+    by_start.sort_unstable();
+    let prefix_max: Vec<usize> = by_end
+        .iter()
+        .scan(0, |m, &(_, p)| {
+            *m = (*m).max(p);
+            Some(*m)
+        })
+        .collect();
+    let mut suffix_min = vec![applied.len(); by_start.len() + 1];
+    for k in (0..by_start.len()).rev() {
+        suffix_min[k] = suffix_min[k + 1].min(by_start[k].1);
+    }
     for rec in recs {
         let What::Read(b) = &rec.what else { continue };
         if rec.kind != EventType::Ok {
             continue;
         }
-        // Must include: acknowledged before the read began. Must exclude: invoked after it ended.
-        let lo = applied
-            .iter()
-            .enumerate()
-            .filter(|(_, id)| transfers.get(id).is_some_and(|t| t.kind == EventType::Ok && t.end < rec.start))
-            .map(|(i, _)| i + 1)
-            .max()
-            .unwrap_or(0);
-        let hi = applied
-            .iter()
-            .enumerate()
-            .filter(|(_, id)| transfers.get(id).is_some_and(|t| t.start > rec.end))
-            .map(|(i, _)| i)
-            .min()
-            .unwrap_or(applied.len());
-        let ok = index.get(b.as_slice()).is_some_and(|ks| ks.iter().any(|&k| lo <= k && k <= hi));
+        let before = by_end.partition_point(|(end, _)| *end < rec.start);
+        let lo = if before == 0 {
+            0
+        } else {
+            prefix_max[before - 1]
+        };
+        let after = by_start.partition_point(|(start, _)| *start <= rec.end);
+        let hi = suffix_min[after];
+        let ok = index
+            .get(b.as_slice())
+            .is_some_and(|ks| ks.iter().any(|&k| lo <= k && k <= hi));
         if !ok {
             note(&mut r.anomalies, "nonlinearizable", rec.end);
         }
@@ -245,11 +308,19 @@ fn judge(recs: &[Rec], initial: &[i64], applied: &[u64], balances: &[i64], end: 
 }
 
 /// The ledger after each prefix of the application order.
-fn prefix_states(transfers: &HashMap<u64, &Rec>, applied: &[u64], initial: &[i64]) -> Vec<Vec<i64>> {
+fn prefix_states(
+    transfers: &HashMap<u64, &Rec>,
+    applied: &[u64],
+    initial: &[i64],
+) -> Vec<Vec<i64>> {
     let mut s = initial.to_vec();
     let mut out = vec![s.clone()];
     for id in applied {
-        if let Some(Rec { what: What::Transfer(x), .. }) = transfers.get(id) {
+        if let Some(Rec {
+            what: What::Transfer(x),
+            ..
+        }) = transfers.get(id)
+        {
             s[x.from as usize] -= x.amount;
             s[x.to as usize] += x.amount;
         }
@@ -270,13 +341,27 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow soak; see the module documentation for the command"]
 async fn soak_cluster() {
-    let seconds: u64 = std::env::var("VERITY_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    let seeds: Vec<u64> = env_list("VERITY_SOAK_SEEDS", "1").iter().filter_map(|s| s.parse().ok()).collect();
-    let bug = std::env::var("VERITY_SOAK_BUG").ok().filter(|b| !b.is_empty());
+    let seconds: u64 = std::env::var("VERITY_SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let seeds: Vec<u64> = env_list("VERITY_SOAK_SEEDS", "1")
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let bug = std::env::var("VERITY_SOAK_BUG")
+        .ok()
+        .filter(|b| !b.is_empty());
     let mut failures = Vec::new();
     for seed in seeds {
         let dir = tempfile::tempdir().unwrap();
-        let r = soak(seed, bug.as_deref(), seconds, dir.path().to_path_buf()).await;
+        // VERITY_SOAK_KEEP=1 keeps the node logs and data for a post-mortem.
+        let path = match std::env::var("VERITY_SOAK_KEEP") {
+            Ok(_) => dir.keep(),
+            Err(_) => dir.path().to_path_buf(),
+        };
+        println!("soak seed={seed} dir={}", path.display());
+        let r = soak(seed, bug.as_deref(), seconds, path).await;
         println!(
             "soak seed={seed} bug={} seconds={seconds} ops={} ok={} fail={} info={} ops_per_s={:.0} anomalies={:?}",
             bug.as_deref().unwrap_or("none"),
@@ -291,5 +376,8 @@ async fn soak_cluster() {
             failures.push(seed);
         }
     }
-    assert!(failures.is_empty(), "safe mode found anomalies on seeds {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "safe mode found anomalies on seeds {failures:?}"
+    );
 }
