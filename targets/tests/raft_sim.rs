@@ -234,9 +234,11 @@ impl Sim {
                     .ok_or_else(|| format!("{id} commits {i} past its log"))?
                     .clone();
                 match self.committed.get(i as usize - 1) {
-                    Some(c) if *c != e => return Err(format!(
+                    Some(c) if *c != e => {
+                        return Err(format!(
                         "state machine safety: index {i} committed as {c:?} and as {e:?} at {id}"
-                    )),
+                    ))
+                    }
                     Some(_) => {}
                     None if i as usize - 1 == self.committed.len() => self.committed.push(e),
                     None => return Err(format!("commit gap at {i}")),

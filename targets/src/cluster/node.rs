@@ -299,7 +299,7 @@ impl Core {
         let gone: Vec<u64> = self
             .pending
             .iter()
-            .filter(|(&i, p)| self.raft.entry(i).map_or(true, |e| e.term != p.term))
+            .filter(|(&i, p)| self.raft.entry(i).is_none_or(|e| e.term != p.term))
             .map(|(&i, _)| i)
             .collect();
         for i in gone {

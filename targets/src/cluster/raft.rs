@@ -308,7 +308,7 @@ impl Raft {
             let quiet = self
                 .heard
                 .get(&p)
-                .map_or(true, |&h| h + 2 * self.cfg.heartbeat_ms < now_ms);
+                .is_none_or(|&h| h + 2 * self.cfg.heartbeat_ms < now_ms);
             if quiet {
                 let m = self.matched.get(&p).copied().unwrap_or(0);
                 self.next.insert(p.clone(), m + 1);
@@ -436,7 +436,7 @@ impl Raft {
 
     fn on_vote(&mut self, from: &NodeId, term: u64, last_index: u64, last_term: u64, now_ms: u64) {
         let up_to_date = (last_term, last_index) >= (self.last_term(), self.last_index());
-        let free = self.hard.vote.as_ref().map_or(true, |v| v == from);
+        let free = self.hard.vote.as_ref().is_none_or(|v| v == from);
         let granted = term == self.hard.term && up_to_date && free && self.role == Role::Follower;
         if granted && self.hard.vote.is_none() {
             self.hard.vote = Some(from.clone());
@@ -545,7 +545,7 @@ impl Raft {
             let silent = self
                 .heard
                 .get(p)
-                .map_or(true, |&h| now_ms >= h + self.cfg.election_timeout_min_ms);
+                .is_none_or(|&h| now_ms >= h + self.cfg.election_timeout_min_ms);
             if self.cfg.split_brain && silent {
                 // The bug: a silent peer is presumed dead and leaves the quorum.
                 continue;

@@ -141,7 +141,18 @@ pub async fn soak(seed: u64, bug: Option<&str>, seconds: u64, dir: PathBuf) -> R
             }
         }));
     }
-    let nemesis = tokio::spawn(nemesis(t.clone(), seed, until));
+    // VERITY_SOAK_FAULTS=0: no faults (a throughput baseline).
+    let faults = std::env::var("VERITY_SOAK_FAULTS").map_or(true, |v| v != "0");
+    let nemesis = tokio::spawn({
+        let t = t.clone();
+        async move {
+            if faults {
+                nemesis(t, seed, until).await
+            } else {
+                Vec::new()
+            }
+        }
+    });
     for task in tasks {
         task.await.expect("worker");
     }
