@@ -72,13 +72,24 @@ pub struct Supervisor {
     running: Mutex<BTreeMap<NodeId, Running>>,
 }
 
-/// `n` distinct free loopback addresses. The ports are released before returning; the kernel does
-/// not hand a just-released port out again soon, which is good enough on a test machine.
+/// `n` distinct free loopback addresses, each held by a bound listener until the caller drops it
+/// (so nothing else, such as the proxy mesh, can take the port in the meantime). The node binds the
+/// port right after its listener is dropped.
+pub fn reserve_loopback_addrs(n: usize) -> std::io::Result<Vec<(SocketAddr, TcpListener)>> {
+    (0..n)
+        .map(|_| {
+            let l = TcpListener::bind("127.0.0.1:0")?;
+            Ok((l.local_addr()?, l))
+        })
+        .collect()
+}
+
+/// `n` distinct free loopback addresses, released before returning.
 pub fn free_loopback_addrs(n: usize) -> std::io::Result<Vec<SocketAddr>> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    listeners.iter().map(|l| l.local_addr()).collect()
+    Ok(reserve_loopback_addrs(n)?
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect())
 }
 
 impl Supervisor {

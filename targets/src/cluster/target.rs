@@ -24,7 +24,7 @@ use verity_history::{Completion, Invocation, Value};
 use super::bugs::Bugs;
 use super::client::ClusterClient;
 use super::links::{DirectLinks, Links};
-use super::supervisor::{free_loopback_addrs, NodeSpec, Supervisor};
+use super::supervisor::{reserve_loopback_addrs, NodeSpec, Supervisor};
 use super::wire::{ClientOp, NodeId, NodeStatus, Outcome, Role};
 use crate::{Client, Target, TargetError};
 
@@ -64,6 +64,8 @@ pub struct ClusterTarget {
     listen: BTreeMap<NodeId, SocketAddr>,
     links: Mutex<Arc<dyn Links>>,
     supervisor: Mutex<Option<Arc<Supervisor>>>,
+    /// The nodes' ports, held from `new` until the nodes start so no one else takes them.
+    reserved: Mutex<Vec<std::net::TcpListener>>,
 }
 
 impl ClusterTarget {
@@ -75,12 +77,13 @@ impl ClusterTarget {
                 "a cluster needs at least one node".into(),
             ));
         }
-        let addrs = free_loopback_addrs(options.nodes)
+        let reserved = reserve_loopback_addrs(options.nodes)
             .map_err(|e| TargetError::Setup(format!("failed to find free loopback ports: {e}")))?;
         let listen: BTreeMap<NodeId, SocketAddr> = (1..=options.nodes)
             .map(|i| format!("n{i}"))
-            .zip(addrs)
+            .zip(reserved.iter().map(|(a, _)| *a))
             .collect();
+        let reserved = reserved.into_iter().map(|(_, l)| l).collect();
         let links: Arc<dyn Links> = Arc::new(DirectLinks {
             listen: listen.clone(),
         });
@@ -90,6 +93,7 @@ impl ClusterTarget {
             listen,
             links: Mutex::new(links),
             supervisor: Mutex::new(None),
+            reserved: Mutex::new(reserved),
         })
     }
 
@@ -165,6 +169,7 @@ impl ClusterTarget {
             .collect();
         let supervisor = Arc::new(Supervisor::new(binary, specs, self.bugs, self.options.seed));
         *slot = Some(supervisor.clone());
+        self.reserved.lock().clear();
         supervisor
             .start_all()
             .map_err(|e| TargetError::Setup(e.to_string()))?;
