@@ -176,6 +176,56 @@ async fn a_paused_node_is_stopped_the_rest_commit_and_it_catches_up_when_resumed
     assert!(applied.len() >= ok);
 }
 
+/// Reads `node` directly with a short deadline: `Some(balances)` if it answered one.
+async fn read_at(t: &ClusterTarget, node: &str) -> Option<Vec<i64>> {
+    use verity_targets::cluster::wire::{ClientOp, Outcome};
+    let ids = t.node_ids();
+    let mut c =
+        verity_targets::cluster::ClusterClient::new(ids, t.links(), 0, Duration::from_secs(1));
+    match c.call(node, ClientOp::Read, Duration::from_secs(1)).await {
+        Ok(Outcome::Ok { state: Some(s) }) => Some(s.balances),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_read_node_answers_from_local_state_when_cut_off_and_a_correct_one_does_not() {
+    for (bugs, answers) in [(vec!["stale-read"], true), (vec![], false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let t = cluster(dir.path(), &bugs);
+        t.setup(&setup()).await.unwrap();
+        let mut c = t.client(0).await.unwrap();
+        assert_eq!(c.invoke(&transfer(1)).await.kind, EventType::Ok);
+        let applied = eventually("convergence", Duration::from_secs(10), || converged(&t)).await;
+        assert_eq!(applied, vec![1]);
+        let sup = t.supervisor().unwrap();
+        let lone = "n1";
+        let others: Vec<u32> = ["n2", "n3"].iter().map(|n| sup.pid(n).unwrap()).collect();
+        for pid in &others {
+            assert!(Command::new("kill")
+                .args(["-STOP", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success());
+        }
+        // n1 cannot reach a majority: only local state could answer now.
+        let got = read_at(&t, lone).await;
+        for pid in &others {
+            assert!(Command::new("kill")
+                .args(["-CONT", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success());
+        }
+        match (answers, got) {
+            (true, Some(b)) => assert_eq!(b, vec![50, 49, 51]),
+            (false, None) => {}
+            (a, g) => panic!("stale-read={a}: got {g:?}"),
+        }
+        t.teardown().await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_target_stops_every_node() {
     let dir = tempfile::tempdir().unwrap();
