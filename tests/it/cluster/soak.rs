@@ -12,6 +12,8 @@
 //! it is ignored by default; run it with
 //! `VERITY_SOAK_SECONDS=30 VERITY_SOAK_SEEDS=1,2,3 VERITY_SOAK_BUG=stale-read \
 //!  cargo test --release --test it soak -- --ignored --nocapture`.
+//! Other knobs: `VERITY_SOAK_FAULTS=0` (no faults), `VERITY_SOAK_SETTLE=1` (start the clock once
+//! every replica has applied the setup), `VERITY_SOAK_KEEP=1` (keep data and node logs).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -107,6 +109,24 @@ pub async fn soak(seed: u64, bug: Option<&str>, seconds: u64, dir: PathBuf) -> R
         .and_then(Value::as_i64_list)
         .expect("bank setup");
     t.setup(&init).await.expect("cluster sets up");
+    if std::env::var("VERITY_SOAK_SETTLE").is_ok() {
+        // Start the clock only once every replica has applied the setup, so that a stale read of
+        // the empty pre-setup ledger does not decide how soon staleness is seen.
+        let settle = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < settle {
+            let states = t.node_states().await;
+            let ready = states.iter().all(|(_, s)| {
+                s.as_ref()
+                    .ok()
+                    .and_then(|v| v.get("balances")?.as_i64_list())
+                    .is_some_and(|b| !b.is_empty())
+            });
+            if ready {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let t0 = Instant::now();
     let until = t0 + Duration::from_secs(seconds);
     let recs = Arc::new(Mutex::new(Vec::<Rec>::new()));
