@@ -83,7 +83,11 @@ pub fn judge(
     history
         .ops()
         .map_err(|e| Failure::bad_input(format!("malformed history: {e}")))?;
-    let names = plan::checker_names(settings, meta.map(|m| m.workload.as_str()))?;
+    let names = plan::checker_names(
+        settings,
+        meta.map(|m| m.workload.as_str()),
+        meta.map(|m| m.target.as_str()),
+    )?;
     let verdicts = plan::check_all(history, &names, settings);
     Ok(results::build(history, meta, verdicts))
 }

@@ -33,14 +33,18 @@ pub enum Command {
     Check(CheckArgs),
     /// List every target, workload, bug knob and checker, one per line.
     List,
+    /// Undo the faults (paused nodes) that a killed run left behind.
+    Heal(crate::heal::HealArgs),
+    /// One replica of the built-in replicated ledger (the harness starts these itself).
+    Node(crate::node_cmd::NodeArgs),
     /// Measure the harness's own speed (controller throughput, check throughput).
     Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// The system under test (see `verity list`).
-    #[arg(long, default_value = "memory")]
+    /// The system under test (see `verity list`): by default the built-in 3-node replicated ledger.
+    #[arg(long, default_value = "cluster")]
     pub target: String,
     /// What the clients do (see `verity list`).
     #[arg(long, default_value = "bank")]
@@ -72,6 +76,19 @@ pub struct RunArgs {
     /// Comma-separated checkers to run instead of the workload's default plan.
     #[arg(long, value_delimiter = ',')]
     pub checker: Vec<String>,
+    /// Number of nodes of the cluster target.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub nodes: u32,
+    /// Faults to inject, comma-separated: partition, pause, kill, delay, loss, or none
+    /// (default for the cluster: partition,pause,kill; other targets: none).
+    #[arg(long)]
+    pub nemesis: Option<String>,
+    /// Mean time between faults; each fault lasts about as long.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub nemesis_interval: Duration,
+    /// After the final heal, how long the cluster gets to recover before the final reads.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub recovery: Duration,
     /// Number of accounts in the bank.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(2..=100_000))]
     pub accounts: u32,
@@ -201,6 +218,10 @@ pub fn dispatch() -> Result<Outcome, Failure> {
         Command::Run(args) => crate::controller::run(args),
         Command::Check(args) => crate::check::run(args),
         Command::Bench(args) => crate::bench::run(args),
+        Command::Heal(args) => crate::heal::run(args),
+        Command::Node(args) => crate::node_cmd::run(&args)
+            .map(|()| Outcome::Done)
+            .map_err(Failure::Harness),
         Command::List => {
             crate::list::print();
             Ok(Outcome::Done)

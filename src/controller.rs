@@ -19,6 +19,9 @@ use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 use verity_history::jsonl::{HistoryWriter, Recorder};
 use verity_history::{Completion, Event, EventType, Invocation, Process};
+use verity_targets::cluster::faults::FaultKind;
+use verity_targets::cluster::proxy::ProxyMesh;
+use verity_targets::cluster::ClusterTarget;
 use verity_targets::registry::TargetOptions;
 use verity_targets::{Client, Target, TargetError};
 use verity_workloads::registry::WorkloadOptions;
@@ -31,6 +34,8 @@ use crate::progress::{Counters, Progress};
 use crate::store::{self, RunMeta};
 use crate::{check, plan, summary};
 
+/// The faults of a cluster run when `--nemesis` is not given.
+pub const DEFAULT_NEMESIS: &str = "partition,pause,kill";
 /// How long the target may take to set up, and a final read to answer.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -62,8 +67,12 @@ pub struct Executed {
 pub fn execute(args: &RunArgs) -> Result<Executed, Failure> {
     let seed = args.seed.unwrap_or_else(rand::random);
     let workload = build_workload(args)?;
-    let target = build_target(args, seed)?;
-    let checkers = plan::checker_names(&args.check_settings(), Some(&args.workload))?;
+    let faults = validate_target(args)?;
+    let checkers = plan::checker_names(
+        &args.check_settings(),
+        Some(&args.workload),
+        Some(&args.target),
+    )?;
 
     let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
     let dir = store::create_run_dir(&args.store, &args.target, &args.workload, &stamp)?;
@@ -82,9 +91,13 @@ pub fn execute(args: &RunArgs) -> Result<Executed, Failure> {
         op_timeout_s: args.op_timeout.as_secs_f64(),
         accounts: args.accounts,
         hot: args.hot,
+        nodes: args.nodes,
+        nemesis: faults.iter().map(|f| f.as_str().to_string()).collect(),
+        nemesis_interval_s: args.nemesis_interval.as_secs_f64(),
         checkers,
     };
     store::write_json(&dir.join(store::META_FILE), &meta)?;
+    let system = build_target(args, seed, &dir)?;
     tracing::info!(dir = %dir.display(), seed, command = %meta.command, "run starting");
     if !args.quiet {
         eprintln!("verity: run {} (seed {seed})", dir.display());
@@ -94,7 +107,7 @@ pub fn execute(args: &RunArgs) -> Result<Executed, Failure> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let drive = runtime.block_on(drive(args, seed, target, workload.as_ref(), &dir));
+    let drive = runtime.block_on(drive(args, seed, system, &faults, workload.as_ref(), &dir));
     runtime.shutdown_timeout(Duration::from_secs(5));
     let report = drive.map_err(|e| {
         tracing::error!("run failed: {e:#}");
@@ -127,24 +140,92 @@ fn build_workload(args: &RunArgs) -> Result<Box<dyn Workload>, Failure> {
     })
 }
 
-fn build_target(args: &RunArgs, seed: u64) -> Result<Arc<dyn Target>, Failure> {
+/// Checks the target, its bug knobs and the nemesis before anything is created, so bad input leaves
+/// no run directory behind. Returns the fault kinds of the run.
+fn validate_target(args: &RunArgs) -> Result<Vec<FaultKind>, Failure> {
+    use verity_targets::registry;
+    if !registry::names().contains(&args.target.as_str()) {
+        return Err(Failure::bad_input(format!(
+            "unknown target {:?}: valid choices are {}",
+            args.target,
+            registry::names().join(", ")
+        )));
+    }
+    let knobs = registry::bugs_for(&args.target, &args.workload);
+    for b in &args.bugs {
+        if !knobs.iter().any(|(n, _)| n == b) {
+            let names: Vec<&str> = knobs.iter().map(|(n, _)| *n).collect();
+            return Err(Failure::bad_input(format!(
+                "unknown bug knob {b:?} for target {} with workload {}: valid choices are {}",
+                args.target,
+                args.workload,
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        }
+    }
+    let requested = args.nemesis.clone().unwrap_or_else(|| {
+        if args.target == "cluster" {
+            DEFAULT_NEMESIS.to_string()
+        } else {
+            "none".to_string()
+        }
+    });
+    if requested == "none" || requested.is_empty() {
+        return Ok(Vec::new());
+    }
+    if args.target != "cluster" {
+        return Err(Failure::bad_input(format!(
+            "--nemesis needs a target with nodes to fault (cluster), not {}; pass --nemesis none",
+            args.target
+        )));
+    }
+    FaultKind::parse_list(&requested).map_err(|e| Failure::bad_input(e.to_string()))
+}
+
+/// The system under test as the controller drives it: the target, and for the built-in cluster the
+/// concrete handle the nemesis and the convergence reads need.
+struct System {
+    target: Arc<dyn Target>,
+    cluster: Option<Arc<ClusterTarget>>,
+}
+
+fn build_target(args: &RunArgs, seed: u64, dir: &Path) -> Result<System, Failure> {
     let options = TargetOptions {
         bugs: args.bugs.clone(),
         seed: seed ^ 0x7461_7267_6574,
         workload: args.workload.clone(),
+        nodes: args.nodes as usize,
+        dir: Some(dir.join("cluster")),
     };
+    if args.target == "cluster" {
+        let mut o = verity_targets::registry::cluster_options(&options);
+        o.op_timeout = args.op_timeout;
+        let cluster = ClusterTarget::new(o)
+            .map(Arc::new)
+            .map_err(|e| Failure::Harness(anyhow::anyhow!("cannot create the cluster: {e}")))?;
+        return Ok(System {
+            target: cluster.clone(),
+            cluster: Some(cluster),
+        });
+    }
     match verity_targets::registry::create(&args.target, &options) {
         None => Err(Failure::bad_input(format!(
-            "unknown target {:?}: valid choices are {}",
-            args.target,
-            verity_targets::registry::names().join(", ")
+            "unknown target {:?}",
+            args.target
         ))),
         Some(Err(e @ TargetError::UnknownBug { .. })) => Err(Failure::bad_input(e.to_string())),
         Some(Err(e)) => Err(Failure::Harness(anyhow::anyhow!(
             "cannot create target {}: {e}",
             args.target
         ))),
-        Some(Ok(t)) => Ok(t),
+        Some(Ok(target)) => Ok(System {
+            target,
+            cluster: None,
+        }),
     }
 }
 
@@ -165,6 +246,15 @@ pub fn reproduce_command(args: &RunArgs, seed: u64) -> String {
         humantime::format_duration(args.op_timeout),
         args.accounts
     );
+    if args.target == "cluster" {
+        c += &format!(
+            " --nodes {} --nemesis {} --nemesis-interval {} --recovery {}",
+            args.nodes,
+            args.nemesis.as_deref().unwrap_or(DEFAULT_NEMESIS),
+            humantime::format_duration(args.nemesis_interval),
+            humantime::format_duration(args.recovery)
+        );
+    }
     if args.ops > 0 {
         c += &format!(" --ops {}", args.ops);
     }
@@ -306,10 +396,16 @@ impl Shared {
 async fn drive(
     args: &RunArgs,
     seed: u64,
-    target: Arc<dyn Target>,
+    system: System,
+    faults: &[FaultKind],
     workload: &dyn Workload,
     dir: &Path,
 ) -> anyhow::Result<DriveReport> {
+    let proxy = match &system.cluster {
+        Some(cluster) => Some(crate::faults::route_through_proxy(cluster, seed).await?),
+        None => None,
+    };
+    let target = system.target.clone();
     let writer = HistoryWriter::create(&dir.join(store::HISTORY_FILE))
         .context("cannot create the history file")?;
     let shared = Arc::new(Shared {
@@ -317,14 +413,25 @@ async fn drive(
         clock: Clock::start(),
         counters: Arc::new(Counters::default()),
         stop: Arc::new(AtomicBool::new(false)),
-        op_timeout: args.op_timeout,
+        // A client of a target with its own timeout (the cluster) answers `info` itself; this is the
+        // controller's backstop.
+        op_timeout: if system.cluster.is_some() {
+            args.op_timeout + Duration::from_secs(1)
+        } else {
+            args.op_timeout
+        },
         concurrency: u64::from(args.concurrency),
         ops_max: args.ops,
         started_ops: Default::default(),
     });
     let interrupted = Arc::new(AtomicBool::new(false));
     spawn_signal_handler(shared.stop.clone(), interrupted.clone());
-    let result = phases(args, seed, &target, workload, &shared).await;
+    let fault_plan = FaultPlan {
+        kinds: faults,
+        proxy,
+        store: &args.store,
+    };
+    let result = phases(args, seed, &system, &fault_plan, workload, &shared).await;
     let main = result.as_ref().map(|m| *m).unwrap_or_default();
     let teardown = target.teardown().await;
     let sync = shared.recorder.sync();
@@ -340,13 +447,22 @@ async fn drive(
     })
 }
 
+/// What the nemesis of a run needs.
+struct FaultPlan<'a> {
+    kinds: &'a [FaultKind],
+    proxy: Option<Arc<ProxyMesh>>,
+    store: &'a Path,
+}
+
 async fn phases(
     args: &RunArgs,
     seed: u64,
-    target: &Arc<dyn Target>,
+    system: &System,
+    fault_plan: &FaultPlan<'_>,
     workload: &dyn Workload,
     shared: &Arc<Shared>,
 ) -> anyhow::Result<MainStats> {
+    let target = &system.target;
     let progress = Progress::start(args.time_limit, args.quiet);
 
     // Setup.
@@ -390,6 +506,23 @@ async fn phases(
             async move { worker(w, client, generator, rng, shared, deadline, interval).await },
         );
     }
+    let faults = match (&system.cluster, &fault_plan.proxy) {
+        (Some(cluster), Some(proxy)) if !fault_plan.kinds.is_empty() => {
+            Some(crate::faults::Faults::new(
+                cluster.clone(),
+                proxy.clone(),
+                fault_plan.store,
+                fault_plan.kinds,
+                seed,
+                args.nemesis_interval,
+                args.time_limit,
+            )?)
+        }
+        _ => None,
+    };
+    let nemesis_task = faults
+        .as_ref()
+        .map(|f| f.spawn(Instant::now(), shared.recorder.clone(), shared.clock));
     let rss_before_bytes = rss_bytes();
     let started = std::time::Instant::now();
     let mut finals: Vec<(u64, Box<dyn Client>)> = Vec::new();
@@ -410,8 +543,21 @@ async fn phases(
         rss_before_bytes,
         rss_after_bytes: rss_bytes(),
     };
-    shared.recorder.sync().context("cannot sync the history")?;
     tracing::info!(ops = main.ops, "main phase done");
+    if let Some(task) = nemesis_task {
+        task.abort();
+        let _ = task.await;
+    }
+    if let Some(faults) = &faults {
+        progress.phase("heal");
+        faults.heal_all(&shared.recorder, &shared.clock).await?;
+    }
+    shared.recorder.sync().context("cannot sync the history")?;
+    if system.cluster.is_some() {
+        // Give a healed cluster time to elect a leader and catch up before judging it.
+        progress.phase("recovery");
+        tokio::time::sleep(args.recovery).await;
+    }
 
     // Final reads, through the first worker's client under a fresh process id.
     progress.phase("final reads");
@@ -432,8 +578,13 @@ async fn phases(
             }
         }
     }
+    if let Some(cluster) = &system.cluster {
+        progress.phase("replica states");
+        crate::faults::read_node_states(cluster, &shared.recorder, &shared.clock).await?;
+    }
     shared.recorder.sync().context("cannot sync the history")?;
     progress.finish();
+    drop(faults);
     Ok(main)
 }
 

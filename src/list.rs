@@ -33,6 +33,9 @@ pub fn lines() -> Vec<String> {
             ));
         }
     }
+    for (name, about) in verity_targets::cluster::faults::FAULT_KINDS {
+        out.push(format!("fault     {name:<20} {about}"));
+    }
     for (name, about) in CHECKERS {
         out.push(format!("checker   {name:<20} {about}"));
     }

@@ -37,13 +37,18 @@ impl CheckSettings {
 pub fn checker_names(
     settings: &CheckSettings,
     workload: Option<&str>,
+    target: Option<&str>,
 ) -> Result<Vec<String>, Failure> {
     let names: Vec<String> = if !settings.checkers.is_empty() {
         settings.checkers.clone()
     } else if settings.options.model.is_some() && workload.is_none() {
         vec!["linearizable".to_string()]
     } else {
-        let plan = registry::default_plan(workload.unwrap_or("bank"));
+        let mut plan = registry::default_plan(workload.unwrap_or("bank"));
+        if target == Some("cluster") {
+            // Replicas must converge once faults heal.
+            plan.push("convergence");
+        }
         plan.into_iter().map(String::from).collect()
     };
     for n in &names {

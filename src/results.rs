@@ -22,6 +22,8 @@ pub struct Results {
     pub workload: Option<String>,
     pub bugs: Vec<String>,
     pub stats: Stats,
+    /// Every fault and heal, in order (replica state reads excluded).
+    pub nemesis: Vec<NemesisEvent>,
     pub history: HistoryInfo,
     pub checkers: BTreeMap<String, Verdict>,
 }
@@ -48,6 +50,32 @@ pub struct Counts {
     pub fail: u64,
     pub info: u64,
     pub pending: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NemesisEvent {
+    pub index: u64,
+    pub time_s: f64,
+    pub f: String,
+    pub value: verity_history::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The nemesis events of a history, without the replica state reads (which are data, not faults).
+pub fn nemesis_events(history: &History) -> Vec<NemesisEvent> {
+    history
+        .events
+        .iter()
+        .filter(|e| e.process == Process::Nemesis && e.f.as_str() != "node-state")
+        .map(|e| NemesisEvent {
+            index: e.index,
+            time_s: round3(e.time_ns as f64 / 1e9),
+            f: e.f.to_string(),
+            value: e.value.clone(),
+            error: e.error.clone(),
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -123,6 +151,7 @@ pub fn build(
         workload: meta.map(|m| m.workload.clone()),
         bugs: meta.map(|m| m.bugs.clone()).unwrap_or_default(),
         stats: stats(history),
+        nemesis: nemesis_events(history),
         history: HistoryInfo {
             events: history.events.len() as u64,
             torn_tail: history.torn_tail,

@@ -36,6 +36,13 @@ pub struct RunMeta {
     pub op_timeout_s: f64,
     pub accounts: u32,
     pub hot: f64,
+    #[serde(default)]
+    pub nodes: u32,
+    /// The fault kinds of the nemesis (empty: none).
+    #[serde(default)]
+    pub nemesis: Vec<String>,
+    #[serde(default)]
+    pub nemesis_interval_s: f64,
     /// The checkers of the test plan.
     pub checkers: Vec<String>,
 }

@@ -81,6 +81,22 @@ pub fn render(results: &Results) -> String {
             None => String::new(),
         }
     );
+    if !results.nemesis.is_empty() {
+        let _ = writeln!(out, "faults:");
+        for n in &results.nemesis {
+            let value = if n.value.is_null() {
+                String::new()
+            } else {
+                format!(" {}", n.value)
+            };
+            let error = n
+                .error
+                .as_ref()
+                .map(|e| format!(" (error: {e})"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  {:>7.2}s  {}{value}{error}", n.time_s, n.f);
+        }
+    }
     for (name, v) in &results.checkers {
         for a in v.anomalies.iter().take(EXAMPLES_PRINTED) {
             let _ = writeln!(out, "  {name}: {}: {}", a.name, a.message);

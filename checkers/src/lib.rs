@@ -5,10 +5,10 @@
 //! module implementing [`Checker`]; [`registry`] lists them.
 
 pub mod conservation;
+pub mod convergence;
 pub mod graph;
 pub mod linearizable;
 pub mod registry;
-pub mod convergence;
 pub mod verdict;
 
 use verity_history::History;

@@ -13,6 +13,10 @@ pub const CHECKERS: &[(&str, &str)] = &[
         "money is conserved: totals, negative balances, lost/duplicate/phantom/failed-but-applied transfers, final balances",
     ),
     (
+        "convergence",
+        "after the final heal every replica holds the same ledger (divergent-replicas), and ops succeed again (unavailable)",
+    ),
+    (
         "graph",
         "Elle-class dependency-graph check of transactions: G0…G2, lost-update, internal, and the consistency models ruled out",
     ),
@@ -35,6 +39,7 @@ pub struct CheckerOptions {
 pub fn create(name: &str, options: &CheckerOptions) -> Result<Box<dyn Checker>, String> {
     match name {
         "conservation" => Ok(Box::new(Conservation)),
+        "convergence" => Ok(Box::new(crate::convergence::Convergence::default())),
         "graph" => Ok(Box::new(crate::graph::GraphChecker::default())),
         "linearizable" => {
             let model = options.model.as_deref().unwrap_or("bank");

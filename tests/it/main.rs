@@ -2,5 +2,7 @@
 
 mod check;
 mod cli;
+mod cluster;
+mod nemesis;
 mod run;
 mod support;

@@ -35,8 +35,15 @@ pub fn results_of(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("results.json is JSON")
 }
 
-/// Runs `verity run` with the given extra arguments into a fresh store.
+/// Runs `verity run` against the memory target with the given extra arguments into a fresh store.
 pub fn run(args: &[&str]) -> Run {
+    let mut all = vec!["--target", "memory"];
+    all.extend_from_slice(args);
+    run_any(&all)
+}
+
+/// Runs `verity run` with exactly the given arguments (the default target is the cluster).
+pub fn run_any(args: &[&str]) -> Run {
     let store = tempfile::tempdir().expect("temp dir");
     let output = verity()
         .arg("run")

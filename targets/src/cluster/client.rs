@@ -1,0 +1,283 @@
+//! The cluster's [`Client`]: one worker's connections to the nodes, leader discovery by redirect,
+//! retries with the same transfer id, and an honest completion.
+//!
+//! Like the clients of etcd or CockroachDB, it keeps a guess of the leader, follows `not-leader`
+//! redirects, and spreads reads over every node (a read that lands on a follower is redirected by
+//! a correct node and answered locally by a `stale-read` one). An attempt that certainly did not
+//! reach the ledger (no connection, `not-leader`, an overwritten entry) is retried freely. An attempt
+//! that may have reached it (sent, but no answer in time) makes the operation indeterminate: later
+//! attempts reuse the transfer id, so a deduplicating ledger applies it once, and unless one of them
+//! answers `ok` the operation ends `info` — a `fail` is returned only when it is certain.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use verity_history::{Completion, Invocation, Value, F};
+
+use super::links::{Endpoint, Links};
+use super::node::read_line;
+use super::wire::{ClientOp, Frame, LedgerState, NodeId, Outcome, Request, Response, Xfer};
+use crate::Client;
+
+/// How long one attempt waits for its answer before the client tries elsewhere.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Attempts per operation, whatever the deadline.
+const ATTEMPTS_MAX: usize = 64;
+/// Pause before retrying when no leader is known (an election is likely under way).
+const NO_LEADER_BACKOFF: Duration = Duration::from_millis(25);
+
+struct Conn {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+}
+
+/// Why an attempt got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallError {
+    /// The request never left: no connection, or the write failed before the whole line went out.
+    NotSent,
+    /// The request was sent; the answer did not come back in time or the connection broke.
+    NoAnswer,
+}
+
+pub struct ClusterClient {
+    nodes: Vec<NodeId>,
+    links: Arc<dyn Links>,
+    conns: BTreeMap<NodeId, Conn>,
+    leader: Option<NodeId>,
+    /// Round-robin position for reads and for guessing when no leader is known.
+    cursor: usize,
+    next_request: u64,
+    op_timeout: Duration,
+}
+
+impl ClusterClient {
+    /// A client of `nodes` (sorted names) that starts at node `worker % nodes.len()`.
+    pub fn new(
+        nodes: Vec<NodeId>,
+        links: Arc<dyn Links>,
+        worker: usize,
+        op_timeout: Duration,
+    ) -> Self {
+        assert!(!nodes.is_empty(), "a cluster has nodes");
+        let cursor = worker % nodes.len();
+        ClusterClient {
+            nodes,
+            links,
+            conns: BTreeMap::new(),
+            leader: None,
+            cursor,
+            next_request: 1,
+            op_timeout,
+        }
+    }
+
+    fn rotate(&mut self) -> NodeId {
+        self.cursor = (self.cursor + 1) % self.nodes.len();
+        self.nodes[self.cursor].clone()
+    }
+
+    /// One request to one node, waiting at most `timeout` for the answer.
+    pub async fn call(
+        &mut self,
+        node: &str,
+        op: ClientOp,
+        timeout: Duration,
+    ) -> Result<Outcome, CallError> {
+        let deadline = Instant::now() + timeout;
+        if !self.conns.contains_key(node) {
+            let addr = self.links.dial(&Endpoint::Client, node);
+            let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => s,
+                _ => return Err(CallError::NotSent),
+            };
+            let _ = stream.set_nodelay(true);
+            let (r, w) = stream.into_split();
+            let conn = Conn {
+                reader: BufReader::new(r),
+                writer: w,
+            };
+            self.conns.insert(node.to_string(), conn);
+        }
+        let id = self.next_request;
+        self.next_request += 1;
+        let mut line = serde_json::to_vec(&Frame::Request(Request { id, op }))
+            .expect("requests always serialize");
+        line.push(b'\n');
+        let conn = self.conns.get_mut(node).expect("inserted above");
+        // The node acts only on a whole line; a failed write never completed the line.
+        match tokio::time::timeout_at(deadline, conn.writer.write_all(&line)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                self.conns.remove(node);
+                return Err(CallError::NotSent);
+            }
+            Err(_) => {
+                self.conns.remove(node);
+                return Err(CallError::NoAnswer);
+            }
+        }
+        let answer = tokio::time::timeout_at(deadline, async {
+            let mut buf = Vec::new();
+            // Skip answers to earlier requests whose caller gave up on them.
+            loop {
+                match read_line(&mut conn.reader, &mut buf).await {
+                    Ok(Some(())) => match serde_json::from_slice::<Response>(&buf) {
+                        Ok(r) if r.id == id => return Some(r.outcome),
+                        Ok(_) => continue,
+                        Err(_) => return None,
+                    },
+                    _ => return None,
+                }
+            }
+        })
+        .await;
+        match answer {
+            Ok(Some(outcome)) => Ok(outcome),
+            _ => {
+                self.conns.remove(node);
+                Err(CallError::NoAnswer)
+            }
+        }
+    }
+
+    /// Runs one operation to a definite or an honestly indeterminate end.
+    pub async fn run(&mut self, op: &ClientOp, op_timeout: Duration) -> Result<Outcome, String> {
+        let deadline = Instant::now() + op_timeout;
+        let is_read = matches!(op, ClientOp::Read);
+        let mut target = match (&self.leader, is_read) {
+            (Some(l), false) => l.clone(),
+            _ => self.rotate(),
+        };
+        let mut maybe_applied = false;
+        for _ in 0..ATTEMPTS_MAX {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let timeout = (deadline - now).min(ATTEMPT_TIMEOUT);
+            match self.call(&target, op.clone(), timeout).await {
+                Ok(Outcome::Fail { error }) if maybe_applied => {
+                    return Err(format!(
+                        "indeterminate: an earlier attempt may still apply ({error})"
+                    ));
+                }
+                Ok(Outcome::NotLeader { leader }) => {
+                    let known = leader.filter(|l| self.nodes.contains(l));
+                    self.leader = known.clone();
+                    target = match known {
+                        Some(l) => l,
+                        None => {
+                            tokio::time::sleep(NO_LEADER_BACKOFF).await;
+                            self.rotate()
+                        }
+                    };
+                }
+                Ok(Outcome::Dropped) => {
+                    self.leader = None;
+                    tokio::time::sleep(NO_LEADER_BACKOFF).await;
+                    target = self.rotate();
+                }
+                Ok(outcome) => {
+                    if !is_read {
+                        self.leader = Some(target.clone());
+                    }
+                    return Ok(outcome);
+                }
+                Err(CallError::NotSent) => {
+                    self.leader = None;
+                    tokio::time::sleep(NO_LEADER_BACKOFF).await;
+                    target = self.rotate();
+                }
+                Err(CallError::NoAnswer) => {
+                    maybe_applied = true;
+                    self.leader = None;
+                    target = self.rotate();
+                }
+            }
+        }
+        if maybe_applied {
+            Err("timeout".into())
+        } else {
+            Ok(Outcome::Fail {
+                error: "unavailable".into(),
+            })
+        }
+    }
+}
+
+fn state_value(state: Option<LedgerState>) -> Value {
+    let state = state.unwrap_or(LedgerState {
+        balances: Vec::new(),
+        applied: None,
+    });
+    let mut entries = vec![("balances", Value::int_list(state.balances))];
+    if let Some(applied) = state.applied {
+        entries.push((
+            "applied",
+            Value::int_list(applied.into_iter().map(|i| i as i64)),
+        ));
+    }
+    Value::map(entries)
+}
+
+/// The wire request for an invocation of the bank vocabulary, or why there is none.
+fn to_wire(op: &Invocation) -> Result<ClientOp, &'static str> {
+    match (&op.f, &op.value) {
+        (F::Transfer, Value::Transfer(t)) => Ok(ClientOp::Transfer {
+            transfer: Xfer {
+                id: t.id,
+                from: t.from,
+                to: t.to,
+                amount: t.amount,
+            },
+        }),
+        (F::Read, v) if matches!(v.get("final"), Some(Value::Bool(true))) => {
+            Ok(ClientOp::FinalRead)
+        }
+        (F::Read, _) => Ok(ClientOp::Read),
+        (F::Setup, v) => v
+            .get("balances")
+            .and_then(Value::as_i64_list)
+            .map(|balances| ClientOp::Setup { balances })
+            .ok_or("setup needs {\"balances\":[…]}"),
+        _ => Err("unsupported-operation"),
+    }
+}
+
+/// Turns the end of an operation into a completion. Reads that never got an answer are `fail`
+/// (a read has no effect, so "it did not happen" is always true of it).
+pub fn completion(op: &Invocation, result: Result<Outcome, String>) -> Completion {
+    let is_read = op.f == F::Read;
+    match result {
+        Ok(Outcome::Ok { state }) => match op.f {
+            F::Transfer => Completion::ok(op.value.clone()),
+            _ => Completion::ok(state_value(state)),
+        },
+        Ok(Outcome::Fail { error }) => Completion::fail(op.value.clone(), error),
+        Ok(other) if is_read => {
+            Completion::fail(op.value.clone(), format!("unexpected answer {other:?}"))
+        }
+        Ok(other) => Completion::info(op.value.clone(), format!("unexpected answer {other:?}")),
+        Err(e) if is_read => Completion::fail(op.value.clone(), e),
+        Err(e) => Completion::info(op.value.clone(), e),
+    }
+}
+
+#[async_trait]
+impl Client for ClusterClient {
+    async fn invoke(&mut self, op: &Invocation) -> Completion {
+        let wire = match to_wire(op) {
+            Ok(w) => w,
+            Err(e) => return Completion::fail(op.value.clone(), e),
+        };
+        let result = self.run(&wire, self.op_timeout).await;
+        completion(op, result)
+    }
+}
