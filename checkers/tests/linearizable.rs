@@ -499,7 +499,12 @@ fn many_histories_in_one_call() {
 #[test]
 fn bank_with_timeouts_is_decided() {
     let config = SimConfig {
-        object: SimObject::Bank { accounts: 5, initial: 10, max_transfer: 5, setup: true },
+        object: SimObject::Bank {
+            accounts: 5,
+            initial: 10,
+            max_transfer: 5,
+            setup: true,
+        },
         clients: 10,
         ops: 2_500,
         info_rate: 0.05,
@@ -508,7 +513,10 @@ fn bank_with_timeouts_is_decided() {
     };
     let v = check("bank", &simulate(&config));
     assert_eq!(v.valid, Validity::Valid, "{:#?}", summary_lines(&v));
-    let stale = simulate(&SimConfig { stale_read_rate: 0.01, ..config });
+    let stale = simulate(&SimConfig {
+        stale_read_rate: 0.01,
+        ..config
+    });
     let v = check("bank", &stale);
     assert_eq!(v.valid, Validity::Invalid, "{:#?}", summary_lines(&v));
 }
@@ -530,7 +538,10 @@ fn edn_independent_tuples_are_checked_per_key() {
     assert_eq!(v.valid, Validity::Valid, "{:#?}", summary_lines(&v));
     assert_eq!(v.details["partitions"], 2);
     let stale = text.replace(":value [2 5]}", ":value [2 0]}");
-    let v = check("cas-register", &verity_history::edn::parse_edn(&stale).expect("valid EDN"));
+    let v = check(
+        "cas-register",
+        &verity_history::edn::parse_edn(&stale).expect("valid EDN"),
+    );
     assert_eq!(v.valid, Validity::Invalid);
     assert_eq!(v.details["counterexample"]["key"], 2);
 }
