@@ -149,6 +149,9 @@ struct Frame<S> {
     /// Whether exploring that configuration was cut short by the round's `info_run_max`, directly or
     /// through a configuration that was: then its failure is not final.
     bound_hit: bool,
+    /// A read-only operation, linearized as soon as it could be: if nothing works after it, nothing
+    /// works from the configuration before it either.
+    forced: bool,
 }
 
 /// The entry lists. Entry `2i` is the call of operation `i`, `2i + 1` its return. Operations that
@@ -385,14 +388,16 @@ impl<'a, M: Model> Search<'a, M> {
                     if entry == self.entries.info_tail || self.ops[(entry / 2) as usize].call > due
                     {
                         self.note_blocked((deadline / 2) as usize);
-                        let Some(frame) = self.stack.pop() else {
-                            let failure = self
-                                .best
-                                .clone()
-                                .expect("a blocked return was noted before failing");
-                            return Outcome::Nonlinearizable(failure);
-                        };
-                        self.undo(frame)
+                        match self.backtrack() {
+                            Some(cursor) => cursor,
+                            None => {
+                                let failure = self
+                                    .best
+                                    .clone()
+                                    .expect("a blocked return was noted before failing");
+                                return Outcome::Nonlinearizable(failure);
+                            }
+                        }
                     } else {
                         match self.try_linearize(entry / 2) {
                             Ok(true) => {
@@ -467,6 +472,11 @@ impl<'a, M: Model> Search<'a, M> {
             info_run: self.info_run,
             fingerprint,
             bound_hit: false,
+            // Eager reads (Lowe 2017, §5; Horn & Kroening's "read-only" optimization): a read-only op
+            // that can go now changes nothing, so any linearization that places it later can place
+            // it here instead — it is a candidate, so nothing must precede it, and every op after
+            // sees the same state. If the configuration after it fails, so does this one.
+            forced: op.required() && self.model.is_read_only(&op.op),
         });
         self.linearized = linearized;
         self.info_run = info_run;
@@ -538,6 +548,20 @@ impl<'a, M: Model> Search<'a, M> {
             Cursor::Info {
                 entry: after,
                 deadline: self.entries.first_return(),
+            }
+        }
+    }
+
+    /// Undoes linearizations until one leaves a configuration with candidates left to try; `None`
+    /// when the stack is empty (the partition is not linearizable). A read-only operation that was
+    /// linearized as soon as it could be leaves none: see `try_linearize`.
+    fn backtrack(&mut self) -> Option<Cursor> {
+        loop {
+            let frame = self.stack.pop()?;
+            let forced = frame.forced;
+            let cursor = self.undo(frame);
+            if !forced {
+                return Some(cursor);
             }
         }
     }

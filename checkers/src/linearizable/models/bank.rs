@@ -150,6 +150,10 @@ impl Model for Bank {
         }
     }
 
+    fn is_read_only(&self, op: &BankOp) -> bool {
+        matches!(op, BankOp::Read(_) | BankOp::Short { .. })
+    }
+
     fn describe_op(&self, op: &BankOp, _: &Interner) -> String {
         match op {
             BankOp::Transfer { from, to, amount } => {

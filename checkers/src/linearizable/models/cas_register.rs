@@ -89,6 +89,10 @@ impl Model for CasRegister {
         }
     }
 
+    fn is_read_only(&self, op: &CasOp) -> bool {
+        matches!(op, CasOp::Rw(RegisterOp::Read(_)))
+    }
+
     fn describe_op(&self, op: &CasOp, values: &Interner) -> String {
         match op {
             CasOp::Rw(rw) => describe_read_write(rw, values),

@@ -70,6 +70,10 @@ impl Model for Counter {
         }
     }
 
+    fn is_read_only(&self, op: &CounterOp) -> bool {
+        matches!(op, CounterOp::Read(_))
+    }
+
     fn describe_op(&self, op: &CounterOp, _: &Interner) -> String {
         match op {
             CounterOp::Add(n) => format!("add {n}"),

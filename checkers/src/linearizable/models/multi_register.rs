@@ -133,6 +133,10 @@ impl Model for MultiRegister {
         Some(next)
     }
 
+    fn is_read_only(&self, txn: &Txn) -> bool {
+        txn.0.iter().all(|m| matches!(m, Micro::Read { .. }))
+    }
+
     fn describe_op(&self, txn: &Txn, values: &Interner) -> String {
         let parts: Vec<String> = txn
             .0

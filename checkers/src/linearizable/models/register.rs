@@ -105,6 +105,10 @@ impl Model for Register {
         step_read_write(*state, op)
     }
 
+    fn is_read_only(&self, op: &RegisterOp) -> bool {
+        matches!(op, RegisterOp::Read(_))
+    }
+
     fn describe_op(&self, op: &RegisterOp, values: &Interner) -> String {
         describe_read_write(op, values)
     }

@@ -78,6 +78,10 @@ impl Model for Set {
         }
     }
 
+    fn is_read_only(&self, op: &SetOp) -> bool {
+        matches!(op, SetOp::Read(_))
+    }
+
     fn describe_op(&self, op: &SetOp, values: &Interner) -> String {
         match op {
             SetOp::Add(v) => format!("add {}", values.value(*v)),
