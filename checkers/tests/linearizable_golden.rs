@@ -167,3 +167,35 @@ fn stale_read_names_the_read_completing_at_130() {
     let lines = summary_lines(&verdict);
     assert!(lines[0].contains("NOT linearizable"));
 }
+
+/// The terminal summary of a small violation, word for word (the stats line aside).
+#[test]
+fn the_summary_of_rethink_fail_minimal_reads_well() {
+    let path = data_dir().join("knossos/cas-register/bad/rethink-fail-minimal.edn");
+    let (verdict, _) = check_file(&path, "cas-register", Some(Value::Int(0)));
+    let lines = summary_lines(&verdict);
+    let expected = [
+        "NOT linearizable",
+        "  cannot linearize: process 1 read → 3 [ok] (events 2–4)",
+        "  concurrent with it (1):",
+        "    process 2 write 4 [ok] (events 3–5)",
+        "  longest linearizable prefix: 2 operations:",
+        "    process 0 write 0 [ok] (events 0–1)  ⇒ 0",
+        "    process 2 write 4 [ok] (events 3–5)  ⇒ 4",
+        "  model states where it was due (none allows it): 4 | 0",
+    ];
+    assert_eq!(&lines[..expected.len()], &expected[..]);
+    assert!(lines[expected.len()].starts_with("  search: "));
+    assert_eq!(
+        verdict.anomalies[0].message,
+        "read → 3 by process 1 (events 2–4) cannot be linearized: where it was due, the cas-register \
+         was 4 or 0, and no order of the 1 concurrent operations helps; the longest linearizable \
+         prefix holds 2 of 4 operations"
+    );
+    let json = serde_json::to_value(&verdict).expect("serializes");
+    assert_eq!(json["valid"], false);
+    assert_eq!(
+        json["anomalies"][0]["events"],
+        serde_json::json!([2, 3, 4, 5])
+    );
+}

@@ -7,6 +7,8 @@
 //! Kroening 2015). The memo keeps 128-bit fingerprints of (linearized set, state) with the set hashed
 //! incrementally, so the search holds a few dozen bytes per explored configuration whatever the
 //! history length. `info` operations may take effect at any point after their invocation, or never.
+//! Eager linearization of reads, a partial-order reduction after `info` operations and iterative
+//! deepening on runs of them keep the explored configurations few (see [`search`]).
 //! Time and memory are budgeted: running out gives `unknown` with the cause.
 //!
 //! Files: [`model`] (the `Model` trait), [`models`] (one file per model), [`partition`] (history →

@@ -14,7 +14,19 @@
 //!
 //! `info` and pending operations have no return entry: the search may linearize them at any point
 //! after their call, or leave them out; it succeeds once every operation *with* a return entry is
-//! linearized.
+//! linearized. They live in a second list and are tried only when the walk is stuck.
+//!
+//! Three reductions keep the explored configurations few, each exact (the cross-check against the
+//! brute-force oracle exercises them):
+//! - *Eager reads*: a read-only operation that can be linearized now is, and is never tried later
+//!   (any linearization placing it later can place it here); if nothing works after it, the
+//!   configuration before it is a dead end too. This is what makes 20 concurrent clients cheap.
+//! - *Partial-order reduction after `info` operations*: right after one, only an operation that
+//!   depends on it may follow; one that commutes with it is explored with the `info` operation moved
+//!   after it.
+//! - *Iterative deepening on `info` runs*: at most k `info` operations in a row, k = 1, 2, …; a round
+//!   is rerun with k + 1 only if its failure depended on the bound, and configurations whose failure
+//!   did not are skipped in later rounds.
 //!
 //! Budget: the deadline and the cancellation flag are read every [`CHECK_INTERVAL`] steps; memory (memo
 //! and stack) is accounted before every allocation that could grow it, against a pool shared by the
@@ -125,7 +137,8 @@ pub struct Failure<S> {
     pub prefix_len: usize,
     /// The tail of that prefix: each operation with the state after it.
     pub prefix_tail: Vec<(usize, S)>,
-    /// Distinct states at the end of the longest prefixes that stopped at `blocked`.
+    /// Distinct states in which `blocked` was due and could not be linearized: first the one at the
+    /// end of the longest prefix, then others the search met (at most [`STATES_MAX`]).
     pub states: Vec<S>,
 }
 
@@ -621,8 +634,8 @@ impl<'a, M: Model> Search<'a, M> {
     fn note_blocked(&mut self, blocked: usize) {
         let depth = self.stack.len();
         match &mut self.best {
-            Some(best) if best.prefix_len > depth => {}
-            Some(best) if best.prefix_len == depth => {
+            // Shallower: only its state is of interest, when the same operation was blocked there.
+            Some(best) if best.prefix_len >= depth => {
                 if best.blocked == blocked
                     && best.states.len() < STATES_MAX
                     && !best.states.contains(&self.state)
@@ -638,11 +651,19 @@ impl<'a, M: Model> Search<'a, M> {
                         (self.stack[k].op as usize, after.clone())
                     })
                     .collect();
+                // States in which the same operation was already blocked stay part of the story.
+                let mut states = match self.best.take() {
+                    Some(old) if old.blocked == blocked => old.states,
+                    _ => Vec::new(),
+                };
+                states.retain(|s| *s != self.state);
+                states.insert(0, self.state.clone());
+                states.truncate(STATES_MAX);
                 self.best = Some(Failure {
                     blocked,
                     prefix_len: depth,
                     prefix_tail,
-                    states: vec![self.state.clone()],
+                    states,
                 });
             }
         }
