@@ -451,7 +451,8 @@ impl<'a, M: Model> Search<'a, M> {
             return Ok(false);
         }
         let linearized = self.linearized ^ self.keys[i as usize];
-        if !self.reserve_memory(&next)? {
+        let want = self.footprint(&next);
+        if !self.claim(want) {
             return Err(Outcome::Unknown(self.memory_cause()));
         }
         // After an `info` operation the configuration also holds what limits its successors: how many
@@ -539,7 +540,7 @@ impl<'a, M: Model> Search<'a, M> {
             if let Some(parent) = self.stack.last_mut() {
                 parent.bound_hit = true;
             }
-        } else if self.info_run_max != u32::MAX {
+        } else if self.info_run_max != u32::MAX && self.room_for_definitive() {
             // Only worth keeping when another round may follow.
             self.definitive.insert(frame.fingerprint);
         }
@@ -579,33 +580,45 @@ impl<'a, M: Model> Search<'a, M> {
         }
     }
 
-    /// Bytes the memo and stack will hold after one more push; claims them from the pool.
-    fn reserve_memory(&mut self, next: &M::State) -> Result<bool, Outcome<M::State>> {
+    /// Bytes the memo, the kept failures and the stack will hold after one more push (each table
+    /// counted at the size its next insert may double it to).
+    fn footprint(&self, next: &M::State) -> u64 {
         let frame = std::mem::size_of::<Frame<M::State>>() as u64;
         let stack_capacity = if self.stack.len() == self.stack.capacity() {
             (self.stack.capacity().max(4) * 2) as u64
         } else {
             self.stack.capacity() as u64
         };
-        let want = self.memo.bytes_after_insert()
+        self.memo.bytes_after_insert()
             + self.definitive.bytes_after_insert()
             + stack_capacity * frame
             + self.stack_heap_bytes
-            + self.model.state_heap_bytes(next) as u64;
+            + self.model.state_heap_bytes(next) as u64
+    }
+
+    /// Claims `want` bytes from the shared pool (a little more when it can, so the shared counter is
+    /// touched rarely); false if the budget cannot cover them.
+    fn claim(&mut self, want: u64) -> bool {
         if want <= self.held_bytes {
-            return Ok(true);
+            return true;
         }
-        // Claim an eighth more than needed, so the shared counter is touched rarely.
-        let claim = want.max(self.held_bytes + self.held_bytes / 8);
-        self.held_bytes = if self.limits.memory.resize(self.held_bytes, claim) {
-            claim
+        let generous = want.max(self.held_bytes + self.held_bytes / 8);
+        self.held_bytes = if self.limits.memory.resize(self.held_bytes, generous) {
+            generous
         } else if self.limits.memory.resize(self.held_bytes, want) {
             want
         } else {
-            return Ok(false);
+            return false;
         };
         self.stats.peak_bytes = self.stats.peak_bytes.max(want);
-        Ok(true)
+        true
+    }
+
+    /// Whether a failure may be kept across rounds without breaking the budget. Keeping it is only an
+    /// optimization, so when memory is short it is simply not kept.
+    fn room_for_definitive(&mut self) -> bool {
+        let want = self.footprint(&self.state) + self.definitive.bytes_after_insert();
+        self.claim(want)
     }
 
     fn memory_cause(&self) -> String {
