@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use verity_checkers::linearizable::simulate::{simulate, SimConfig, SimObject};
 use verity_checkers::linearizable::{checker_for, summary_lines, LinearizableOptions};
-use verity_checkers::{Budget, Checker, Validity, Verdict};
+use verity_checkers::{Budget, Validity, Verdict};
 use verity_history::{Event, EventType, History, Process, Value, F};
 
 /// One event: process, type (`i`nvoke, `o`k, `f`ail, `?` info), f, value.
@@ -479,16 +479,41 @@ fn an_exhausted_memory_budget_gives_unknown_with_the_cause() {
 
 #[test]
 fn many_histories_in_one_call() {
-    let histories: Vec<History> = (0..8)
+    let mut histories: Vec<History> = (0..8)
         .map(|s| sim(SimObject::Counter, 4, 500, 0.05, s))
         .collect();
-    let checker = verity_checkers::linearizable::Linearizable::new(
-        verity_checkers::linearizable::models::Counter::default(),
-        &LinearizableOptions::default(),
-    );
-    let verdicts = checker.check_batch(&histories, &Budget::unlimited());
+    // One broken history among them keeps its own verdict.
+    histories[5] = h(&[
+        (0, 'i', "add", int(2)),
+        (0, 'o', "add", int(2)),
+        (1, 'i', "read", Value::Null),
+        (1, 'o', "read", int(1)),
+    ]);
+    let options = LinearizableOptions::default();
+    let verdicts = verity_checkers::linearizable::check_batch(
+        "counter",
+        &options,
+        &histories,
+        &Budget::unlimited(),
+    )
+    .expect("known model");
     assert_eq!(verdicts.len(), 8);
-    assert!(verdicts.iter().all(|v| v.valid == Validity::Valid));
+    for (i, v) in verdicts.iter().enumerate() {
+        let expected = if i == 5 {
+            Validity::Invalid
+        } else {
+            Validity::Valid
+        };
+        assert_eq!(v.valid, expected, "history {i}");
+    }
+    assert!(verity_checkers::linearizable::check_batch(
+        "queue",
+        &options,
+        &histories,
+        &Budget::unlimited()
+    )
+    .is_err());
+    let checker = checker_for("counter", &options).expect("known model");
     assert_eq!(checker.name(), "linearizable");
 }
 

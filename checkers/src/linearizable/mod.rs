@@ -68,45 +68,72 @@ pub struct LinearizableOptions {
 #[error("unknown model {0:?}: expected one of register, cas-register, multi-register, mutex, set, counter, bank")]
 pub struct UnknownModel(pub String);
 
+/// Runs `$body` with `$c` bound to the checker of the model named `$name`, or gives
+/// `Err(UnknownModel)`. One place maps names to models, so `checker_for` and `check_batch` agree.
+macro_rules! with_model {
+    ($name:expr, $options:expr, $c:ident => $body:expr) => {{
+        let options: &LinearizableOptions = $options;
+        let register_initial = options.initial.clone().unwrap_or(Value::Int(0));
+        match $name {
+            "register" => {
+                let $c = Linearizable::new(
+                    models::Register {
+                        initial: register_initial,
+                    },
+                    options,
+                );
+                Ok($body)
+            }
+            "cas-register" => {
+                let $c = Linearizable::new(
+                    models::CasRegister {
+                        initial: register_initial,
+                    },
+                    options,
+                );
+                Ok($body)
+            }
+            "multi-register" => {
+                let $c = Linearizable::new(
+                    models::MultiRegister {
+                        initial: register_initial,
+                    },
+                    options,
+                );
+                Ok($body)
+            }
+            "mutex" => {
+                let $c = Linearizable::new(models::Mutex, options);
+                Ok($body)
+            }
+            "set" => {
+                let $c = Linearizable::new(models::Set, options);
+                Ok($body)
+            }
+            "counter" => {
+                let start = options
+                    .initial
+                    .as_ref()
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                let $c = Linearizable::new(models::Counter { initial: start }, options);
+                Ok($body)
+            }
+            "bank" => {
+                let $c = Linearizable::new(models::Bank, options);
+                Ok($body)
+            }
+            other => Err(UnknownModel(other.to_string())),
+        }
+    }};
+}
+
 /// The checker for `model`, boxed for the binary's checker list.
 pub fn checker_for(
     model: &str,
     options: &LinearizableOptions,
 ) -> Result<Box<dyn Checker>, UnknownModel> {
-    let initial = options.initial.clone();
-    let register_initial = initial.clone().unwrap_or(Value::Int(0));
-    let boxed: Box<dyn Checker> = match model {
-        "register" => Box::new(Linearizable::new(
-            models::Register {
-                initial: register_initial,
-            },
-            options,
-        )),
-        "cas-register" => Box::new(Linearizable::new(
-            models::CasRegister {
-                initial: register_initial,
-            },
-            options,
-        )),
-        "multi-register" => Box::new(Linearizable::new(
-            models::MultiRegister {
-                initial: register_initial,
-            },
-            options,
-        )),
-        "mutex" => Box::new(Linearizable::new(models::Mutex, options)),
-        "set" => Box::new(Linearizable::new(models::Set, options)),
-        "counter" => {
-            let start = initial.and_then(|v| v.as_i64()).unwrap_or(0);
-            Box::new(Linearizable::new(
-                models::Counter { initial: start },
-                options,
-            ))
-        }
-        "bank" => Box::new(Linearizable::new(models::Bank, options)),
-        other => return Err(UnknownModel(other.to_string())),
-    };
-    Ok(boxed)
+    with_model!(model, options, c => Box::new(c) as Box<dyn Checker>)
 }
 
 /// The linearizability checker over one model.
@@ -126,7 +153,16 @@ impl<M: Model> Linearizable<M> {
 
     /// Checks an already prepared history (lets benchmarks time the search alone).
     pub fn check_prepared(&self, prepared: &Prepared<M>, budget: &Budget) -> Verdict {
-        let pool = search::MemoryPool::new(budget.memory_bytes_max.unwrap_or(DEFAULT_MEMORY_BYTES));
+        self.check_in_pool(prepared, budget, &pool_for(budget))
+    }
+
+    /// Checks a prepared history, charging its memory to `pool` (shared with other checks).
+    fn check_in_pool(
+        &self,
+        prepared: &Prepared<M>,
+        budget: &Budget,
+        pool: &search::MemoryPool,
+    ) -> Verdict {
         // Lowest partition index found invalid so far. Partitions above it are cancelled; those below
         // always run to the end, so which violation is reported does not depend on thread timing.
         let first_invalid = AtomicUsize::new(usize::MAX);
@@ -137,7 +173,7 @@ impl<M: Model> Linearizable<M> {
             }
             let limits = search::Limits {
                 deadline: budget.deadline,
-                memory: &pool,
+                memory: pool,
                 cancel: &cancelled,
             };
             let result = search::search(&self.model, &prepared.initial, &p.ops, &limits);
@@ -206,10 +242,24 @@ impl<M: Model> Linearizable<M> {
     /// Checks many histories with one call, in parallel (rayon), under one shared budget: what
     /// `verity check DIR` needs. Verdicts come back in the order of `histories`.
     pub fn check_batch(&self, histories: &[History], budget: &Budget) -> Vec<Verdict> {
+        let pool = pool_for(budget);
         histories
             .par_iter()
-            .map(|h| self.check(h, budget))
+            .map(|h| match prepare(&self.model, h) {
+                Ok(prepared) => self.check_in_pool(&prepared, budget, &pool),
+                Err(e) => self.unprepared(e),
+            })
             .collect()
+    }
+
+    fn unprepared(&self, e: PrepareError) -> Verdict {
+        let mut v = Verdict::unknown(format!(
+            "cannot check against model {}: {e}",
+            self.model.name()
+        ));
+        v.detail("input_error", true);
+        v.detail("model", self.model.name());
+        v
     }
 }
 
@@ -221,24 +271,24 @@ impl<M: Model> Checker for Linearizable<M> {
     fn check(&self, history: &History, budget: &Budget) -> Verdict {
         match prepare(&self.model, history) {
             Ok(prepared) => self.check_prepared(&prepared, budget),
-            Err(e) => {
-                let mut v = Verdict::unknown(format!(
-                    "cannot check against model {}: {e}",
-                    self.model.name()
-                ));
-                v.detail("input_error", true);
-                v.detail("model", self.model.name());
-                v
-            }
+            Err(e) => self.unprepared(e),
         }
     }
 }
 
-/// Checks many histories in parallel with any checker (e.g. one from [`checker_for`]); verdicts come
-/// back in input order.
-pub fn check_batch(checker: &dyn Checker, histories: &[History], budget: &Budget) -> Vec<Verdict> {
-    histories
-        .par_iter()
-        .map(|h| checker.check(h, budget))
-        .collect()
+/// The memory pool of one check (or one batch): the budget's limit, or [`DEFAULT_MEMORY_BYTES`].
+fn pool_for(budget: &Budget) -> search::MemoryPool {
+    search::MemoryPool::new(budget.memory_bytes_max.unwrap_or(DEFAULT_MEMORY_BYTES))
+}
+
+/// Checks many histories against `model` with one call — what `verity check DIR` needs: histories
+/// are checked in parallel (rayon), under one deadline and one memory pool, so the batch as a whole
+/// respects the budget. Verdicts come back in the order of `histories`.
+pub fn check_batch(
+    model: &str,
+    options: &LinearizableOptions,
+    histories: &[History],
+    budget: &Budget,
+) -> Result<Vec<Verdict>, UnknownModel> {
+    with_model!(model, options, c => c.check_batch(histories, budget))
 }
