@@ -64,6 +64,7 @@ fn model_of(object: &SimObject) -> &'static str {
         SimObject::Counter => "counter",
         SimObject::Set => "set",
         SimObject::Mutex => "mutex",
+        SimObject::MultiRegister { .. } => "multi-register",
     }
 }
 
@@ -254,7 +255,7 @@ proptest! {
     /// Histories produced by simulating an atomic object are always valid.
     #[test]
     fn simulated_atomic_objects_are_linearizable(
-        which in 0usize..7,
+        which in 0usize..8,
         clients in 1usize..8,
         ops in 1usize..300,
         info_rate in prop_oneof![Just(0.0), 0.0f64..0.15],
@@ -267,6 +268,7 @@ proptest! {
             3 => SimObject::Bank { accounts: 4, initial: 5, max_transfer: 4, setup: seed % 2 == 0 },
             4 => SimObject::Counter,
             5 => SimObject::Set,
+            6 => SimObject::MultiRegister { keys: 3, values: 3 },
             _ => SimObject::Mutex,
         };
         let model = model_of(&object);
@@ -307,6 +309,13 @@ fn stale_reads_are_found_in_long_histories() {
         ),
         (SimObject::Counter, 4),
         (SimObject::Set, 5),
+        (
+            SimObject::MultiRegister {
+                keys: 2,
+                values: 50,
+            },
+            6,
+        ),
     ] {
         let model = model_of(&object);
         let history = simulate(&SimConfig {
