@@ -62,6 +62,9 @@ pub struct LinearizableOptions {
     pub initial: Option<Value>,
     /// Search partitions one after another instead of in parallel (for measurements).
     pub sequential: bool,
+    /// Turn off the search's reductions (eager reads, the partial-order reduction after `info`
+    /// operations, deepening on `info` runs): the plain WGL search, slower, for cross-checking them.
+    pub plain: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,6 +178,7 @@ impl<M: Model> Linearizable<M> {
                 deadline: budget.deadline,
                 memory: pool,
                 cancel: &cancelled,
+                reductions: !self.options.plain,
             };
             let result = search::search(&self.model, &prepared.initial, &p.ops, &limits);
             if matches!(result.0, Outcome::Nonlinearizable(_)) {

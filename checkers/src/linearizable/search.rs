@@ -88,6 +88,9 @@ pub struct Limits<'a> {
     pub memory: &'a MemoryPool,
     /// Set when another partition found a violation that makes this search moot.
     pub cancel: &'a dyn Fn() -> bool,
+    /// Whether to use the reductions (eager reads, partial-order reduction, deepening on `info`
+    /// runs). Off only to cross-check them against the plain search.
+    pub reductions: bool,
 }
 
 /// Search statistics, reported in `details`.
@@ -266,7 +269,11 @@ pub fn search<M: Model>(
     // A failure that never hit the bound is final; otherwise the bound grows by one and the search
     // reruns, skipping the configurations whose failure did not depend on the bound.
     // With fewer than two `info` operations there is no run to bound (and no failure to keep).
-    s.info_run_max = if info_ops < 2 { u32::MAX } else { 1 };
+    s.info_run_max = if info_ops < 2 || !limits.reductions {
+        u32::MAX
+    } else {
+        1
+    };
     let outcome = loop {
         let outcome = s.run();
         if !matches!(outcome, Outcome::Nonlinearizable(_))
@@ -446,7 +453,11 @@ impl<'a, M: Model> Search<'a, M> {
         // configuration before X — `info` operations have no return, so moving one later never
         // breaks real-time order. Without this, one wrong guess that a timed-out transfer happened
         // re-explores every order of the transfers around it.
-        if op.required() && self.info_run > 0 && self.commutes_with_top(&op.op, &next) {
+        if self.limits.reductions
+            && op.required()
+            && self.info_run > 0
+            && self.commutes_with_top(&op.op, &next)
+        {
             self.stats.reordered += 1;
             return Ok(false);
         }
@@ -490,7 +501,7 @@ impl<'a, M: Model> Search<'a, M> {
             // that can go now changes nothing, so any linearization that places it later can place
             // it here instead — it is a candidate, so nothing must precede it, and every op after
             // sees the same state. If the configuration after it fails, so does this one.
-            forced: op.required() && self.model.is_read_only(&op.op),
+            forced: self.limits.reductions && op.required() && self.model.is_read_only(&op.op),
         });
         self.linearized = linearized;
         self.info_run = info_run;
