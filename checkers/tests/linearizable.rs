@@ -579,3 +579,40 @@ fn edn_independent_tuples_are_checked_per_key() {
     assert_eq!(v.valid, Validity::Invalid);
     assert_eq!(v.details["counterexample"]["key"], 2);
 }
+
+/// The memory pool is shared by the partitions searched in parallel: a keyed history under a tiny
+/// budget ends `unknown` with the cause, whichever partition ran out.
+#[test]
+fn keyed_partitions_share_one_memory_budget() {
+    let history = sim(
+        SimObject::Register {
+            values: 5,
+            cas: true,
+            keys: 8,
+        },
+        16,
+        40_000,
+        0.0,
+        9,
+    );
+    let checker =
+        checker_for("cas-register", &LinearizableOptions::default()).expect("known model");
+    let v = checker.check(
+        &history,
+        &Budget {
+            deadline: None,
+            memory_bytes_max: Some(256 * 1024),
+        },
+    );
+    assert_eq!(v.valid, Validity::Unknown);
+    assert!(
+        v.cause
+            .as_deref()
+            .unwrap_or("")
+            .contains("memory budget of 256 KiB exhausted"),
+        "{:?}",
+        v.cause
+    );
+    let v = checker.check(&history, &Budget::unlimited());
+    assert_eq!(v.valid, Validity::Valid);
+}

@@ -633,9 +633,14 @@ impl<'a, M: Model> Search<'a, M> {
     }
 
     fn memory_cause(&self) -> String {
+        let max = self.limits.memory.max();
+        let budget = if max >= 1 << 20 {
+            format!("{} MiB", max >> 20)
+        } else {
+            format!("{} KiB", max >> 10)
+        };
         format!(
-            "memory budget of {} MiB exhausted after exploring {} configurations",
-            self.limits.memory.max() / (1024 * 1024),
+            "memory budget of {budget} exhausted after exploring {} configurations",
             self.stats.states_explored
         )
     }
