@@ -11,6 +11,14 @@
 //! deepening on runs of them keep the explored configurations few (see [`search`]).
 //! Time and memory are budgeted: running out gives `unknown` with the cause.
 //!
+//! The verdict: `valid`; or `invalid` with one `nonlinearizable` anomaly (message, the events of the
+//! blocked operation and of those concurrent with it, `expected` = the states where it was due,
+//! `observed` = the operation); or `unknown` with the cause (time or memory budget, or — with
+//! `details.input_error = true` — a history the model cannot read). `details` holds `model`,
+//! `partitions`, `ops` (operations searched), `client_ops`, `skipped_ops`, `stats` (see [`Stats`]) and,
+//! when invalid, `counterexample` (`key`, `op`, `concurrent`, `concurrent_count`, `prefix_len`,
+//! `prefix_tail` with `state_after` per op, `states`). [`summary_lines`] renders it for a terminal.
+//!
 //! Files: [`model`] (the `Model` trait), [`models`] (one file per model), [`partition`] (history →
 //! sub-histories), [`search`] (WGL), [`memo`] (fingerprints), [`report`] (counterexample and summary),
 //! [`simulate`] (histories of correct and broken objects for tests and benchmarks), [`oracle`]
