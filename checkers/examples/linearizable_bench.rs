@@ -128,6 +128,13 @@ fn run_one(name: &str) {
         eprintln!("unknown scenario {name}");
         std::process::exit(254);
     };
+    let mut config = config;
+    if let Some(seed) = std::env::var("BENCH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        config.seed = seed;
+    }
     let history = simulate(&config);
     let info = history
         .events
@@ -135,7 +142,11 @@ fn run_one(name: &str) {
         .filter(|e| e.kind == verity_history::EventType::Info)
         .count();
     let checker = checker_for(model, &LinearizableOptions::default()).expect("known model");
-    let budget = Budget::with_time_limit(Duration::from_secs(60));
+    let seconds = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let budget = Budget::with_time_limit(Duration::from_secs(seconds));
     let start = Instant::now();
     let verdict = checker.check(&history, &budget);
     let took = start.elapsed().as_secs_f64();

@@ -76,7 +76,7 @@ pub trait Model: Send + Sync + 'static {
     /// hash equal, as `HashMap` already demands.
     type State: Clone + Eq + Hash + Debug + Send + Sync;
     /// An operation together with its observed result (none when the outcome is unknown).
-    type Op: Clone + Debug + Send + Sync;
+    type Op: Clone + Debug + Eq + Hash + Send + Sync;
 
     /// The name used on the command line (`--model cas-register`).
     fn name(&self) -> &'static str;

@@ -266,8 +266,8 @@ pub fn search<M: Model>(
     // Iterative deepening on how many `info` operations may be linearized in a row (see `info_run`):
     // a valid history almost always needs one or two at a time, and a bound keeps one ordinary wrong
     // guess among the ops that must take effect from setting off every subset of the timed-out ones.
-    // A failure that never hit the bound is final; otherwise the bound grows by one and the search
-    // reruns, skipping the configurations whose failure did not depend on the bound.
+    // A failure that never hit the bound is final; otherwise the bound grows (1, 2, 3, 4, 8, 16, …)
+    // and the search reruns, skipping the configurations whose failure did not depend on the bound.
     // With fewer than two `info` operations there is no run to bound (and no failure to keep).
     s.info_run_max = if info_ops < 2 || !limits.reductions {
         u32::MAX
@@ -282,7 +282,10 @@ pub fn search<M: Model>(
         {
             break outcome;
         }
-        s.info_run_max = (s.info_run_max + 1).min(info_ops);
+        // One at a time while runs are short (where valid histories need them), then doubling, so a
+        // history with thousands of `info` operations needs a handful of rounds, not thousands.
+        let k = s.info_run_max;
+        s.info_run_max = if k < 4 { k + 1 } else { k.saturating_mul(2) }.min(info_ops);
         s.stats.rounds += 1;
         s.restart();
     };
@@ -317,6 +320,11 @@ struct Search<'a, M: Model> {
     /// Whether this round skipped a candidate because of `info_run_max`.
     bounded: bool,
     run_keys: Vec<u128>,
+    /// For each `info` operation, the next `info` operation (by call) with the very same model
+    /// operation, if any.
+    twin: Vec<Option<u32>>,
+    /// Which operations are linearized now.
+    placed: Vec<bool>,
 }
 
 impl<'a, M: Model> Search<'a, M> {
@@ -346,6 +354,8 @@ impl<'a, M: Model> Search<'a, M> {
             info_run_max: u32::MAX,
             bounded: false,
             run_keys: zobrist_keys(ops.len() + 2).split_off(ops.len()),
+            twin: twins(ops),
+            placed: vec![false; ops.len()],
         }
     }
 
@@ -417,6 +427,11 @@ impl<'a, M: Model> Search<'a, M> {
                                     .expect("a blocked return was noted before failing");
                                 return Outcome::Nonlinearizable(failure);
                             }
+                        }
+                    } else if self.later_twin_available(entry / 2, due) {
+                        Cursor::Info {
+                            entry: self.entries.next[entry as usize],
+                            deadline,
                         }
                     } else {
                         match self.try_linearize(entry / 2) {
@@ -505,6 +520,7 @@ impl<'a, M: Model> Search<'a, M> {
         });
         self.linearized = linearized;
         self.info_run = info_run;
+        self.placed[i as usize] = true;
         self.stats.max_depth = self.stats.max_depth.max(self.stack.len() as u64);
         self.entries.lift(2 * i);
         if op.required() {
@@ -512,6 +528,15 @@ impl<'a, M: Model> Search<'a, M> {
             self.remaining_required -= 1;
         }
         Ok(true)
+    }
+
+    /// Symmetry: two `info` operations with the very same model operation are interchangeable, except
+    /// that the one called earlier may be placed anywhere the later one may. So when both are
+    /// candidates, only the later is tried; the earlier stays available for later use, which is at
+    /// least as good. Without this, k identical timed-out transfers multiply every guess by k.
+    fn later_twin_available(&self, i: u32, due: u64) -> bool {
+        self.twin[i as usize]
+            .is_some_and(|t| !self.placed[t as usize] && self.ops[t as usize].call < due)
     }
 
     /// A candidate was skipped because of the round's bound: the failure of the configuration on top
@@ -556,6 +581,7 @@ impl<'a, M: Model> Search<'a, M> {
             self.definitive.insert(frame.fingerprint);
         }
         let i = frame.op;
+        self.placed[i as usize] = false;
         let required = self.ops[i as usize].required();
         if required {
             self.entries.unlift(2 * i + 1);
@@ -710,4 +736,18 @@ impl CancelFlag {
     pub fn is_set(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
+}
+
+/// For each `info` operation, the next `info` operation (in call order) with an equal model operation.
+fn twins<O: Eq + std::hash::Hash>(ops: &[OpRecord<O>]) -> Vec<Option<u32>> {
+    let mut twin = vec![None; ops.len()];
+    let mut last: std::collections::HashMap<&O, u32> = std::collections::HashMap::new();
+    for (i, op) in ops.iter().enumerate().rev() {
+        if op.required() {
+            continue;
+        }
+        let i = i as u32;
+        twin[i as usize] = last.insert(&op.op, i);
+    }
+    twin
 }

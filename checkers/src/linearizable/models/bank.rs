@@ -16,7 +16,7 @@ use verity_history::{OpOutcome, Value, F};
 
 use crate::linearizable::model::{Interner, Model, OpContext, ParseError, Parsed};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum BankOp {
     Transfer {
         from: u32,

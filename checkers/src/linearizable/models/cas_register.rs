@@ -14,7 +14,7 @@ use crate::linearizable::models::register::{
     describe_read_write, parse_read_write, step_read_write, RegisterOp,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CasOp {
     Rw(RegisterOp),
     Cas { old: u32, new: u32 },

@@ -11,7 +11,7 @@ use crate::linearizable::model::{
 };
 
 /// A register operation with its observed result, values as interned ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RegisterOp {
     Read(u32),
     Write(u32),

@@ -6,7 +6,7 @@ use verity_history::{OpOutcome, Value};
 
 use crate::linearizable::model::{Interner, Model, OpContext, ParseError, Parsed};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SetOp {
     Add(u32),
     /// The elements read, sorted and unique.
