@@ -20,10 +20,13 @@
 //! `prefix_tail` with `state_after` per op, `states`). [`summary_lines`] renders it for a terminal.
 //!
 //! Files: [`model`] (the `Model` trait), [`models`] (one file per model), [`partition`] (history →
-//! sub-histories), [`search`] (WGL), [`memo`] (fingerprints), [`report`] (counterexample and summary),
+//! sub-histories), [`search`] (WGL), [`entries`] (its lists), [`limits`] (deadline, memory,
+//! cancellation), [`memo`] (fingerprints), [`report`] (counterexample and summary),
 //! [`simulate`] (histories of correct and broken objects for tests and benchmarks), [`oracle`]
 //! (brute force, for cross-checking).
 
+pub mod entries;
+pub mod limits;
 pub mod memo;
 pub mod model;
 pub mod models;

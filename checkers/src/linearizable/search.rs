@@ -32,9 +32,10 @@
 //! and stack) is accounted before every allocation that could grow it, against a pool shared by the
 //! partitions searched in parallel. Running out of either ends the search with a cause, never a kill.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use crate::linearizable::entries::Entries;
+pub use crate::linearizable::limits::{Limits, MemoryPool};
 use crate::linearizable::memo::{state_fingerprint, zobrist_keys, Memo};
 use crate::linearizable::model::Model;
 use crate::linearizable::partition::OpRecord;
@@ -45,53 +46,6 @@ pub const CHECK_INTERVAL: u64 = 4096;
 pub const PREFIX_TAIL: usize = 24;
 /// How many distinct final states of the longest prefixes a failure keeps.
 pub const STATES_MAX: usize = 8;
-
-/// Memory shared by the searches of one check.
-#[derive(Debug)]
-pub struct MemoryPool {
-    used: AtomicU64,
-    max: u64,
-}
-
-impl MemoryPool {
-    pub fn new(max: u64) -> Self {
-        MemoryPool {
-            used: AtomicU64::new(0),
-            max,
-        }
-    }
-
-    pub fn max(&self) -> u64 {
-        self.max
-    }
-
-    /// Moves this search's share from `old` to `new` bytes; false (and no change) if the pool would
-    /// overflow.
-    fn resize(&self, old: u64, new: u64) -> bool {
-        if new <= old {
-            self.used.fetch_sub(old - new, Ordering::Relaxed);
-            return true;
-        }
-        let grow = new - old;
-        let before = self.used.fetch_add(grow, Ordering::Relaxed);
-        if before + grow > self.max {
-            self.used.fetch_sub(grow, Ordering::Relaxed);
-            return false;
-        }
-        true
-    }
-}
-
-/// What may stop a search before it decides.
-pub struct Limits<'a> {
-    pub deadline: Option<Instant>,
-    pub memory: &'a MemoryPool,
-    /// Set when another partition found a violation that makes this search moot.
-    pub cancel: &'a dyn Fn() -> bool,
-    /// Whether to use the reductions (eager reads, partial-order reduction, deepening on `info`
-    /// runs). Off only to cross-check them against the plain search.
-    pub reductions: bool,
-}
 
 /// Search statistics, reported in `details`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -168,82 +122,6 @@ struct Frame<S> {
     /// A read-only operation, linearized as soon as it could be: if nothing works after it, nothing
     /// works from the configuration before it either.
     forced: bool,
-}
-
-/// The entry lists. Entry `2i` is the call of operation `i`, `2i + 1` its return. Operations that
-/// must take effect have both entries in the main chain, in real-time order; `info` and pending
-/// operations have only a call, kept in a second chain ordered by call. Each chain has a head and a
-/// tail sentinel.
-struct Entries {
-    next: Vec<u32>,
-    prev: Vec<u32>,
-    main_head: u32,
-    main_tail: u32,
-    info_head: u32,
-    info_tail: u32,
-}
-
-impl Entries {
-    fn new<O>(ops: &[OpRecord<O>]) -> Entries {
-        let mut main: Vec<(u64, u32)> = Vec::with_capacity(ops.len() * 2);
-        let mut info: Vec<(u64, u32)> = Vec::new();
-        for (i, op) in ops.iter().enumerate() {
-            let i = u32::try_from(i).expect("fewer than 2^31 operations in a partition");
-            match op.ret {
-                Some(ret) => {
-                    main.push((op.call, 2 * i));
-                    main.push((ret, 2 * i + 1));
-                }
-                None => info.push((op.call, 2 * i)),
-            }
-        }
-        main.sort_unstable();
-        info.sort_unstable();
-        let n = 2 * ops.len() as u32;
-        let mut e = Entries {
-            next: vec![0; n as usize + 4],
-            prev: vec![0; n as usize + 4],
-            main_head: n,
-            main_tail: n + 1,
-            info_head: n + 2,
-            info_tail: n + 3,
-        };
-        e.chain(e.main_head, e.main_tail, &main);
-        e.chain(e.info_head, e.info_tail, &info);
-        e
-    }
-
-    fn chain(&mut self, head: u32, tail: u32, order: &[(u64, u32)]) {
-        let mut last = head;
-        for &(_, e) in order {
-            self.next[last as usize] = e;
-            self.prev[e as usize] = last;
-            last = e;
-        }
-        self.next[last as usize] = tail;
-        self.prev[tail as usize] = last;
-    }
-
-    fn lift(&mut self, e: u32) {
-        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
-        self.next[p as usize] = n;
-        self.prev[n as usize] = p;
-    }
-
-    fn unlift(&mut self, e: u32) {
-        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
-        self.next[p as usize] = e;
-        self.prev[n as usize] = e;
-    }
-
-    /// The first return entry of the main chain: the operation that must be linearized soonest.
-    fn first_return(&self) -> u32 {
-        let mut e = self.next[self.main_head as usize];
-        while e.is_multiple_of(2) {
-            e = self.next[e as usize];
-        }
-        e
-    }
 }
 
 /// Where the walk is: at an entry of the main chain, or — once it reached the return entry `deadline`
@@ -722,19 +600,6 @@ impl<'a, M: Model> Search<'a, M> {
                 });
             }
         }
-    }
-}
-
-/// A flag that cancels searches, shared by the partitions of one check.
-#[derive(Debug, Default)]
-pub struct CancelFlag(AtomicBool);
-
-impl CancelFlag {
-    pub fn set(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-    pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
     }
 }
 
