@@ -80,17 +80,37 @@ fn scenario(name: &str) -> Option<(&'static str, SimConfig)> {
 }
 
 const ALL: &[&str] = &[
+    // The comparisons.
     "cas-100k-5",
     "bank-100k-5",
     "cas-1k-20",
     "cas-10k-20",
     "bank5000events",
+    // Scaling: ops × clients.
     "cas-1k-5",
     "cas-10k-5",
     "cas-1k-10",
     "cas-10k-10",
     "cas-100k-10",
     "cas-100k-20",
+    "bank-1k-5",
+    "bank-10k-5",
+    "bank-1k-10",
+    "bank-10k-10",
+    "bank-100k-10",
+    "bank-1k-20",
+    "bank-10k-20",
+    "bank-100k-20",
+    // Timeouts: a 5,000-event bank history with 0–5% info ops.
+    "bankinfo-2500-10-1",
+    "bankinfo-2500-10-2",
+    "bankinfo-2500-5-5",
+    // Invalid histories (1% stale reads): the search must exhaust the prefix.
+    "casstale-100k-5",
+    "casstale-10k-10",
+    "casstale-10k-20",
+    "bankstale-2500-10-5",
+    "bankstale-100k-5-0",
 ];
 
 fn vm_hwm_kib() -> u64 {
@@ -108,6 +128,13 @@ fn run_one(name: &str) {
         eprintln!("unknown scenario {name}");
         std::process::exit(254);
     };
+    let mut config = config;
+    if let Some(seed) = std::env::var("BENCH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        config.seed = seed;
+    }
     let history = simulate(&config);
     let info = history
         .events
@@ -115,7 +142,11 @@ fn run_one(name: &str) {
         .filter(|e| e.kind == verity_history::EventType::Info)
         .count();
     let checker = checker_for(model, &LinearizableOptions::default()).expect("known model");
-    let budget = Budget::with_time_limit(Duration::from_secs(60));
+    let seconds = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let budget = Budget::with_time_limit(Duration::from_secs(seconds));
     let start = Instant::now();
     let verdict = checker.check(&history, &budget);
     let took = start.elapsed().as_secs_f64();

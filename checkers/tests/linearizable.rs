@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use verity_checkers::linearizable::simulate::{simulate, SimConfig, SimObject};
 use verity_checkers::linearizable::{checker_for, summary_lines, LinearizableOptions};
-use verity_checkers::{Budget, Checker, Validity, Verdict};
+use verity_checkers::{Budget, Validity, Verdict};
 use verity_history::{Event, EventType, History, Process, Value, F};
 
 /// One event: process, type (`i`nvoke, `o`k, `f`ail, `?` info), f, value.
@@ -64,6 +64,7 @@ fn model_of(object: &SimObject) -> &'static str {
         SimObject::Counter => "counter",
         SimObject::Set => "set",
         SimObject::Mutex => "mutex",
+        SimObject::MultiRegister { .. } => "multi-register",
     }
 }
 
@@ -254,7 +255,7 @@ proptest! {
     /// Histories produced by simulating an atomic object are always valid.
     #[test]
     fn simulated_atomic_objects_are_linearizable(
-        which in 0usize..7,
+        which in 0usize..8,
         clients in 1usize..8,
         ops in 1usize..300,
         info_rate in prop_oneof![Just(0.0), 0.0f64..0.15],
@@ -267,6 +268,7 @@ proptest! {
             3 => SimObject::Bank { accounts: 4, initial: 5, max_transfer: 4, setup: seed % 2 == 0 },
             4 => SimObject::Counter,
             5 => SimObject::Set,
+            6 => SimObject::MultiRegister { keys: 3, values: 3 },
             _ => SimObject::Mutex,
         };
         let model = model_of(&object);
@@ -307,6 +309,13 @@ fn stale_reads_are_found_in_long_histories() {
         ),
         (SimObject::Counter, 4),
         (SimObject::Set, 5),
+        (
+            SimObject::MultiRegister {
+                keys: 2,
+                values: 50,
+            },
+            6,
+        ),
     ] {
         let model = model_of(&object);
         let history = simulate(&SimConfig {
@@ -479,16 +488,41 @@ fn an_exhausted_memory_budget_gives_unknown_with_the_cause() {
 
 #[test]
 fn many_histories_in_one_call() {
-    let histories: Vec<History> = (0..8)
+    let mut histories: Vec<History> = (0..8)
         .map(|s| sim(SimObject::Counter, 4, 500, 0.05, s))
         .collect();
-    let checker = verity_checkers::linearizable::Linearizable::new(
-        verity_checkers::linearizable::models::Counter::default(),
-        &LinearizableOptions::default(),
-    );
-    let verdicts = checker.check_batch(&histories, &Budget::unlimited());
+    // One broken history among them keeps its own verdict.
+    histories[5] = h(&[
+        (0, 'i', "add", int(2)),
+        (0, 'o', "add", int(2)),
+        (1, 'i', "read", Value::Null),
+        (1, 'o', "read", int(1)),
+    ]);
+    let options = LinearizableOptions::default();
+    let verdicts = verity_checkers::linearizable::check_batch(
+        "counter",
+        &options,
+        &histories,
+        &Budget::unlimited(),
+    )
+    .expect("known model");
     assert_eq!(verdicts.len(), 8);
-    assert!(verdicts.iter().all(|v| v.valid == Validity::Valid));
+    for (i, v) in verdicts.iter().enumerate() {
+        let expected = if i == 5 {
+            Validity::Invalid
+        } else {
+            Validity::Valid
+        };
+        assert_eq!(v.valid, expected, "history {i}");
+    }
+    assert!(verity_checkers::linearizable::check_batch(
+        "queue",
+        &options,
+        &histories,
+        &Budget::unlimited()
+    )
+    .is_err());
+    let checker = checker_for("counter", &options).expect("known model");
     assert_eq!(checker.name(), "linearizable");
 }
 
@@ -519,4 +553,66 @@ fn bank_with_timeouts_is_decided() {
     });
     let v = check("bank", &stale);
     assert_eq!(v.valid, Validity::Invalid, "{:#?}", summary_lines(&v));
+}
+
+/// Jepsen's independent histories in EDN: `[key value]` tuples, checked key by key.
+#[test]
+fn edn_independent_tuples_are_checked_per_key() {
+    let text = "[{:process 0, :type :invoke, :f :write, :value [1 3]}
+                 {:process 0, :type :ok, :f :write, :value [1 3]}
+                 {:process 1, :type :invoke, :f :cas, :value [2 [0 5]]}
+                 {:process 1, :type :ok, :f :cas, :value [2 [0 5]]}
+                 {:process 2, :type :invoke, :f :read, :value [1 nil]}
+                 {:process 2, :type :ok, :f :read, :value [1 3]}
+                 {:process 2, :type :invoke, :f :read, :value [2 nil]}
+                 {:process 2, :type :ok, :f :read, :value [2 5]}
+                 {:process :nemesis, :type :info, :f :start, :value nil}]";
+    let history = verity_history::edn::parse_edn(text).expect("valid EDN");
+    let v = check("cas-register", &history);
+    assert_eq!(v.valid, Validity::Valid, "{:#?}", summary_lines(&v));
+    assert_eq!(v.details["partitions"], 2);
+    let stale = text.replace(":value [2 5]}", ":value [2 0]}");
+    let v = check(
+        "cas-register",
+        &verity_history::edn::parse_edn(&stale).expect("valid EDN"),
+    );
+    assert_eq!(v.valid, Validity::Invalid);
+    assert_eq!(v.details["counterexample"]["key"], 2);
+}
+
+/// The memory pool is shared by the partitions searched in parallel: a keyed history under a tiny
+/// budget ends `unknown` with the cause, whichever partition ran out.
+#[test]
+fn keyed_partitions_share_one_memory_budget() {
+    let history = sim(
+        SimObject::Register {
+            values: 5,
+            cas: true,
+            keys: 8,
+        },
+        16,
+        40_000,
+        0.0,
+        9,
+    );
+    let checker =
+        checker_for("cas-register", &LinearizableOptions::default()).expect("known model");
+    let v = checker.check(
+        &history,
+        &Budget {
+            deadline: None,
+            memory_bytes_max: Some(256 * 1024),
+        },
+    );
+    assert_eq!(v.valid, Validity::Unknown);
+    assert!(
+        v.cause
+            .as_deref()
+            .unwrap_or("")
+            .contains("memory budget of 256 KiB exhausted"),
+        "{:?}",
+        v.cause
+    );
+    let v = checker.check(&history, &Budget::unlimited());
+    assert_eq!(v.valid, Validity::Valid);
 }

@@ -273,3 +273,89 @@ fn search_agrees_with_brute_force_on_11200_small_histories() {
     }
     assert!(total >= 10_000);
 }
+
+/// The reductions against the plain WGL search on histories too long for the brute force: simulated
+/// objects with timeouts and stale reads (so both verdicts occur), 20–80 operations, 2–4 clients. The
+/// plain search may give up (its blow-up is what the reductions avoid); those histories are skipped.
+#[test]
+fn reductions_agree_with_the_plain_search_on_medium_histories() {
+    use verity_checkers::linearizable::simulate::{simulate, SimConfig, SimObject};
+    use verity_checkers::linearizable::{checker_for, LinearizableOptions};
+    let seed = std::env::var("VERITY_ORACLE_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(77);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut valid, mut invalid) = (0, 0);
+    let mut skipped = 0;
+    for _ in 0..per_model() / 3 {
+        let (model, object) = match rng.gen_range(0..5) {
+            0 => (
+                "cas-register",
+                SimObject::Register {
+                    values: 3,
+                    cas: true,
+                    keys: 1,
+                },
+            ),
+            1 => (
+                "bank",
+                SimObject::Bank {
+                    accounts: 3,
+                    initial: 3,
+                    max_transfer: 3,
+                    setup: true,
+                },
+            ),
+            2 => ("counter", SimObject::Counter),
+            3 => (
+                "multi-register",
+                SimObject::MultiRegister { keys: 2, values: 3 },
+            ),
+            _ => ("set", SimObject::Set),
+        };
+        let config = SimConfig {
+            object,
+            clients: rng.gen_range(2..=4),
+            ops: rng.gen_range(20..=80),
+            info_rate: rng.gen_range(0.0..0.1),
+            stale_read_rate: if rng.gen_bool(0.5) {
+                rng.gen_range(0.0..0.1)
+            } else {
+                0.0
+            },
+            seed: rng.gen(),
+        };
+        let history = simulate(&config);
+        let fast = checker_for(model, &LinearizableOptions::default()).expect("known model");
+        let plain_options = LinearizableOptions {
+            plain: true,
+            ..LinearizableOptions::default()
+        };
+        let plain = checker_for(model, &plain_options).expect("known model");
+        let a = fast.check(&history, &Budget::unlimited());
+        let b = plain.check(
+            &history,
+            &Budget::with_time_limit(std::time::Duration::from_secs(5)),
+        );
+        if b.valid == Validity::Unknown {
+            skipped += 1;
+            continue;
+        }
+        assert_eq!(
+            a.valid, b.valid,
+            "{model}: reductions and plain search disagree on {config:?}"
+        );
+        if a.valid == Validity::Valid {
+            valid += 1
+        } else {
+            invalid += 1
+        }
+    }
+    eprintln!("medium histories: {valid} valid, {invalid} invalid, {skipped} skipped");
+    assert!(skipped * 10 < valid + invalid, "{skipped} skipped");
+    assert!(
+        valid > 50 && invalid > 50,
+        "{valid} valid, {invalid} invalid"
+    );
+}

@@ -7,13 +7,26 @@
 //! Kroening 2015). The memo keeps 128-bit fingerprints of (linearized set, state) with the set hashed
 //! incrementally, so the search holds a few dozen bytes per explored configuration whatever the
 //! history length. `info` operations may take effect at any point after their invocation, or never.
+//! Eager linearization of reads, a partial-order reduction after `info` operations and iterative
+//! deepening on runs of them keep the explored configurations few (see [`search`]).
 //! Time and memory are budgeted: running out gives `unknown` with the cause.
 //!
+//! The verdict: `valid`; or `invalid` with one `nonlinearizable` anomaly (message, the events of the
+//! blocked operation and of those concurrent with it, `expected` = the states where it was due,
+//! `observed` = the operation); or `unknown` with the cause (time or memory budget, or — with
+//! `details.input_error = true` — a history the model cannot read). `details` holds `model`,
+//! `partitions`, `ops` (operations searched), `client_ops`, `skipped_ops`, `stats` (see [`Stats`]) and,
+//! when invalid, `counterexample` (`key`, `op`, `concurrent`, `concurrent_count`, `prefix_len`,
+//! `prefix_tail` with `state_after` per op, `states`). [`summary_lines`] renders it for a terminal.
+//!
 //! Files: [`model`] (the `Model` trait), [`models`] (one file per model), [`partition`] (history →
-//! sub-histories), [`search`] (WGL), [`memo`] (fingerprints), [`report`] (counterexample and summary),
+//! sub-histories), [`search`] (WGL), [`entries`] (its lists), [`limits`] (deadline, memory,
+//! cancellation), [`memo`] (fingerprints), [`report`] (counterexample and summary),
 //! [`simulate`] (histories of correct and broken objects for tests and benchmarks), [`oracle`]
 //! (brute force, for cross-checking).
 
+pub mod entries;
+pub mod limits;
 pub mod memo;
 pub mod model;
 pub mod models;
@@ -60,51 +73,81 @@ pub struct LinearizableOptions {
     pub initial: Option<Value>,
     /// Search partitions one after another instead of in parallel (for measurements).
     pub sequential: bool,
+    /// Turn off the search's reductions (eager reads, the partial-order reduction after `info`
+    /// operations, deepening on `info` runs): the plain WGL search, slower, for cross-checking them.
+    pub plain: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown model {0:?}: expected one of register, cas-register, multi-register, mutex, set, counter, bank")]
 pub struct UnknownModel(pub String);
 
+/// Runs `$body` with `$c` bound to the checker of the model named `$name`, or gives
+/// `Err(UnknownModel)`. One place maps names to models, so `checker_for` and `check_batch` agree.
+macro_rules! with_model {
+    ($name:expr, $options:expr, $c:ident => $body:expr) => {{
+        let options: &LinearizableOptions = $options;
+        let register_initial = options.initial.clone().unwrap_or(Value::Int(0));
+        match $name {
+            "register" => {
+                let $c = Linearizable::new(
+                    models::Register {
+                        initial: register_initial,
+                    },
+                    options,
+                );
+                Ok($body)
+            }
+            "cas-register" => {
+                let $c = Linearizable::new(
+                    models::CasRegister {
+                        initial: register_initial,
+                    },
+                    options,
+                );
+                Ok($body)
+            }
+            "multi-register" => {
+                let $c = Linearizable::new(
+                    models::MultiRegister {
+                        initial: register_initial,
+                    },
+                    options,
+                );
+                Ok($body)
+            }
+            "mutex" => {
+                let $c = Linearizable::new(models::Mutex, options);
+                Ok($body)
+            }
+            "set" => {
+                let $c = Linearizable::new(models::Set, options);
+                Ok($body)
+            }
+            "counter" => {
+                let start = options
+                    .initial
+                    .as_ref()
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                let $c = Linearizable::new(models::Counter { initial: start }, options);
+                Ok($body)
+            }
+            "bank" => {
+                let $c = Linearizable::new(models::Bank, options);
+                Ok($body)
+            }
+            other => Err(UnknownModel(other.to_string())),
+        }
+    }};
+}
+
 /// The checker for `model`, boxed for the binary's checker list.
 pub fn checker_for(
     model: &str,
     options: &LinearizableOptions,
 ) -> Result<Box<dyn Checker>, UnknownModel> {
-    let initial = options.initial.clone();
-    let register_initial = initial.clone().unwrap_or(Value::Int(0));
-    let boxed: Box<dyn Checker> = match model {
-        "register" => Box::new(Linearizable::new(
-            models::Register {
-                initial: register_initial,
-            },
-            options,
-        )),
-        "cas-register" => Box::new(Linearizable::new(
-            models::CasRegister {
-                initial: register_initial,
-            },
-            options,
-        )),
-        "multi-register" => Box::new(Linearizable::new(
-            models::MultiRegister {
-                initial: register_initial,
-            },
-            options,
-        )),
-        "mutex" => Box::new(Linearizable::new(models::Mutex, options)),
-        "set" => Box::new(Linearizable::new(models::Set, options)),
-        "counter" => {
-            let start = initial.and_then(|v| v.as_i64()).unwrap_or(0);
-            Box::new(Linearizable::new(
-                models::Counter { initial: start },
-                options,
-            ))
-        }
-        "bank" => Box::new(Linearizable::new(models::Bank, options)),
-        other => return Err(UnknownModel(other.to_string())),
-    };
-    Ok(boxed)
+    with_model!(model, options, c => Box::new(c) as Box<dyn Checker>)
 }
 
 /// The linearizability checker over one model.
@@ -124,7 +167,16 @@ impl<M: Model> Linearizable<M> {
 
     /// Checks an already prepared history (lets benchmarks time the search alone).
     pub fn check_prepared(&self, prepared: &Prepared<M>, budget: &Budget) -> Verdict {
-        let pool = search::MemoryPool::new(budget.memory_bytes_max.unwrap_or(DEFAULT_MEMORY_BYTES));
+        self.check_in_pool(prepared, budget, &pool_for(budget))
+    }
+
+    /// Checks a prepared history, charging its memory to `pool` (shared with other checks).
+    fn check_in_pool(
+        &self,
+        prepared: &Prepared<M>,
+        budget: &Budget,
+        pool: &search::MemoryPool,
+    ) -> Verdict {
         // Lowest partition index found invalid so far. Partitions above it are cancelled; those below
         // always run to the end, so which violation is reported does not depend on thread timing.
         let first_invalid = AtomicUsize::new(usize::MAX);
@@ -135,8 +187,9 @@ impl<M: Model> Linearizable<M> {
             }
             let limits = search::Limits {
                 deadline: budget.deadline,
-                memory: &pool,
+                memory: pool,
                 cancel: &cancelled,
+                reductions: !self.options.plain,
             };
             let result = search::search(&self.model, &prepared.initial, &p.ops, &limits);
             if matches!(result.0, Outcome::Nonlinearizable(_)) {
@@ -204,10 +257,24 @@ impl<M: Model> Linearizable<M> {
     /// Checks many histories with one call, in parallel (rayon), under one shared budget: what
     /// `verity check DIR` needs. Verdicts come back in the order of `histories`.
     pub fn check_batch(&self, histories: &[History], budget: &Budget) -> Vec<Verdict> {
+        let pool = pool_for(budget);
         histories
             .par_iter()
-            .map(|h| self.check(h, budget))
+            .map(|h| match prepare(&self.model, h) {
+                Ok(prepared) => self.check_in_pool(&prepared, budget, &pool),
+                Err(e) => self.unprepared(e),
+            })
             .collect()
+    }
+
+    fn unprepared(&self, e: PrepareError) -> Verdict {
+        let mut v = Verdict::unknown(format!(
+            "cannot check against model {}: {e}",
+            self.model.name()
+        ));
+        v.detail("input_error", true);
+        v.detail("model", self.model.name());
+        v
     }
 }
 
@@ -219,24 +286,24 @@ impl<M: Model> Checker for Linearizable<M> {
     fn check(&self, history: &History, budget: &Budget) -> Verdict {
         match prepare(&self.model, history) {
             Ok(prepared) => self.check_prepared(&prepared, budget),
-            Err(e) => {
-                let mut v = Verdict::unknown(format!(
-                    "cannot check against model {}: {e}",
-                    self.model.name()
-                ));
-                v.detail("input_error", true);
-                v.detail("model", self.model.name());
-                v
-            }
+            Err(e) => self.unprepared(e),
         }
     }
 }
 
-/// Checks many histories in parallel with any checker (e.g. one from [`checker_for`]); verdicts come
-/// back in input order.
-pub fn check_batch(checker: &dyn Checker, histories: &[History], budget: &Budget) -> Vec<Verdict> {
-    histories
-        .par_iter()
-        .map(|h| checker.check(h, budget))
-        .collect()
+/// The memory pool of one check (or one batch): the budget's limit, or [`DEFAULT_MEMORY_BYTES`].
+fn pool_for(budget: &Budget) -> search::MemoryPool {
+    search::MemoryPool::new(budget.memory_bytes_max.unwrap_or(DEFAULT_MEMORY_BYTES))
+}
+
+/// Checks many histories against `model` with one call — what `verity check DIR` needs: histories
+/// are checked in parallel (rayon), under one deadline and one memory pool, so the batch as a whole
+/// respects the budget. Verdicts come back in the order of `histories`.
+pub fn check_batch(
+    model: &str,
+    options: &LinearizableOptions,
+    histories: &[History],
+    budget: &Budget,
+) -> Result<Vec<Verdict>, UnknownModel> {
+    with_model!(model, options, c => c.check_batch(histories, budget))
 }

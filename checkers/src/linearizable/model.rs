@@ -76,7 +76,7 @@ pub trait Model: Send + Sync + 'static {
     /// hash equal, as `HashMap` already demands.
     type State: Clone + Eq + Hash + Debug + Send + Sync;
     /// An operation together with its observed result (none when the outcome is unknown).
-    type Op: Clone + Debug + Send + Sync;
+    type Op: Clone + Debug + Eq + Hash + Send + Sync;
 
     /// The name used on the command line (`--model cas-register`).
     fn name(&self) -> &'static str;
@@ -100,6 +100,13 @@ pub trait Model: Send + Sync + 'static {
 
     /// The next state, or `None` if `op` (with its observed result) is impossible in `state`.
     fn step(&self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
+
+    /// Whether `op` never changes the state (its `step` gives `None` or the same state), like a read.
+    /// The search linearizes such an operation as soon as it can and never tries it later: that is
+    /// sound only if this holds for every state. `false` is always safe.
+    fn is_read_only(&self, _op: &Self::Op) -> bool {
+        false
+    }
 
     /// A short human description of an operation, e.g. `cas 1→2` or `read → 3`.
     fn describe_op(&self, op: &Self::Op, values: &Interner) -> String;

@@ -143,7 +143,7 @@ pub fn prepare<M: Model>(model: &M, history: &History) -> Result<Prepared<M>, Pr
     }
     let initial = match initial {
         Some(s) => s,
-        None => initial_from_first(model, history, &ops, first_op)?,
+        None => initial_from_first(model, &ops, first_op)?,
     };
     Ok(Prepared {
         initial,
@@ -158,7 +158,6 @@ pub fn prepare<M: Model>(model: &M, history: &History) -> Result<Prepared<M>, Pr
 /// other operation began, and it shows the initial balances.
 fn initial_from_first<M: Model>(
     model: &M,
-    history: &History,
     ops: &[verity_history::Op],
     first: Option<(usize, OpRecord<M::Op>)>,
 ) -> Result<M::State, PrepareError> {
@@ -170,7 +169,6 @@ fn initial_from_first<M: Model>(
     let completed = record.ret.filter(|_| record.outcome == OpOutcome::Ok);
     let alone = completed
         .is_some_and(|ret| n == 0 && ops.get(1).is_none_or(|next| (next.invoke as u64) > ret));
-    let _ = history;
     match model.init_from_first(&record.op) {
         Some(state) if alone => Ok(state),
         _ => Err(PrepareError::NoInitialState(cause.into())),

@@ -4,7 +4,7 @@
 //! Porcupine draws the longest partial linearizations. Here the verdict carries both in plain words:
 //! the operation that cannot be linearized, the operations concurrent with it, the tail of the longest
 //! linearizable prefix with the model state after each operation, and the states the model was in
-//! when it had to give up. The same structure goes into `results.json` (`details.counterexample`) and,
+//! where that operation was due and could not be placed. The same structure goes into `results.json` (`details.counterexample`) and,
 //! through [`summary_lines`], into the terminal summary.
 
 use serde_json::{json, Value as Json};
@@ -77,17 +77,17 @@ pub fn counterexample<M: Model>(
         .map(|k| format!(" on key {k}"))
         .unwrap_or_default();
     let message = format!(
-        "{what} by process {} (events {}–{}){key} cannot be linearized: after the longest linearizable \
-         prefix ({} of {} operations) the {} was {}, and no order of the {} concurrent operations makes \
-         it legal",
+        "{what} by process {} (events {}–{}){key} cannot be linearized: where it was due, the {} \
+         was {}, and no order of the {} concurrent operations helps; the longest linearizable prefix \
+         holds {} of {} operations",
         blocked.process,
         blocked.invoke_index,
         blocked.completion_index.map_or("…".to_string(), |c| c.to_string()),
-        failure.prefix_len,
-        ops.len(),
         model.name(),
         states.join(" or "),
         concurrent_ops.len(),
+        failure.prefix_len,
+        ops.len(),
     );
     let mut events = vec![blocked.invoke_index];
     events.extend(blocked.completion_index);
@@ -197,7 +197,7 @@ pub fn summary_lines(verdict: &Verdict) -> Vec<String> {
             .map(|a| a.iter().filter_map(Json::as_str).collect())
             .unwrap_or_default();
         lines.push(format!(
-            "  model state(s) when it had to give up: {}",
+            "  model states where it was due (none allows it): {}",
             states.join(" | ")
         ));
     }

@@ -14,15 +14,28 @@
 //!
 //! `info` and pending operations have no return entry: the search may linearize them at any point
 //! after their call, or leave them out; it succeeds once every operation *with* a return entry is
-//! linearized.
+//! linearized. They live in a second list and are tried only when the walk is stuck.
+//!
+//! Three reductions keep the explored configurations few, each exact (the cross-check against the
+//! brute-force oracle exercises them):
+//! - *Eager reads*: a read-only operation that can be linearized now is, and is never tried later
+//!   (any linearization placing it later can place it here); if nothing works after it, the
+//!   configuration before it is a dead end too. This is what makes 20 concurrent clients cheap.
+//! - *Partial-order reduction after `info` operations*: right after one, only an operation that
+//!   depends on it may follow; one that commutes with it is explored with the `info` operation moved
+//!   after it.
+//! - *Iterative deepening on `info` runs*: at most k `info` operations in a row, k = 1, 2, …; a round
+//!   is rerun with k + 1 only if its failure depended on the bound, and configurations whose failure
+//!   did not are skipped in later rounds.
 //!
 //! Budget: the deadline and the cancellation flag are read every [`CHECK_INTERVAL`] steps; memory (memo
 //! and stack) is accounted before every allocation that could grow it, against a pool shared by the
 //! partitions searched in parallel. Running out of either ends the search with a cause, never a kill.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use crate::linearizable::entries::Entries;
+pub use crate::linearizable::limits::{Limits, MemoryPool};
 use crate::linearizable::memo::{state_fingerprint, zobrist_keys, Memo};
 use crate::linearizable::model::Model;
 use crate::linearizable::partition::OpRecord;
@@ -33,50 +46,6 @@ pub const CHECK_INTERVAL: u64 = 4096;
 pub const PREFIX_TAIL: usize = 24;
 /// How many distinct final states of the longest prefixes a failure keeps.
 pub const STATES_MAX: usize = 8;
-
-/// Memory shared by the searches of one check.
-#[derive(Debug)]
-pub struct MemoryPool {
-    used: AtomicU64,
-    max: u64,
-}
-
-impl MemoryPool {
-    pub fn new(max: u64) -> Self {
-        MemoryPool {
-            used: AtomicU64::new(0),
-            max,
-        }
-    }
-
-    pub fn max(&self) -> u64 {
-        self.max
-    }
-
-    /// Moves this search's share from `old` to `new` bytes; false (and no change) if the pool would
-    /// overflow.
-    fn resize(&self, old: u64, new: u64) -> bool {
-        if new <= old {
-            self.used.fetch_sub(old - new, Ordering::Relaxed);
-            return true;
-        }
-        let grow = new - old;
-        let before = self.used.fetch_add(grow, Ordering::Relaxed);
-        if before + grow > self.max {
-            self.used.fetch_sub(grow, Ordering::Relaxed);
-            return false;
-        }
-        true
-    }
-}
-
-/// What may stop a search before it decides.
-pub struct Limits<'a> {
-    pub deadline: Option<Instant>,
-    pub memory: &'a MemoryPool,
-    /// Set when another partition found a violation that makes this search moot.
-    pub cancel: &'a dyn Fn() -> bool,
-}
 
 /// Search statistics, reported in `details`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -125,7 +94,8 @@ pub struct Failure<S> {
     pub prefix_len: usize,
     /// The tail of that prefix: each operation with the state after it.
     pub prefix_tail: Vec<(usize, S)>,
-    /// Distinct states at the end of the longest prefixes that stopped at `blocked`.
+    /// Distinct states in which `blocked` was due and could not be linearized: first the one at the
+    /// end of the longest prefix, then others the search met (at most [`STATES_MAX`]).
     pub states: Vec<S>,
 }
 
@@ -149,82 +119,9 @@ struct Frame<S> {
     /// Whether exploring that configuration was cut short by the round's `info_run_max`, directly or
     /// through a configuration that was: then its failure is not final.
     bound_hit: bool,
-}
-
-/// The entry lists. Entry `2i` is the call of operation `i`, `2i + 1` its return. Operations that
-/// must take effect have both entries in the main chain, in real-time order; `info` and pending
-/// operations have only a call, kept in a second chain ordered by call. Each chain has a head and a
-/// tail sentinel.
-struct Entries {
-    next: Vec<u32>,
-    prev: Vec<u32>,
-    main_head: u32,
-    main_tail: u32,
-    info_head: u32,
-    info_tail: u32,
-}
-
-impl Entries {
-    fn new<O>(ops: &[OpRecord<O>]) -> Entries {
-        let mut main: Vec<(u64, u32)> = Vec::with_capacity(ops.len() * 2);
-        let mut info: Vec<(u64, u32)> = Vec::new();
-        for (i, op) in ops.iter().enumerate() {
-            let i = u32::try_from(i).expect("fewer than 2^31 operations in a partition");
-            match op.ret {
-                Some(ret) => {
-                    main.push((op.call, 2 * i));
-                    main.push((ret, 2 * i + 1));
-                }
-                None => info.push((op.call, 2 * i)),
-            }
-        }
-        main.sort_unstable();
-        info.sort_unstable();
-        let n = 2 * ops.len() as u32;
-        let mut e = Entries {
-            next: vec![0; n as usize + 4],
-            prev: vec![0; n as usize + 4],
-            main_head: n,
-            main_tail: n + 1,
-            info_head: n + 2,
-            info_tail: n + 3,
-        };
-        e.chain(e.main_head, e.main_tail, &main);
-        e.chain(e.info_head, e.info_tail, &info);
-        e
-    }
-
-    fn chain(&mut self, head: u32, tail: u32, order: &[(u64, u32)]) {
-        let mut last = head;
-        for &(_, e) in order {
-            self.next[last as usize] = e;
-            self.prev[e as usize] = last;
-            last = e;
-        }
-        self.next[last as usize] = tail;
-        self.prev[tail as usize] = last;
-    }
-
-    fn lift(&mut self, e: u32) {
-        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
-        self.next[p as usize] = n;
-        self.prev[n as usize] = p;
-    }
-
-    fn unlift(&mut self, e: u32) {
-        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
-        self.next[p as usize] = e;
-        self.prev[n as usize] = e;
-    }
-
-    /// The first return entry of the main chain: the operation that must be linearized soonest.
-    fn first_return(&self) -> u32 {
-        let mut e = self.next[self.main_head as usize];
-        while e.is_multiple_of(2) {
-            e = self.next[e as usize];
-        }
-        e
-    }
+    /// A read-only operation, linearized as soon as it could be: if nothing works after it, nothing
+    /// works from the configuration before it either.
+    forced: bool,
 }
 
 /// Where the walk is: at an entry of the main chain, or — once it reached the return entry `deadline`
@@ -247,10 +144,14 @@ pub fn search<M: Model>(
     // Iterative deepening on how many `info` operations may be linearized in a row (see `info_run`):
     // a valid history almost always needs one or two at a time, and a bound keeps one ordinary wrong
     // guess among the ops that must take effect from setting off every subset of the timed-out ones.
-    // A failure that never hit the bound is final; otherwise the bound grows by one and the search
-    // reruns, skipping the configurations whose failure did not depend on the bound.
+    // A failure that never hit the bound is final; otherwise the bound grows (1, 2, 3, 4, 8, 16, …)
+    // and the search reruns, skipping the configurations whose failure did not depend on the bound.
     // With fewer than two `info` operations there is no run to bound (and no failure to keep).
-    s.info_run_max = if info_ops < 2 { u32::MAX } else { 1 };
+    s.info_run_max = if info_ops < 2 || !limits.reductions {
+        u32::MAX
+    } else {
+        1
+    };
     let outcome = loop {
         let outcome = s.run();
         if !matches!(outcome, Outcome::Nonlinearizable(_))
@@ -259,7 +160,10 @@ pub fn search<M: Model>(
         {
             break outcome;
         }
-        s.info_run_max = (s.info_run_max + 1).min(info_ops);
+        // One at a time while runs are short (where valid histories need them), then doubling, so a
+        // history with thousands of `info` operations needs a handful of rounds, not thousands.
+        let k = s.info_run_max;
+        s.info_run_max = if k < 4 { k + 1 } else { k.saturating_mul(2) }.min(info_ops);
         s.stats.rounds += 1;
         s.restart();
     };
@@ -294,6 +198,11 @@ struct Search<'a, M: Model> {
     /// Whether this round skipped a candidate because of `info_run_max`.
     bounded: bool,
     run_keys: Vec<u128>,
+    /// For each `info` operation, the next `info` operation (by call) with the very same model
+    /// operation, if any.
+    twin: Vec<Option<u32>>,
+    /// Which operations are linearized now.
+    placed: Vec<bool>,
 }
 
 impl<'a, M: Model> Search<'a, M> {
@@ -323,6 +232,8 @@ impl<'a, M: Model> Search<'a, M> {
             info_run_max: u32::MAX,
             bounded: false,
             run_keys: zobrist_keys(ops.len() + 2).split_off(ops.len()),
+            twin: twins(ops),
+            placed: vec![false; ops.len()],
         }
     }
 
@@ -385,14 +296,21 @@ impl<'a, M: Model> Search<'a, M> {
                     if entry == self.entries.info_tail || self.ops[(entry / 2) as usize].call > due
                     {
                         self.note_blocked((deadline / 2) as usize);
-                        let Some(frame) = self.stack.pop() else {
-                            let failure = self
-                                .best
-                                .clone()
-                                .expect("a blocked return was noted before failing");
-                            return Outcome::Nonlinearizable(failure);
-                        };
-                        self.undo(frame)
+                        match self.backtrack() {
+                            Some(cursor) => cursor,
+                            None => {
+                                let failure = self
+                                    .best
+                                    .clone()
+                                    .expect("a blocked return was noted before failing");
+                                return Outcome::Nonlinearizable(failure);
+                            }
+                        }
+                    } else if self.later_twin_available(entry / 2, due) {
+                        Cursor::Info {
+                            entry: self.entries.next[entry as usize],
+                            deadline,
+                        }
                     } else {
                         match self.try_linearize(entry / 2) {
                             Ok(true) => {
@@ -428,12 +346,17 @@ impl<'a, M: Model> Search<'a, M> {
         // configuration before X — `info` operations have no return, so moving one later never
         // breaks real-time order. Without this, one wrong guess that a timed-out transfer happened
         // re-explores every order of the transfers around it.
-        if op.required() && self.info_run > 0 && self.commutes_with_top(&op.op, &next) {
+        if self.limits.reductions
+            && op.required()
+            && self.info_run > 0
+            && self.commutes_with_top(&op.op, &next)
+        {
             self.stats.reordered += 1;
             return Ok(false);
         }
         let linearized = self.linearized ^ self.keys[i as usize];
-        if !self.reserve_memory(&next)? {
+        let want = self.footprint(&next);
+        if !self.claim(want) {
             return Err(Outcome::Unknown(self.memory_cause()));
         }
         // After an `info` operation the configuration also holds what limits its successors: how many
@@ -467,9 +390,15 @@ impl<'a, M: Model> Search<'a, M> {
             info_run: self.info_run,
             fingerprint,
             bound_hit: false,
+            // Eager reads (Lowe 2017, §5; Horn & Kroening's "read-only" optimization): a read-only op
+            // that can go now changes nothing, so any linearization that places it later can place
+            // it here instead — it is a candidate, so nothing must precede it, and every op after
+            // sees the same state. If the configuration after it fails, so does this one.
+            forced: self.limits.reductions && op.required() && self.model.is_read_only(&op.op),
         });
         self.linearized = linearized;
         self.info_run = info_run;
+        self.placed[i as usize] = true;
         self.stats.max_depth = self.stats.max_depth.max(self.stack.len() as u64);
         self.entries.lift(2 * i);
         if op.required() {
@@ -477,6 +406,15 @@ impl<'a, M: Model> Search<'a, M> {
             self.remaining_required -= 1;
         }
         Ok(true)
+    }
+
+    /// Symmetry: two `info` operations with the very same model operation are interchangeable, except
+    /// that the one called earlier may be placed anywhere the later one may. So when both are
+    /// candidates, only the later is tried; the earlier stays available for later use, which is at
+    /// least as good. Without this, k identical timed-out transfers multiply every guess by k.
+    fn later_twin_available(&self, i: u32, due: u64) -> bool {
+        self.twin[i as usize]
+            .is_some_and(|t| !self.placed[t as usize] && self.ops[t as usize].call < due)
     }
 
     /// A candidate was skipped because of the round's bound: the failure of the configuration on top
@@ -516,11 +454,12 @@ impl<'a, M: Model> Search<'a, M> {
             if let Some(parent) = self.stack.last_mut() {
                 parent.bound_hit = true;
             }
-        } else if self.info_run_max != u32::MAX {
+        } else if self.info_run_max != u32::MAX && self.room_for_definitive() {
             // Only worth keeping when another round may follow.
             self.definitive.insert(frame.fingerprint);
         }
         let i = frame.op;
+        self.placed[i as usize] = false;
         let required = self.ops[i as usize].required();
         if required {
             self.entries.unlift(2 * i + 1);
@@ -542,39 +481,70 @@ impl<'a, M: Model> Search<'a, M> {
         }
     }
 
-    /// Bytes the memo and stack will hold after one more push; claims them from the pool.
-    fn reserve_memory(&mut self, next: &M::State) -> Result<bool, Outcome<M::State>> {
+    /// Undoes linearizations until one leaves a configuration with candidates left to try; `None`
+    /// when the stack is empty (the partition is not linearizable). A read-only operation that was
+    /// linearized as soon as it could be leaves none: see `try_linearize`.
+    fn backtrack(&mut self) -> Option<Cursor> {
+        loop {
+            let frame = self.stack.pop()?;
+            let forced = frame.forced;
+            let cursor = self.undo(frame);
+            if !forced {
+                return Some(cursor);
+            }
+        }
+    }
+
+    /// Bytes the memo, the kept failures and the stack will hold after one more push (each table
+    /// counted at the size its next insert may double it to).
+    fn footprint(&self, next: &M::State) -> u64 {
         let frame = std::mem::size_of::<Frame<M::State>>() as u64;
         let stack_capacity = if self.stack.len() == self.stack.capacity() {
             (self.stack.capacity().max(4) * 2) as u64
         } else {
             self.stack.capacity() as u64
         };
-        let want = self.memo.bytes_after_insert()
+        self.memo.bytes_after_insert()
             + self.definitive.bytes_after_insert()
             + stack_capacity * frame
             + self.stack_heap_bytes
-            + self.model.state_heap_bytes(next) as u64;
+            + self.model.state_heap_bytes(next) as u64
+    }
+
+    /// Claims `want` bytes from the shared pool (a little more when it can, so the shared counter is
+    /// touched rarely); false if the budget cannot cover them.
+    fn claim(&mut self, want: u64) -> bool {
         if want <= self.held_bytes {
-            return Ok(true);
+            return true;
         }
-        // Claim an eighth more than needed, so the shared counter is touched rarely.
-        let claim = want.max(self.held_bytes + self.held_bytes / 8);
-        self.held_bytes = if self.limits.memory.resize(self.held_bytes, claim) {
-            claim
+        let generous = want.max(self.held_bytes + self.held_bytes / 8);
+        self.held_bytes = if self.limits.memory.resize(self.held_bytes, generous) {
+            generous
         } else if self.limits.memory.resize(self.held_bytes, want) {
             want
         } else {
-            return Ok(false);
+            return false;
         };
         self.stats.peak_bytes = self.stats.peak_bytes.max(want);
-        Ok(true)
+        true
+    }
+
+    /// Whether a failure may be kept across rounds without breaking the budget. Keeping it is only an
+    /// optimization, so when memory is short it is simply not kept.
+    fn room_for_definitive(&mut self) -> bool {
+        let want = self.footprint(&self.state) + self.definitive.bytes_after_insert();
+        self.claim(want)
     }
 
     fn memory_cause(&self) -> String {
+        let max = self.limits.memory.max();
+        let budget = if max >= 1 << 20 {
+            format!("{} MiB", max >> 20)
+        } else {
+            format!("{} KiB", max >> 10)
+        };
         format!(
-            "memory budget of {} MiB exhausted after exploring {} configurations",
-            self.limits.memory.max() / (1024 * 1024),
+            "memory budget of {budget} exhausted after exploring {} configurations",
             self.stats.states_explored
         )
     }
@@ -597,8 +567,8 @@ impl<'a, M: Model> Search<'a, M> {
     fn note_blocked(&mut self, blocked: usize) {
         let depth = self.stack.len();
         match &mut self.best {
-            Some(best) if best.prefix_len > depth => {}
-            Some(best) if best.prefix_len == depth => {
+            // Shallower: only its state is of interest, when the same operation was blocked there.
+            Some(best) if best.prefix_len >= depth => {
                 if best.blocked == blocked
                     && best.states.len() < STATES_MAX
                     && !best.states.contains(&self.state)
@@ -614,26 +584,35 @@ impl<'a, M: Model> Search<'a, M> {
                         (self.stack[k].op as usize, after.clone())
                     })
                     .collect();
+                // States in which the same operation was already blocked stay part of the story.
+                let mut states = match self.best.take() {
+                    Some(old) if old.blocked == blocked => old.states,
+                    _ => Vec::new(),
+                };
+                states.retain(|s| *s != self.state);
+                states.insert(0, self.state.clone());
+                states.truncate(STATES_MAX);
                 self.best = Some(Failure {
                     blocked,
                     prefix_len: depth,
                     prefix_tail,
-                    states: vec![self.state.clone()],
+                    states,
                 });
             }
         }
     }
 }
 
-/// A flag that cancels searches, shared by the partitions of one check.
-#[derive(Debug, Default)]
-pub struct CancelFlag(AtomicBool);
-
-impl CancelFlag {
-    pub fn set(&self) {
-        self.0.store(true, Ordering::Relaxed);
+/// For each `info` operation, the next `info` operation (in call order) with an equal model operation.
+fn twins<O: Eq + std::hash::Hash>(ops: &[OpRecord<O>]) -> Vec<Option<u32>> {
+    let mut twin = vec![None; ops.len()];
+    let mut last: std::collections::HashMap<&O, u32> = std::collections::HashMap::new();
+    for (i, op) in ops.iter().enumerate().rev() {
+        if op.required() {
+            continue;
+        }
+        let i = i as u32;
+        twin[i as usize] = last.insert(&op.op, i);
     }
-    pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
+    twin
 }

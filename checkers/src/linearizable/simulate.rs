@@ -40,6 +40,12 @@ pub enum SimObject {
         max_transfer: i64,
         setup: bool,
     },
+    /// Registers `0..keys` over values `0..values`, read and written in transactions of 1–3
+    /// `[read|write k v]` micro-ops (Knossos's multi-register).
+    MultiRegister {
+        keys: u32,
+        values: i64,
+    },
     Counter,
     Set,
     Mutex,
@@ -133,7 +139,9 @@ pub fn simulate(config: &SimConfig) -> History {
 impl<'a> Sim<'a> {
     fn new(config: &'a SimConfig) -> Self {
         let state = match &config.object {
-            SimObject::Register { .. } => State::Register(BTreeMap::new()),
+            SimObject::Register { .. } | SimObject::MultiRegister { .. } => {
+                State::Register(BTreeMap::new())
+            }
             SimObject::Bank {
                 accounts, initial, ..
             } => State::Bank(vec![*initial; *accounts as usize]),
@@ -323,6 +331,21 @@ impl<'a> Sim<'a> {
                 true => (F::Read, Value::Null),
                 false => (F::Other("add".into()), Value::Int(rng.gen_range(1..=3))),
             },
+            SimObject::MultiRegister { keys, values } => {
+                let len = rng.gen_range(1..=3);
+                let micros = (0..len)
+                    .map(|_| {
+                        let k = Value::Int(i64::from(rng.gen_range(0..keys.max(1))));
+                        if rng.gen_bool(0.5) {
+                            Value::List(vec![Value::Str("read".into()), k, Value::Null])
+                        } else {
+                            let v = Value::Int(rng.gen_range(0..values.max(1)));
+                            Value::List(vec![Value::Str("write".into()), k, v])
+                        }
+                    })
+                    .collect();
+                (F::Txn, Value::List(micros))
+            }
             SimObject::Set => match rng.gen_bool(0.5) {
                 true => (F::Read, Value::Null),
                 false => {
@@ -341,7 +364,7 @@ impl<'a> Sim<'a> {
 
     /// Applies one operation atomically, now; returns its completion.
     fn apply(&mut self, f: &F, value: &Value, process: u64) -> (EventType, Value, Option<String>) {
-        let stale = matches!(f, F::Read)
+        let stale = matches!(f, F::Read | F::Txn)
             && self.config.stale_read_rate > 0.0
             && self.rng.gen_bool(self.config.stale_read_rate);
         let before = self.state.clone();
@@ -368,6 +391,12 @@ fn apply_to(
 ) -> (EventType, Value, Option<String>) {
     let ok = |v: Value| (EventType::Ok, v, None);
     match (state, f.as_str()) {
+        (State::Register(regs), "txn") => {
+            let State::Register(old) = seen else {
+                unreachable!("same kind of state")
+            };
+            ok(apply_txn(regs, old, value))
+        }
         (State::Register(regs), name) => {
             let (key, arg) = match value.as_list() {
                 Some([k, v]) if name != "cas" || v.as_list().is_some() => (k.as_i64(), v.clone()),
@@ -460,4 +489,35 @@ fn apply_to(
             _ => (EventType::Fail, Value::Null, Some("not-held".into())),
         },
     }
+}
+
+/// Applies a multi-register transaction: reads see `seen` (the state, or a stale one) overlaid with
+/// the transaction's own earlier writes. Returns the completed transaction, reads filled in.
+fn apply_txn(regs: &mut BTreeMap<i64, i64>, seen: &BTreeMap<i64, i64>, txn: &Value) -> Value {
+    let mut own: BTreeMap<i64, i64> = BTreeMap::new();
+    let micros = txn.as_list().unwrap_or_default();
+    let done = micros
+        .iter()
+        .map(|m| {
+            let parts = m.as_list().unwrap_or_default();
+            let (f, k) = match parts {
+                [f, k, _] => (f.as_str().unwrap_or(""), k.as_i64().unwrap_or(0)),
+                _ => ("", 0),
+            };
+            if f == "write" {
+                let v = parts[2].as_i64().unwrap_or(0);
+                own.insert(k, v);
+                regs.insert(k, v);
+                m.clone()
+            } else {
+                let v = own.get(&k).or_else(|| seen.get(&k)).copied().unwrap_or(0);
+                Value::List(vec![
+                    Value::Str("read".into()),
+                    Value::Int(k),
+                    Value::Int(v),
+                ])
+            }
+        })
+        .collect();
+    Value::List(done)
 }

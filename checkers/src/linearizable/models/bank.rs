@@ -16,7 +16,7 @@ use verity_history::{OpOutcome, Value, F};
 
 use crate::linearizable::model::{Interner, Model, OpContext, ParseError, Parsed};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum BankOp {
     Transfer {
         from: u32,
@@ -148,6 +148,10 @@ impl Model for Bank {
             }
             BankOp::Read(seen) => (**seen == **state).then(|| state.clone()),
         }
+    }
+
+    fn is_read_only(&self, op: &BankOp) -> bool {
+        matches!(op, BankOp::Read(_) | BankOp::Short { .. })
     }
 
     fn describe_op(&self, op: &BankOp, _: &Interner) -> String {

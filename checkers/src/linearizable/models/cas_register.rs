@@ -14,7 +14,7 @@ use crate::linearizable::models::register::{
     describe_read_write, parse_read_write, step_read_write, RegisterOp,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CasOp {
     Rw(RegisterOp),
     Cas { old: u32, new: u32 },
@@ -87,6 +87,10 @@ impl Model for CasRegister {
             CasOp::Rw(rw) => step_read_write(*state, &rw),
             CasOp::Cas { old, new } => (old == *state).then_some(new),
         }
+    }
+
+    fn is_read_only(&self, op: &CasOp) -> bool {
+        matches!(op, CasOp::Rw(RegisterOp::Read(_)))
     }
 
     fn describe_op(&self, op: &CasOp, values: &Interner) -> String {

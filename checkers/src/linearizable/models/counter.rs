@@ -6,7 +6,7 @@ use verity_history::{OpOutcome, Value, F};
 
 use crate::linearizable::model::{Interner, Model, OpContext, ParseError, Parsed};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CounterOp {
     Add(i64),
     Read(i64),
@@ -68,6 +68,10 @@ impl Model for Counter {
             CounterOp::Add(n) => total.checked_add(n),
             CounterOp::Read(n) => (n == *total).then_some(*total),
         }
+    }
+
+    fn is_read_only(&self, op: &CounterOp) -> bool {
+        matches!(op, CounterOp::Read(_))
     }
 
     fn describe_op(&self, op: &CounterOp, _: &Interner) -> String {

@@ -12,7 +12,7 @@ use verity_history::{OpOutcome, Value};
 
 use crate::linearizable::model::{Interner, Model, OpContext, ParseError, Parsed};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Micro {
     /// A read of register `key` that saw `value` (`None`: unknown).
     Read {
@@ -25,7 +25,7 @@ pub enum Micro {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Txn(pub Box<[Micro]>);
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +131,10 @@ impl Model for MultiRegister {
             }
         }
         Some(next)
+    }
+
+    fn is_read_only(&self, txn: &Txn) -> bool {
+        txn.0.iter().all(|m| matches!(m, Micro::Read { .. }))
     }
 
     fn describe_op(&self, txn: &Txn, values: &Interner) -> String {

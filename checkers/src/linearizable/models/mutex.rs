@@ -6,7 +6,7 @@ use verity_history::OpOutcome;
 
 use crate::linearizable::model::{Interner, Model, OpContext, ParseError, Parsed};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MutexOp {
     Acquire,
     Release,

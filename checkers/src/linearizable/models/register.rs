@@ -11,7 +11,7 @@ use crate::linearizable::model::{
 };
 
 /// A register operation with its observed result, values as interned ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RegisterOp {
     Read(u32),
     Write(u32),
@@ -103,6 +103,10 @@ impl Model for Register {
 
     fn step(&self, state: &u32, op: &RegisterOp) -> Option<u32> {
         step_read_write(*state, op)
+    }
+
+    fn is_read_only(&self, op: &RegisterOp) -> bool {
+        matches!(op, RegisterOp::Read(_))
     }
 
     fn describe_op(&self, op: &RegisterOp, values: &Interner) -> String {

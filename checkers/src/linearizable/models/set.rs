@@ -6,7 +6,7 @@ use verity_history::{OpOutcome, Value};
 
 use crate::linearizable::model::{Interner, Model, OpContext, ParseError, Parsed};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SetOp {
     Add(u32),
     /// The elements read, sorted and unique.
@@ -76,6 +76,10 @@ impl Model for Set {
             },
             SetOp::Read(seen) => (seen == set).then(|| set.clone()),
         }
+    }
+
+    fn is_read_only(&self, op: &SetOp) -> bool {
+        matches!(op, SetOp::Read(_))
     }
 
     fn describe_op(&self, op: &SetOp, values: &Interner) -> String {
