@@ -154,6 +154,12 @@ fn check_corpus(
 }
 
 fn collect_histories(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    // A run directory contributes its history only (not its nodes' data files).
+    let run_history = dir.join(store::HISTORY_FILE);
+    if run_history.is_file() {
+        out.push(run_history);
+        return Ok(());
+    }
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         let hidden = path

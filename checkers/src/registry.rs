@@ -47,14 +47,18 @@ pub fn create(name: &str, options: &CheckerOptions) -> Result<Box<dyn Checker>, 
                 initial: options.initial.clone(),
                 ..LinearizableOptions::default()
             };
-            linearizable::checker_for(model, &lin).map_err(|e| {
+            let search = linearizable::checker_for(model, &lin).map_err(|e| {
                 let names: Vec<&str> = linearizable::MODELS.iter().map(|(n, _)| *n).collect();
                 format!(
                     "unknown model {:?}: valid choices are {}",
                     e.0,
                     names.join(", ")
                 )
-            })
+            })?;
+            if model == "bank" {
+                return Ok(Box::new(linearizable::witness::WitnessFirst { search }));
+            }
+            Ok(search)
         }
         other => Err(format!(
             "unknown checker {other:?}: valid choices are {}",

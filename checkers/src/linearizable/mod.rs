@@ -35,6 +35,7 @@ pub mod partition;
 pub mod report;
 pub mod search;
 pub mod simulate;
+pub mod witness;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
