@@ -55,6 +55,7 @@ async fn run(workload: &str, bugs: &[&str], seed: u64) -> History {
         bugs: bugs.iter().map(|s| s.to_string()).collect(),
         seed,
         workload: workload.into(),
+        ..TargetOptions::default()
     };
     let target = create_target("memory", &options)
         .expect("known target")

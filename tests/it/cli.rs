@@ -17,8 +17,17 @@ fn unknown_names_list_the_valid_choices() {
     fails_with(&["run", "--target", "nope"], &["nope", "memory"]);
     fails_with(&["run", "--workload", "nope"], &["nope", "bank"]);
     fails_with(
-        &["run", "--bug", "nope"],
+        &["run", "--target", "memory", "--bug", "nope"],
         &["nope", "lost-update", "stale-read"],
+    );
+    fails_with(
+        &["run", "--bug", "nope"],
+        &["nope", "early-ack", "split-brain"],
+    );
+    fails_with(&["run", "--nemesis", "flood"], &["flood", "partition"]);
+    fails_with(
+        &["run", "--target", "memory", "--nemesis", "pause"],
+        &["cluster"],
     );
     fails_with(&["run", "--checker", "nope"], &["nope", "conservation"]);
 }

@@ -91,6 +91,8 @@ fn a_killed_run_leaves_a_history_that_check_reads() {
     let mut child = verity()
         .args([
             "run",
+            "--target",
+            "memory",
             "--rate",
             "0",
             "--time-limit",
