@@ -185,3 +185,89 @@ fn isolation_knobs_are_caught_by_the_graph_checker() {
     ]);
     assert_eq!(r.code(), 0, "a correct transactional store: {}", r.stdout());
 }
+
+/// Ctrl-C during a fault: the run heals (every paused node resumed, every link passing), still reads,
+/// checks and exits with a verdict, and leaves no node process behind.
+#[test]
+fn an_interrupted_cluster_run_heals_and_leaves_nothing_running() {
+    let store = tempfile::tempdir().unwrap();
+    let mut child = verity()
+        .args([
+            "run",
+            "--time-limit",
+            "60s",
+            "--nemesis",
+            "pause",
+            "--nemesis-interval",
+            "1s",
+            "--quiet",
+        ])
+        .args(["--seed", "5", "--store"])
+        .arg(store.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let history_of = || -> Option<std::path::PathBuf> {
+        let dir = std::fs::read_dir(store.path().join("cluster-bank"))
+            .ok()?
+            .next()?
+            .ok()?
+            .path();
+        Some(dir.join("history.jsonl"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let history = loop {
+        if let Some(h) = history_of() {
+            if std::fs::read_to_string(&h)
+                .unwrap_or_default()
+                .contains("\"f\":\"pause\"")
+            {
+                break h;
+            }
+        }
+        assert!(Instant::now() < deadline, "no pause fault within a minute");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its first fault"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the interrupted run did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        matches!(status.code(), Some(0..=2)),
+        "an interrupted run still ends with a verdict: {status:?}"
+    );
+    let text = std::fs::read_to_string(&history).unwrap();
+    let pause = text.find("\"f\":\"pause\"").unwrap();
+    assert!(
+        text[pause..].contains("\"f\":\"heal\""),
+        "no heal after the pause"
+    );
+    assert!(
+        text.contains("\"f\":\"node-state\""),
+        "replica states were not read after the heal"
+    );
+    // No node of this run is left, stopped or otherwise.
+    let run_dir = history.parent().unwrap().to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        assert!(
+            !cmdline.contains(&run_dir),
+            "a node outlived its run: {cmdline}"
+        );
+    }
+}
