@@ -133,10 +133,12 @@ pub fn run(args: BenchArgs) -> Result<Outcome, Failure> {
     Ok(Outcome::Done)
 }
 
-/// Runs `verity run` against memory into `store` and returns the run directory.
+/// Runs `verity run` against the memory target into `store` and returns the run directory.
 fn run_child(exe: &Path, store: &Path, extra: &[&str]) -> Result<std::path::PathBuf, Failure> {
     let status = Command::new(exe)
-        .args(["run", "--quiet", "--seed", "1", "--store"])
+        .args([
+            "run", "--target", "memory", "--quiet", "--seed", "1", "--store",
+        ])
         .arg(store)
         .args(extra)
         .stdout(std::process::Stdio::null())

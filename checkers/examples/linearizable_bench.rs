@@ -1,5 +1,5 @@
 //! Benchmarks of the linearizability checker on simulated histories (see
-//! docs/benchmarks-linearizable.md for the figures and how they compare with Porcupine's).
+//! docs/benchmarks.md for the figures and how they compare with Porcupine's).
 //!
 //! Each scenario runs in a fresh child process, so its peak resident memory (VmHWM) is its own; the
 //! driver repeats each one and prints the median and the spread. Timing covers `check` (pairing ops,

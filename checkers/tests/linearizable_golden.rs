@@ -1,6 +1,6 @@
 //! Golden histories with known verdicts: Knossos's own cas-register histories and the bank histories
 //! of shared/data. (How long each takes is measured, not asserted: see
-//! docs/benchmarks-linearizable.md.)
+//! docs/benchmarks.md.)
 //!
 //! The data lives outside the repository (`/work/shared/data`, or `$VERITY_SHARED_DATA`); when it is
 //! absent the test says so and fails, rather than passing silently.

@@ -1,7 +1,7 @@
 //! A bank: a vector of account balances, transfers between accounts, and reads of every balance.
 //!
 //! This is the model Porcupine's and Knossos's users wrote for TiDB's and others' bank tests (the
-//! histories that ran those checkers out of memory; see docs/benchmarks-linearizable.md). A correct
+//! histories that ran those checkers out of memory; see docs/benchmarks.md). A correct
 //! bank applies a transfer atomically and only when the source holds at least the amount, so balances
 //! never go negative; it rejects (`fail`, error `insufficient-funds`) a transfer when the source is
 //! short. Such a rejection is an observation too: the source balance was below the amount at some
