@@ -26,6 +26,10 @@ fn unknown_names_list_the_valid_choices() {
     );
     fails_with(&["run", "--nemesis", "flood"], &["flood", "partition"]);
     fails_with(
+        &["run", "--workload", "ledger-append"],
+        &["cluster", "bank"],
+    );
+    fails_with(
         &["run", "--target", "memory", "--nemesis", "pause"],
         &["cluster"],
     );
