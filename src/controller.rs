@@ -34,6 +34,8 @@ use crate::progress::{Counters, Progress};
 use crate::store::{self, RunMeta};
 use crate::{check, plan, summary};
 
+/// How long the cluster may take to elect a leader and create the accounts.
+const CLUSTER_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The faults of a cluster run when `--nemesis` is not given.
 pub const DEFAULT_NEMESIS: &str = "partition,pause,kill";
 /// How long the target may take to set up, and a final read to answer.
@@ -210,6 +212,8 @@ fn build_target(args: &RunArgs, seed: u64, dir: &Path) -> Result<System, Failure
     if args.target == "cluster" {
         let mut o = verity_targets::registry::cluster_options(&options);
         o.op_timeout = args.op_timeout;
+        // A loaded machine (CI, 2 cores) can take a while to elect the first leader.
+        o.startup_timeout = CLUSTER_STARTUP_TIMEOUT;
         let cluster = ClusterTarget::new(o)
             .map(Arc::new)
             .map_err(|e| Failure::Harness(anyhow::anyhow!("cannot create the cluster: {e}")))?;
