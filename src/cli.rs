@@ -136,8 +136,8 @@ pub struct CheckArgs {
 /// Limits on checking; a checker that runs out answers `unknown` with the cause.
 #[derive(Debug, Clone, Args)]
 pub struct BudgetArgs {
-    /// Wall-clock limit of the checks, e.g. 60s.
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    /// Wall-clock limit of the checks, e.g. 5m; a checker that runs out answers `unknown`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub check_time_limit: Duration,
     /// Memory a checker's search may hold, in MiB.
     #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(16..=1 << 20))]
