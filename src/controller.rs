@@ -63,6 +63,8 @@ pub struct Executed {
     pub dir: PathBuf,
     pub meta: RunMeta,
     pub report: DriveReport,
+    /// Kept alive while the history is checked, so that its signal handler can still abort.
+    _runtime: tokio::runtime::Runtime,
 }
 
 /// Runs every phase and writes the history and run.json; checking is the caller's.
@@ -110,7 +112,7 @@ pub fn execute(args: &RunArgs) -> Result<Executed, Failure> {
         .build()
         .context("cannot start the async runtime")?;
     let drive = runtime.block_on(drive(args, seed, system, &faults, workload.as_ref(), &dir));
-    runtime.shutdown_timeout(Duration::from_secs(5));
+    DRIVE_DONE.store(true, Ordering::Relaxed);
     let report = drive.map_err(|e| {
         tracing::error!("run failed: {e:#}");
         Failure::Harness(e.context(format!("the run in {} failed", dir.display())))
@@ -121,7 +123,12 @@ pub fn execute(args: &RunArgs) -> Result<Executed, Failure> {
         "history complete"
     );
     store::write_json(&dir.join(store::PERF_FILE), &report.main.to_json())?;
-    Ok(Executed { dir, meta, report })
+    Ok(Executed {
+        dir,
+        meta,
+        report,
+        _runtime: runtime,
+    })
 }
 
 fn build_workload(args: &RunArgs) -> Result<Box<dyn Workload>, Failure> {
@@ -639,7 +646,12 @@ async fn worker(
     Ok((process, client))
 }
 
-/// Ctrl-C or SIGTERM ends the main phase early; final reads and checks still run.
+/// Set once the run's processes are gone (after teardown): from then on an interrupt has nothing to
+/// heal and ends the process at once; the history is on disk for `verity check`.
+static DRIVE_DONE: AtomicBool = AtomicBool::new(false);
+
+/// Ctrl-C or SIGTERM ends the main phase early; healing, final reads and checks still run. A second
+/// interrupt — or any interrupt once the run's processes are gone — aborts.
 fn spawn_signal_handler(stop: Arc<AtomicBool>, interrupted: Arc<AtomicBool>) {
     tokio::spawn(async move {
         let mut term =
@@ -647,16 +659,23 @@ fn spawn_signal_handler(stop: Arc<AtomicBool>, interrupted: Arc<AtomicBool>) {
                 Ok(s) => s,
                 Err(_) => return,
             };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        let mut signals = 0;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            signals += 1;
+            if signals > 1 || DRIVE_DONE.load(Ordering::Relaxed) {
+                eprintln!(
+                    "verity: aborted (the history on disk can be judged with `verity check`)"
+                );
+                std::process::exit(i32::from(crate::exit::EXIT_HARNESS));
+            }
+            tracing::warn!("interrupted: ending the main phase, then heal and final reads");
+            eprintln!("verity: interrupted — healing and finishing with final reads (interrupt again to abort)");
+            interrupted.store(true, Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
         }
-        tracing::warn!("interrupted: ending the main phase, then final reads");
-        eprintln!("verity: interrupted — finishing with final reads (interrupt again to abort)");
-        interrupted.store(true, Ordering::Relaxed);
-        stop.store(true, Ordering::Relaxed);
-        let _ = tokio::signal::ctrl_c().await;
-        eprintln!("verity: aborted");
-        std::process::exit(i32::from(crate::exit::EXIT_HARNESS));
     });
 }
