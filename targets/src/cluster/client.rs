@@ -27,8 +27,10 @@ use crate::Client;
 
 /// How long one attempt waits for its answer before the client tries elsewhere.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
-/// Attempts per operation, whatever the deadline.
-const ATTEMPTS_MAX: usize = 64;
+/// Attempts per operation, whatever the deadline. Generous: while a cluster starts or elects, many
+/// attempts end at once (a proxy closes the connection when its node is not up yet) and each is
+/// followed by a short back-off, so the deadline, not this count, should end the wait.
+const ATTEMPTS_MAX: usize = 1024;
 /// Pause before retrying when no leader is known (an election is likely under way).
 const NO_LEADER_BACKOFF: Duration = Duration::from_millis(25);
 
@@ -162,6 +164,7 @@ impl ClusterClient {
                 break;
             }
             let timeout = (deadline - now).min(ATTEMPT_TIMEOUT);
+            let attempt_started = Instant::now();
             match self.call(&target, op.clone(), timeout).await {
                 Ok(Outcome::Fail { error }) if maybe_applied => {
                     return Err(format!(
@@ -198,6 +201,11 @@ impl ClusterClient {
                 Err(CallError::NoAnswer) => {
                     maybe_applied = true;
                     self.leader = None;
+                    // A connection that closed at once (a node still starting, or just killed) is
+                    // not worth retrying in a tight loop.
+                    if attempt_started.elapsed() < timeout {
+                        tokio::time::sleep(NO_LEADER_BACKOFF).await;
+                    }
                     target = self.rotate();
                 }
             }
