@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use verity_checkers::convergence::{ledgers_agree, node_state_event_value, HEAL_F, NODE_STATE_F};
+use verity_history::jsonl::Recorder;
 use verity_history::{Event, EventType, Process, Value, F};
 use verity_targets::cluster::faults::FaultKind;
 use verity_targets::cluster::glue::ClusterControl;
@@ -22,7 +23,6 @@ use verity_targets::cluster::schedule::{schedule, Step};
 use verity_targets::cluster::ClusterTarget;
 
 use crate::clock::Clock;
-use verity_history::jsonl::Recorder;
 
 /// How long node states are polled for agreement after the final reads.
 const CONVERGENCE_DEADLINE: Duration = Duration::from_secs(10);

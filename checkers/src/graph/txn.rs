@@ -150,7 +150,7 @@ pub enum DataKind {
 /// All `txn` operations of a history (others, and nemesis events, are ignored), in invocation order.
 pub fn decode(history: &History) -> Result<Vec<Txn<'_>>, TxnError> {
     use rayon::prelude::*;
-    let ops = pair(history)?;
+    let ops = history.ops()?;
     // Decoding is per operation and independent: in parallel, in order.
     let txns: Vec<Option<Txn<'_>>> = ops
         .par_iter()
@@ -158,59 +158,6 @@ pub fn decode(history: &History) -> Result<Vec<Txn<'_>>, TxnError> {
         .map(|op| decode_op(history, op))
         .collect::<Result<_, _>>()?;
     Ok(txns.into_iter().flatten().collect())
-}
-
-/// Pairs invocations with completions exactly as [`History::ops`] does (same errors), with a fast
-/// hash: on a million-transaction history the pairing is a noticeable share of the check.
-fn pair(history: &History) -> Result<Vec<verity_history::Op>, verity_history::HistoryError> {
-    use verity_history::{HistoryError, Op};
-    // process -> (position of its open invocation, slot in `ops`)
-    let mut open: rustc_hash::FxHashMap<u64, (usize, usize)> = rustc_hash::FxHashMap::default();
-    let mut crashed: rustc_hash::FxHashSet<u64> = rustc_hash::FxHashSet::default();
-    let mut ops: Vec<Op> = Vec::with_capacity(history.events.len() / 2 + 1);
-    for (i, e) in history.events.iter().enumerate() {
-        let Process::Client(p) = e.process else {
-            continue;
-        };
-        if e.kind == EventType::Invoke {
-            if let Some(&(prev, _)) = open.get(&p) {
-                return Err(HistoryError::DoubleInvoke {
-                    index: e.index,
-                    process: e.process,
-                    previous: history.events[prev].index,
-                });
-            }
-            if crashed.contains(&p) {
-                return Err(HistoryError::InvokeAfterInfo {
-                    index: e.index,
-                    process: e.process,
-                });
-            }
-            open.insert(p, (i, ops.len()));
-            ops.push(Op {
-                invoke: i,
-                completion: None,
-                outcome: OpOutcome::Pending,
-            });
-        } else {
-            let Some((_, slot)) = open.remove(&p) else {
-                return Err(HistoryError::CompletionWithoutInvoke {
-                    index: e.index,
-                    process: e.process,
-                });
-            };
-            ops[slot].completion = Some(i);
-            ops[slot].outcome = match e.kind {
-                EventType::Ok => OpOutcome::Ok,
-                EventType::Fail => OpOutcome::Fail,
-                _ => {
-                    crashed.insert(p);
-                    OpOutcome::Info
-                }
-            };
-        }
-    }
-    Ok(ops)
 }
 
 fn decode_op<'h>(
@@ -354,52 +301,5 @@ pub fn data_kind(txns: &[Txn<'_>]) -> Result<DataKind, &'static str> {
         (true, true) => Err("the history mixes list appends and register writes"),
         (false, true) => Ok(DataKind::RwRegister),
         _ => Ok(DataKind::ListAppend),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use verity_history::Event;
-
-    fn ev(index: u64, p: u64, kind: EventType) -> Event {
-        Event {
-            index,
-            time_ns: index,
-            process: Process::Client(p),
-            kind,
-            f: F::Txn,
-            value: Value::Null,
-            error: None,
-        }
-    }
-
-    #[test]
-    fn pairing_matches_history_ops() {
-        let cases = vec![
-            vec![
-                ev(0, 1, EventType::Invoke),
-                ev(1, 2, EventType::Invoke),
-                ev(2, 2, EventType::Ok),
-                ev(3, 1, EventType::Info),
-                ev(4, 3, EventType::Invoke),
-            ],
-            vec![ev(0, 1, EventType::Ok)],
-            vec![ev(0, 1, EventType::Invoke), ev(1, 1, EventType::Invoke)],
-            vec![
-                ev(0, 1, EventType::Invoke),
-                ev(1, 1, EventType::Info),
-                ev(2, 1, EventType::Invoke),
-            ],
-            vec![
-                ev(0, 1, EventType::Invoke),
-                ev(1, 1, EventType::Fail),
-                ev(2, 1, EventType::Invoke),
-            ],
-        ];
-        for events in cases {
-            let h = History::new(events);
-            assert_eq!(pair(&h), h.ops());
-        }
     }
 }
