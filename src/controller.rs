@@ -160,12 +160,6 @@ fn validate_target(args: &RunArgs) -> Result<Vec<FaultKind>, Failure> {
             registry::names().join(", ")
         )));
     }
-    if args.target == "cluster" && args.workload != "bank" {
-        return Err(Failure::bad_input(format!(
-            "target cluster does not serve workload {:?} yet: valid choices are bank (or --target memory)",
-            args.workload
-        )));
-    }
     let knobs = registry::bugs_for(&args.target, &args.workload);
     for b in &args.bugs {
         if !knobs.iter().any(|(n, _)| n == b) {

@@ -15,8 +15,9 @@
 //! and value `{"node":"n1","round":0,"balances":[…],"applied":[ids in apply order]}`, or
 //! `{"node":"n1","round":0,"error":"…"}` when the node could not be read. Rounds number successive
 //! polls: the controller may poll until the states agree or a deadline passes; the checker judges the
-//! last round and reports in which round the nodes first agreed. Other keys (term, commit index) are
-//! kept as evidence but not compared. [`node_state_value`] and [`node_state_error_value`] build them.
+//! last round and reports in which round the nodes first agreed. A transactional store adds
+//! `"store":{"<key>":value,…}` (journals and registers), compared key by key. Other keys (term,
+//! commit index) are kept as evidence but not compared. [`node_state_value`] and [`node_state_error_value`] build them.
 //!
 //! **The final heal** is the nemesis event after which no fault is open: fault starts and stops are
 //! paired by name (`start-partition`/`stop-partition`, `pause`/`resume`, `kill`/`restart`,
@@ -149,6 +150,7 @@ pub fn ledgers_agree(states: &[&Value], compare_applied_order: bool) -> bool {
                 event: i,
                 balances,
                 applied,
+                store: store_of(v),
             },
         );
     }
@@ -235,12 +237,24 @@ fn final_heal(ev: &[Event]) -> Result<Option<usize>, Vec<String>> {
     }
 }
 
+/// A node's store, key by key, each value in its canonical JSON text (maps are sorted, so equal
+/// values have equal texts). An absent store is an empty one.
+type Store = BTreeMap<String, String>;
+
+fn store_of(v: &Value) -> Store {
+    match v.get("store") {
+        Some(Value::Map(m)) => m.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+        _ => Store::new(),
+    }
+}
+
 /// One node's state as read.
 #[derive(Debug, Clone, PartialEq)]
 struct NodeState {
     event: usize,
     balances: Vec<i64>,
     applied: Option<Vec<i64>>,
+    store: Store,
 }
 
 /// The comparable part of a state: what "one ledger" means.
@@ -248,6 +262,7 @@ struct NodeState {
 struct LedgerKey {
     balances: Vec<i64>,
     applied: Option<Vec<i64>>,
+    store: Store,
 }
 
 /// `with_applied` is false when some node of the round does not report its journal: then only balances
@@ -266,6 +281,7 @@ fn key_of(s: &NodeState, config: &ConvergenceConfig, with_applied: bool) -> Ledg
     LedgerKey {
         balances: s.balances.clone(),
         applied,
+        store: s.store.clone(),
     }
 }
 
@@ -308,6 +324,7 @@ fn rounds(ev: &[Event], heal: Option<usize>) -> BTreeMap<i64, Round> {
                         event: i,
                         balances,
                         applied,
+                        store: store_of(&e.value),
                     },
                 );
             }
@@ -461,6 +478,30 @@ fn describe(s: &NodeState, reference: &LedgerKey, ordered: bool) -> serde_json::
                 d["first_difference_at"] = json!(first_difference);
             }
         }
+    }
+    if !s.store.is_empty() || !reference.store.is_empty() {
+        let differing: Vec<&String> = s
+            .store
+            .keys()
+            .chain(reference.store.keys())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter(|k| s.store.get(*k) != reference.store.get(*k))
+            .collect();
+        d["store_keys"] = json!(s.store.len());
+        d["differing_keys_count"] = json!(differing.len());
+        let shown: serde_json::Map<String, serde_json::Value> = differing
+            .into_iter()
+            .take(IDS_SHOWN_MAX)
+            .map(|k| {
+                let text = |st: &Store| st.get(k).cloned().unwrap_or_else(|| "absent".into());
+                (
+                    k.clone(),
+                    json!({"here": text(&s.store), "reference": text(&reference.store)}),
+                )
+            })
+            .collect();
+        d["differing_keys"] = serde_json::Value::Object(shown);
     }
     d
 }

@@ -139,6 +139,48 @@ fn divergent_replicas_name_every_node_and_what_it_lacks() {
     assert_eq!(a.observed["n1"]["missing_count"], 0);
 }
 
+/// A transactional node state: no balances, applied transaction ids, and a store of keys.
+fn store_state(node: &str, applied: &[i64], store: &[(&str, Value)]) -> Value {
+    Value::map([
+        ("node", Value::from(node)),
+        ("round", Value::Int(0)),
+        ("balances", Value::int_list([])),
+        ("applied", Value::int_list(applied.iter().copied())),
+        (
+            "store",
+            Value::map(store.iter().map(|(k, v)| (k.to_string(), v.clone()))),
+        ),
+    ])
+}
+
+#[test]
+fn stores_of_transactional_replicas_are_compared_key_by_key() {
+    let journal = |l: &[i64]| Value::int_list(l.iter().copied());
+    let agreeing = [("1", journal(&[1, 2])), ("2", Value::Int(5))];
+    // Same applied ids, different store: the store alone decides.
+    let differing = [("1", journal(&[2, 1])), ("2", Value::Int(5))];
+    let mut h = faulted_then_healed();
+    for n in ["n1", "n2"] {
+        let v = store_state(n, &[7, 8], &agreeing);
+        h.push(6_000, Process::Nemesis, EventType::Info, NODE_STATE_F, v);
+    }
+    let ok = h.history();
+    let v = store_state("n3", &[7, 8], &differing);
+    h.push(6_000, Process::Nemesis, EventType::Info, NODE_STATE_F, v);
+    let v = check(&h.history());
+    assert_eq!(v.anomaly_types(), vec![DIVERGENT_REPLICAS], "{v:?}");
+    let n3 = &v.anomalies[0].observed["n3"];
+    assert_eq!(n3["differing_keys_count"], 1, "{n3}");
+    assert_eq!(n3["differing_keys"]["1"]["here"], "[2,1]", "{n3}");
+    assert_eq!(check(&ok).valid, Validity::Valid);
+    let states = [
+        store_state("a", &[7, 8], &agreeing),
+        store_state("b", &[7, 8], &differing),
+    ];
+    assert!(!ledgers_agree(&states.iter().collect::<Vec<_>>(), true));
+    assert!(ledgers_agree(&[&states[0], &states[0]], true));
+}
+
 #[test]
 fn the_last_round_decides_and_the_first_agreeing_round_is_reported() {
     let mut h = faulted_then_healed();

@@ -95,5 +95,6 @@ pub fn cluster_options(options: &TargetOptions) -> ClusterOptions {
     });
     let mut o = ClusterOptions::new(nodes, dir, options.seed);
     o.bugs = options.bugs.clone();
+    o.registers = options.workload == "rw-register";
     o
 }

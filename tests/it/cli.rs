@@ -26,8 +26,8 @@ fn unknown_names_list_the_valid_choices() {
     );
     fails_with(&["run", "--nemesis", "flood"], &["flood", "partition"]);
     fails_with(
-        &["run", "--workload", "ledger-append"],
-        &["cluster", "bank"],
+        &["run", "--workload", "ledger-append", "--bug", "read-committed"],
+        &["read-committed", "cluster", "stale-read", "no-dedupe"],
     );
     fails_with(
         &["run", "--target", "memory", "--nemesis", "pause"],

@@ -208,8 +208,14 @@ async fn a_stale_read_node_answers_from_local_state_when_cut_off_and_a_correct_o
                 .unwrap()
                 .success());
         }
-        // n1 cannot reach a majority: only local state could answer now.
+        // n1 cannot reach a majority: only local state could answer now, for a read and for a
+        // read-only transaction alike.
         let got = read_at(&t, lone).await;
+        let read_only = verity_targets::cluster::wire::Txn {
+            id: 1,
+            mops: vec![verity_targets::cluster::wire::Mop::R { key: 1 }],
+        };
+        let got_txn = txn_at(&t, lone, read_only).await;
         for pid in &others {
             assert!(Command::new("kill")
                 .args(["-CONT", &pid.to_string()])
@@ -217,6 +223,7 @@ async fn a_stale_read_node_answers_from_local_state_when_cut_off_and_a_correct_o
                 .unwrap()
                 .success());
         }
+        assert_eq!(got_txn, answers, "stale-read={answers}: a read-only transaction");
         match (answers, got) {
             (true, Some(b)) => assert_eq!(b, vec![50, 49, 51]),
             (false, None) => {}
@@ -282,3 +289,77 @@ fn bad_node_arguments_exit_254() {
 }
 
 mod soak;
+
+/// One transaction sent straight to `node` with a chosen id, as a retrying client would send it.
+async fn txn_at(t: &ClusterTarget, node: &str, txn: verity_targets::cluster::wire::Txn) -> bool {
+    use verity_targets::cluster::wire::{ClientOp, Outcome};
+    let mut c = verity_targets::cluster::ClusterClient::new(
+        t.node_ids(),
+        t.links(),
+        0,
+        Duration::from_secs(2),
+    );
+    matches!(
+        c.call(node, ClientOp::Txn { txn }, Duration::from_secs(2))
+            .await,
+        Ok(Outcome::Committed { .. })
+    )
+}
+
+/// Each node's store, once all three answer and agree.
+async fn converged_store(t: &ClusterTarget) -> Option<String> {
+    let states = t.node_states().await;
+    let stores: Vec<String> = states
+        .iter()
+        .filter_map(|(_, s)| Some(s.as_ref().ok()?.get("store")?.to_string()))
+        .collect();
+    (stores.len() == 3 && stores.windows(2).all(|w| w[0] == w[1])).then(|| stores[0].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_replicate_and_a_retried_one_applies_once_unless_no_dedupe() {
+    use verity_targets::cluster::wire::{Mop, Txn};
+    for (bugs, copies) in [(vec![], 1), (vec!["no-dedupe"], 2)] {
+        let dir = tempfile::tempdir().unwrap();
+        let t = cluster(dir.path(), &bugs);
+        let setup = Invocation {
+            f: F::Setup,
+            value: Value::map([("key_stride", Value::Int(1000))]),
+        };
+        assert_eq!(t.setup(&setup).await.unwrap().kind, EventType::Ok);
+        // Through the harness's client: a transaction's reads see the appends before it.
+        let mut c = t.client(0).await.unwrap();
+        let append = |v: i64| Value::List(vec![Value::from("append"), Value::Int(1), Value::Int(v)]);
+        let read = Value::List(vec![Value::from("r"), Value::Int(1), Value::Null]);
+        for v in 1..=3 {
+            let done = c
+                .invoke(&Invocation {
+                    f: F::Txn,
+                    value: Value::List(vec![read.clone(), append(v)]),
+                })
+                .await;
+            assert_eq!(done.kind, EventType::Ok, "{done:?}");
+            let mops = done.value.to_generic();
+            let seen = mops.as_list().unwrap()[0].as_list().unwrap()[2].as_i64_list();
+            assert_eq!(seen, Some((1..v).collect::<Vec<_>>()), "bugs {bugs:?}");
+        }
+        // The same transaction id twice, as after a lost reply.
+        let leader = eventually("a leader", Duration::from_secs(10), || t.leader()).await;
+        let retried = Txn {
+            id: 99,
+            mops: vec![Mop::Append { key: 2, value: 7 }],
+        };
+        assert!(txn_at(&t, &leader, retried.clone()).await);
+        assert!(txn_at(&t, &leader, retried).await);
+        let store = eventually("stores converge", Duration::from_secs(10), || {
+            converged_store(&t)
+        })
+        .await;
+        let expected = vec!["7"; copies].join(",");
+        assert!(
+            store.contains(&format!("\"2\":[{expected}]")),
+            "bugs {bugs:?}: store {store}"
+        );
+        t.teardown().await.unwrap();
+    }
+}

@@ -186,6 +186,46 @@ fn isolation_knobs_are_caught_by_the_graph_checker() {
     assert_eq!(r.code(), 0, "a correct transactional store: {}", r.stdout());
 }
 
+/// The cluster serves the transactional workloads under faults: a safe cluster is judged strict
+/// serializable by the graph checker and its replicas' stores converge.
+#[test]
+fn a_safe_cluster_under_faults_is_strict_serializable_for_both_transactional_workloads() {
+    for workload in ["ledger-append", "rw-register"] {
+        let r = crate::support::run_any(&[
+            "--workload",
+            workload,
+            "--nemesis",
+            "partition,pause,kill",
+            "--nemesis-interval",
+            "1s",
+            "--time-limit",
+            "4s",
+            "--recovery",
+            "2s",
+            "--seed",
+            "5",
+        ]);
+        assert_eq!(r.code(), 0, "{workload}: {}\n{}", r.stdout(), r.stderr());
+        let results = r.results();
+        let graph = &results["checkers"]["graph"];
+        assert_eq!(graph["valid"], true, "{workload}: {graph}");
+        let models = graph["details"]["satisfied"].to_string();
+        assert!(models.contains("strict-serializable"), "{workload}: {graph}");
+        assert_eq!(results["checkers"]["convergence"]["valid"], true);
+        let history = std::fs::read_to_string(r.latest().join("history.jsonl")).unwrap();
+        assert!(
+            history.lines().any(|l| l.contains("node-state") && l.contains("\"store\"")),
+            "{workload}: the replicas' stores are recorded"
+        );
+        assert!(
+            ["\"kill\"", "\"pause\"", "\"start-partition\""]
+                .iter()
+                .any(|f| history.contains(&format!("\"f\":{f}"))),
+            "{workload}: faults ran"
+        );
+    }
+}
+
 /// Ctrl-C during a fault: the run heals (every paused node resumed, every link passing), still reads,
 /// checks and exits with a verdict, and leaves no node process behind.
 #[test]

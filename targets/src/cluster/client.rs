@@ -18,11 +18,13 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use verity_history::{Completion, Invocation, Value, F};
+use verity_history::{Completion, Invocation, MicroOp, MopF, MopValue, Value, F};
 
 use super::links::{Endpoint, Links};
 use super::node::read_line;
-use super::wire::{ClientOp, Frame, LedgerState, NodeId, Outcome, Request, Response, Xfer};
+use super::wire::{
+    ClientOp, Frame, LedgerState, Mop, NodeId, Outcome, Request, Response, Stored, Txn, Xfer,
+};
 use crate::Client;
 
 /// How long one attempt waits for its answer before the client tries elsewhere.
@@ -57,7 +59,16 @@ pub struct ClusterClient {
     cursor: usize,
     next_request: u64,
     op_timeout: Duration,
+    /// Transaction ids are `worker << TXN_ID_WORKER_SHIFT | n`: unique across workers, kept by
+    /// every retry of one transaction.
+    worker: u64,
+    next_txn: u64,
+    /// The store holds registers (rw-register): a key never written reads as `null`, not `[]`.
+    registers: bool,
 }
+
+/// Transactions a worker may run before its ids would reach the next worker's.
+const TXN_ID_WORKER_SHIFT: u32 = 40;
 
 impl ClusterClient {
     /// A client of `nodes` (sorted names) that starts at node `worker % nodes.len()`.
@@ -77,7 +88,21 @@ impl ClusterClient {
             cursor,
             next_request: 1,
             op_timeout,
+            worker: worker as u64,
+            next_txn: 0,
+            registers: false,
         }
+    }
+
+    /// A client of a store of registers (rw-register) rather than journals (ledger-append).
+    pub fn with_registers(mut self, registers: bool) -> Self {
+        self.registers = registers;
+        self
+    }
+
+    fn txn_id(&mut self) -> u64 {
+        self.next_txn += 1;
+        (self.worker << TXN_ID_WORKER_SHIFT) | self.next_txn
     }
 
     fn rotate(&mut self) -> NodeId {
@@ -152,7 +177,11 @@ impl ClusterClient {
     /// Runs one operation to a definite or an honestly indeterminate end.
     pub async fn run(&mut self, op: &ClientOp, op_timeout: Duration) -> Result<Outcome, String> {
         let deadline = Instant::now() + op_timeout;
-        let is_read = matches!(op, ClientOp::Read);
+        let is_read = match op {
+            ClientOp::Read => true,
+            ClientOp::Txn { txn } => txn.read_only(),
+            _ => false,
+        };
         let mut target = match (&self.leader, is_read) {
             (Some(l), false) => l.clone(),
             _ => self.rotate(),
@@ -224,6 +253,7 @@ fn state_value(state: Option<LedgerState>) -> Value {
     let state = state.unwrap_or(LedgerState {
         balances: Vec::new(),
         applied: None,
+        store: None,
     });
     let mut entries = vec![("balances", Value::int_list(state.balances))];
     if let Some(applied) = state.applied {
@@ -235,7 +265,79 @@ fn state_value(state: Option<LedgerState>) -> Value {
     Value::map(entries)
 }
 
-/// The wire request for an invocation of the bank vocabulary, or why there is none.
+/// The micro-ops of a `txn` value (fast path or generic lists), or `None` if it is malformed.
+fn decode_mops(value: &Value) -> Option<Vec<Mop>> {
+    if let Some(t) = value.as_txn() {
+        return t
+            .iter()
+            .map(|m| match (m.f, &m.value) {
+                (MopF::Read, _) => Some(Mop::R { key: m.key }),
+                (MopF::Append, MopValue::Int(v)) => Some(Mop::Append {
+                    key: m.key,
+                    value: *v,
+                }),
+                (MopF::Write, MopValue::Int(v)) => Some(Mop::W {
+                    key: m.key,
+                    value: *v,
+                }),
+                _ => None,
+            })
+            .collect();
+    }
+    value
+        .as_list()?
+        .iter()
+        .map(|m| {
+            let [f, k, v] = m.as_list()? else { return None };
+            let key = k.as_i64()?;
+            match f.as_str()? {
+                "r" => Some(Mop::R { key }),
+                "append" => Some(Mop::Append {
+                    key,
+                    value: v.as_i64()?,
+                }),
+                "w" => Some(Mop::W {
+                    key,
+                    value: v.as_i64()?,
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The completed `txn` value: the micro-ops with every read's value filled in.
+fn encode_mops(mops: &[Mop], reads: Vec<Option<Stored>>, registers: bool) -> Value {
+    let mut reads = reads.into_iter();
+    Value::Txn(
+        mops.iter()
+            .map(|m| match *m {
+                Mop::R { key } => MicroOp {
+                    f: MopF::Read,
+                    key,
+                    value: match reads.next().flatten() {
+                        Some(Stored::Journal(j)) => MopValue::List(j),
+                        Some(Stored::Register(v)) => MopValue::Int(v),
+                        None if registers => MopValue::Null,
+                        None => MopValue::List(Vec::new()),
+                    },
+                },
+                Mop::Append { key, value } => MicroOp {
+                    f: MopF::Append,
+                    key,
+                    value: MopValue::Int(value),
+                },
+                Mop::W { key, value } => MicroOp {
+                    f: MopF::Write,
+                    key,
+                    value: MopValue::Int(value),
+                },
+            })
+            .collect(),
+    )
+}
+
+/// The wire request for an invocation of the bank or transactional vocabulary, or why there is none.
 fn to_wire(op: &Invocation) -> Result<ClientOp, &'static str> {
     match (&op.f, &op.value) {
         (F::Transfer, Value::Transfer(t)) => Ok(ClientOp::Transfer {
@@ -250,6 +352,14 @@ fn to_wire(op: &Invocation) -> Result<ClientOp, &'static str> {
             Ok(ClientOp::FinalRead)
         }
         (F::Read, _) => Ok(ClientOp::Read),
+        (F::Txn, v) => decode_mops(v)
+            .map(|mops| ClientOp::Txn {
+                txn: Txn { id: 0, mops },
+            })
+            .ok_or("malformed-txn"),
+        (F::Setup, v) if v.get("balances").is_none() => Ok(ClientOp::Setup {
+            balances: Vec::new(),
+        }),
         (F::Setup, v) => v
             .get("balances")
             .and_then(Value::as_i64_list)
@@ -260,10 +370,15 @@ fn to_wire(op: &Invocation) -> Result<ClientOp, &'static str> {
 }
 
 /// Turns the end of an operation into a completion. Reads that never got an answer are `fail`
-/// (a read has no effect, so "it did not happen" is always true of it).
-pub fn completion(op: &Invocation, result: Result<Outcome, String>) -> Completion {
+/// (a read has no effect, so "it did not happen" is always true of it). `registers`: how a `txn`'s
+/// read of a key never written is written down (see [`ClusterClient::with_registers`]).
+pub fn completion(op: &Invocation, result: Result<Outcome, String>, registers: bool) -> Completion {
     let is_read = op.f == F::Read;
     match result {
+        Ok(Outcome::Committed { reads }) if op.f == F::Txn => match decode_mops(&op.value) {
+            Some(mops) => Completion::ok(encode_mops(&mops, reads, registers)),
+            None => Completion::fail(op.value.clone(), "malformed-txn"),
+        },
         Ok(Outcome::Ok { state }) => match op.f {
             F::Transfer => Completion::ok(op.value.clone()),
             _ => Completion::ok(state_value(state)),
@@ -282,10 +397,16 @@ pub fn completion(op: &Invocation, result: Result<Outcome, String>) -> Completio
 impl Client for ClusterClient {
     async fn invoke(&mut self, op: &Invocation) -> Completion {
         let wire = match to_wire(op) {
+            Ok(ClientOp::Txn { txn }) => ClientOp::Txn {
+                txn: Txn {
+                    id: self.txn_id(),
+                    ..txn
+                },
+            },
             Ok(w) => w,
             Err(e) => return Completion::fail(op.value.clone(), e),
         };
         let result = self.run(&wire, self.op_timeout).await;
-        completion(op, result)
+        completion(op, result, self.registers)
     }
 }

@@ -232,6 +232,10 @@ impl Core {
                 let state = Some(self.ledger.state(false));
                 return respond(&reply, req.id, Outcome::Ok { state });
             }
+            ClientOp::Txn { txn } if self.bugs.stale_read && txn.read_only() => {
+                return respond(&reply, req.id, self.ledger.read_only(&txn));
+            }
+            ClientOp::Txn { txn } => Command::Txn(txn),
             ClientOp::Read => Command::Read,
             ClientOp::FinalRead => Command::FinalRead,
             ClientOp::Setup { balances } => Command::Setup { balances },

@@ -25,7 +25,7 @@ use super::bugs::Bugs;
 use super::client::ClusterClient;
 use super::links::{DirectLinks, Links};
 use super::supervisor::{reserve_loopback_addrs, NodeSpec, Supervisor};
-use super::wire::{ClientOp, NodeId, NodeStatus, Outcome, Role};
+use super::wire::{ClientOp, NodeId, NodeStatus, Outcome, Role, Stored};
 use crate::{Client, Target, TargetError};
 
 #[derive(Debug, Clone)]
@@ -42,6 +42,8 @@ pub struct ClusterOptions {
     pub op_timeout: Duration,
     /// How long setup may wait for the cluster to elect a leader and create the accounts.
     pub startup_timeout: Duration,
+    /// Transactions address registers (rw-register) rather than journals (ledger-append).
+    pub registers: bool,
 }
 
 impl ClusterOptions {
@@ -54,6 +56,7 @@ impl ClusterOptions {
             binary: None,
             op_timeout: Duration::from_secs(2),
             startup_timeout: Duration::from_secs(15),
+            registers: false,
         }
     }
 }
@@ -178,6 +181,7 @@ impl ClusterTarget {
 
     fn client_with_timeout(&self, worker: usize, op_timeout: Duration) -> ClusterClient {
         ClusterClient::new(self.node_ids(), self.links(), worker, op_timeout)
+            .with_registers(self.options.registers)
     }
 
     /// One request to one node, directly (no redirects).
@@ -188,7 +192,8 @@ impl ClusterTarget {
             .map_err(|e| format!("{e:?}"))
     }
 
-    /// Each node's own applied state (`{"balances":[…],"applied":[…]}`), read without consensus.
+    /// Each node's own applied state (`{"balances":[…],"applied":[…]}`, and `"store"` with every key
+    /// once transactions ran), read without consensus.
     pub async fn node_states(&self) -> Vec<(String, Result<Value, String>)> {
         let mut out = Vec::new();
         for id in self.node_ids() {
@@ -198,10 +203,14 @@ impl ClusterTarget {
             {
                 Ok(Outcome::Ok { state: Some(s) }) => {
                     let applied = s.applied.unwrap_or_default().into_iter().map(|i| i as i64);
-                    Ok(Value::map([
+                    let mut entries = vec![
                         ("balances", Value::int_list(s.balances)),
                         ("applied", Value::int_list(applied)),
-                    ]))
+                    ];
+                    if let Some(store) = s.store {
+                        entries.push(("store", store_value(store)));
+                    }
+                    Ok(Value::map(entries))
                 }
                 Ok(other) => Err(format!("unexpected answer {other:?}")),
                 Err(e) => Err(e),
@@ -238,6 +247,17 @@ impl ClusterTarget {
             .max_by_key(|s| s.term)
             .map(|s| s.node)
     }
+}
+
+/// A node's store as a history value: `{"<key>": [journal…] or register, …}`.
+fn store_value(store: Vec<(i64, Stored)>) -> Value {
+    Value::map(store.into_iter().map(|(k, v)| {
+        let v = match v {
+            Stored::Journal(j) => Value::int_list(j),
+            Stored::Register(r) => Value::Int(r),
+        };
+        (k.to_string(), v)
+    }))
 }
 
 #[async_trait]

@@ -33,6 +33,41 @@ pub struct Xfer {
     pub amount: i64,
 }
 
+/// One micro-op of a transaction (Elle's list-append and rw-register vocabulary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "kebab-case")]
+pub enum Mop {
+    /// Read a key: a journal (list) or a register.
+    R { key: i64 },
+    /// Append `value` to the journal at `key`.
+    Append { key: i64, value: i64 },
+    /// Set the register at `key` to `value`.
+    W { key: i64, value: i64 },
+}
+
+/// A transaction as it travels on the wire and sits in the log. `id` is chosen by the client and kept
+/// across retries, so a deduplicating store applies a retried transaction once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Txn {
+    pub id: u64,
+    pub mops: Vec<Mop>,
+}
+
+impl Txn {
+    /// Whether the transaction only reads.
+    pub fn read_only(&self) -> bool {
+        self.mops.iter().all(|m| matches!(m, Mop::R { .. }))
+    }
+}
+
+/// What a key holds in the store of a transactional ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Stored {
+    Journal(Vec<i64>),
+    Register(i64),
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     /// Chosen by the client, echoed in the response.
@@ -49,6 +84,10 @@ pub enum ClientOp {
     },
     Transfer {
         transfer: Xfer,
+    },
+    /// A transaction of reads, appends and register writes, applied atomically in log order.
+    Txn {
+        txn: Txn,
     },
     /// A linearizable read of every balance.
     Read,
@@ -85,15 +124,25 @@ pub enum Outcome {
     /// The request was appended at this node but its log entry was overwritten by a later leader:
     /// this attempt will never take effect.
     Dropped,
+    /// The transaction committed; `reads` has one entry per read micro-op, in order (`null` for a key
+    /// never written).
+    Committed {
+        reads: Vec<Option<Stored>>,
+    },
     Status(NodeStatus),
 }
 
-/// Balances, and (final reads and local state) applied transfer ids in application order.
+/// Balances, and (final reads and local state) applied transfer and transaction ids in application
+/// order and, once transactions ran, every key of the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerState {
     pub balances: Vec<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<Vec<u64>>,
+    /// (key, value) pairs sorted by key. A list rather than a map: integer map keys do not survive
+    /// serde's internally tagged [`Outcome`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<Vec<(i64, Stored)>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +174,7 @@ pub enum Command {
         balances: Vec<i64>,
     },
     Transfer(Xfer),
+    Txn(Txn),
     /// Reads go through the log: when the entry is applied, the read sees exactly the committed prefix.
     Read,
     FinalRead,
@@ -221,5 +271,44 @@ mod tests {
         };
         let line = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<Response>(&line).unwrap(), r);
+    }
+
+    #[test]
+    fn transactions_and_stores_survive_the_tagged_outcome() {
+        let outcomes = [
+            Outcome::Ok {
+                state: Some(LedgerState {
+                    balances: vec![],
+                    applied: Some(vec![1 << 40 | 3]),
+                    store: Some(vec![
+                        (-4, Stored::Journal(vec![1, -2])),
+                        (7, Stored::Register(9)),
+                    ]),
+                }),
+            },
+            Outcome::Committed {
+                reads: vec![None, Some(Stored::Journal(vec![])), Some(Stored::Register(0))],
+            },
+        ];
+        for o in outcomes {
+            let r = Response { id: 3, outcome: o };
+            let line = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<Response>(&line).unwrap(), r, "{line}");
+        }
+        let req = Frame::Request(Request {
+            id: 1,
+            op: ClientOp::Txn {
+                txn: Txn {
+                    id: 5,
+                    mops: vec![
+                        Mop::R { key: 1 },
+                        Mop::Append { key: 1, value: -3 },
+                        Mop::W { key: 2, value: 4 },
+                    ],
+                },
+            },
+        });
+        let line = serde_json::to_string(&req).unwrap();
+        assert_eq!(serde_json::from_str::<Frame>(&line).unwrap(), req);
     }
 }
