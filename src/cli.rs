@@ -68,8 +68,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// How long a client operation may take before it is recorded as `info` (indeterminate).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    pub op_timeout: Duration,
+    /// Default: 3s for the cluster (its client retries through a leader election, as a real
+    /// client would), 1s otherwise.
+    #[arg(long, value_parser = parse_duration)]
+    pub op_timeout: Option<Duration>,
     /// Where run directories are stored.
     #[arg(long, default_value = "results")]
     pub store: PathBuf,
@@ -103,6 +105,15 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// `--op-timeout`, or the target's default.
+    pub fn op_timeout(&self) -> Duration {
+        self.op_timeout.unwrap_or(if self.target == "cluster" {
+            CLUSTER_OP_TIMEOUT
+        } else {
+            OP_TIMEOUT
+        })
+    }
+
     pub fn check_settings(&self) -> crate::plan::CheckSettings {
         crate::plan::CheckSettings {
             checkers: self.checker.clone(),
@@ -112,6 +123,12 @@ impl RunArgs {
         }
     }
 }
+
+/// The default `--op-timeout`.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(1);
+/// The default `--op-timeout` of the cluster: long enough for a client to find the new leader after a
+/// leader fails (an election takes 0.3–1.5 s), which is when retried requests happen.
+pub const CLUSTER_OP_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {

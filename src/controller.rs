@@ -92,7 +92,7 @@ pub fn execute(args: &RunArgs) -> Result<Executed, Failure> {
         time_limit_s: args.time_limit.as_secs_f64(),
         concurrency: args.concurrency,
         rate: args.rate,
-        op_timeout_s: args.op_timeout.as_secs_f64(),
+        op_timeout_s: args.op_timeout().as_secs_f64(),
         accounts: args.accounts,
         hot: args.hot,
         nodes: args.nodes,
@@ -212,7 +212,7 @@ fn build_target(args: &RunArgs, seed: u64, dir: &Path) -> Result<System, Failure
     };
     if args.target == "cluster" {
         let mut o = verity_targets::registry::cluster_options(&options);
-        o.op_timeout = args.op_timeout;
+        o.op_timeout = args.op_timeout();
         // A loaded machine (CI, 2 cores) can take a while to elect the first leader.
         o.startup_timeout = CLUSTER_STARTUP_TIMEOUT;
         let cluster = ClusterTarget::new(o)
@@ -254,7 +254,7 @@ pub fn reproduce_command(args: &RunArgs, seed: u64) -> String {
         humantime::format_duration(args.time_limit),
         args.concurrency,
         args.rate,
-        humantime::format_duration(args.op_timeout),
+        humantime::format_duration(args.op_timeout()),
         args.accounts
     );
     if args.target == "cluster" {
@@ -427,9 +427,9 @@ async fn drive(
         // A client of a target with its own timeout (the cluster) answers `info` itself; this is the
         // controller's backstop.
         op_timeout: if system.cluster.is_some() {
-            args.op_timeout + Duration::from_secs(1)
+            args.op_timeout() + Duration::from_secs(1)
         } else {
-            args.op_timeout
+            args.op_timeout()
         },
         concurrency: u64::from(args.concurrency),
         ops_max: args.ops,

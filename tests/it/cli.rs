@@ -26,7 +26,13 @@ fn unknown_names_list_the_valid_choices() {
     );
     fails_with(&["run", "--nemesis", "flood"], &["flood", "partition"]);
     fails_with(
-        &["run", "--workload", "ledger-append", "--bug", "read-committed"],
+        &[
+            "run",
+            "--workload",
+            "ledger-append",
+            "--bug",
+            "read-committed",
+        ],
         &["read-committed", "cluster", "stale-read", "no-dedupe"],
     );
     fails_with(

@@ -223,7 +223,10 @@ async fn a_stale_read_node_answers_from_local_state_when_cut_off_and_a_correct_o
                 .unwrap()
                 .success());
         }
-        assert_eq!(got_txn, answers, "stale-read={answers}: a read-only transaction");
+        assert_eq!(
+            got_txn, answers,
+            "stale-read={answers}: a read-only transaction"
+        );
         match (answers, got) {
             (true, Some(b)) => assert_eq!(b, vec![50, 49, 51]),
             (false, None) => {}
@@ -329,7 +332,8 @@ async fn transactions_replicate_and_a_retried_one_applies_once_unless_no_dedupe(
         assert_eq!(t.setup(&setup).await.unwrap().kind, EventType::Ok);
         // Through the harness's client: a transaction's reads see the appends before it.
         let mut c = t.client(0).await.unwrap();
-        let append = |v: i64| Value::List(vec![Value::from("append"), Value::Int(1), Value::Int(v)]);
+        let append =
+            |v: i64| Value::List(vec![Value::from("append"), Value::Int(1), Value::Int(v)]);
         let read = Value::List(vec![Value::from("r"), Value::Int(1), Value::Null]);
         for v in 1..=3 {
             let done = c

@@ -210,11 +210,16 @@ fn a_safe_cluster_under_faults_is_strict_serializable_for_both_transactional_wor
         let graph = &results["checkers"]["graph"];
         assert_eq!(graph["valid"], true, "{workload}: {graph}");
         let models = graph["details"]["satisfied"].to_string();
-        assert!(models.contains("strict-serializable"), "{workload}: {graph}");
+        assert!(
+            models.contains("strict-serializable"),
+            "{workload}: {graph}"
+        );
         assert_eq!(results["checkers"]["convergence"]["valid"], true);
         let history = std::fs::read_to_string(r.latest().join("history.jsonl")).unwrap();
         assert!(
-            history.lines().any(|l| l.contains("node-state") && l.contains("\"store\"")),
+            history
+                .lines()
+                .any(|l| l.contains("node-state") && l.contains("\"store\"")),
             "{workload}: the replicas' stores are recorded"
         );
         assert!(

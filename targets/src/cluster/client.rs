@@ -28,13 +28,18 @@ use super::wire::{
 use crate::Client;
 
 /// How long one attempt waits for its answer before the client tries elsewhere.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(300);
 /// Attempts per operation, whatever the deadline. Generous: while a cluster starts or elects, many
 /// attempts end at once (a proxy closes the connection when its node is not up yet) and each is
 /// followed by a short back-off, so the deadline, not this count, should end the wait.
 const ATTEMPTS_MAX: usize = 1024;
 /// Pause before retrying when no leader is known (an election is likely under way).
 const NO_LEADER_BACKOFF: Duration = Duration::from_millis(25);
+/// How long a node that left a sent request unanswered is not taken as the leader on someone else's
+/// word: its peers keep naming it until their election timeout, and a client that believed them would
+/// spend its whole deadline on a paused or cut-off node (etcd's and gRPC's balancers likewise mark an
+/// unresponsive endpoint unhealthy for a while).
+const SUSPECT_FOR: Duration = Duration::from_millis(1000);
 
 struct Conn {
     reader: BufReader<OwnedReadHalf>,
@@ -57,6 +62,8 @@ pub struct ClusterClient {
     leader: Option<NodeId>,
     /// Round-robin position for reads and for guessing when no leader is known.
     cursor: usize,
+    /// The last node that left a sent request unanswered, and until when it is avoided.
+    suspect: Option<(NodeId, Instant)>,
     next_request: u64,
     op_timeout: Duration,
     /// Transaction ids are `worker << TXN_ID_WORKER_SHIFT | n`: unique across workers, kept by
@@ -86,6 +93,7 @@ impl ClusterClient {
             conns: BTreeMap::new(),
             leader: None,
             cursor,
+            suspect: None,
             next_request: 1,
             op_timeout,
             worker: worker as u64,
@@ -105,8 +113,18 @@ impl ClusterClient {
         (self.worker << TXN_ID_WORKER_SHIFT) | self.next_txn
     }
 
+    fn is_suspect(&self, node: &str) -> bool {
+        matches!(&self.suspect, Some((n, until)) if n == node && Instant::now() < *until)
+    }
+
+    /// The next node round-robin, passing over the suspect one when there is another.
     fn rotate(&mut self) -> NodeId {
-        self.cursor = (self.cursor + 1) % self.nodes.len();
+        for _ in 0..self.nodes.len() {
+            self.cursor = (self.cursor + 1) % self.nodes.len();
+            if !self.is_suspect(&self.nodes[self.cursor]) {
+                break;
+            }
+        }
         self.nodes[self.cursor].clone()
     }
 
@@ -201,7 +219,7 @@ impl ClusterClient {
                     ));
                 }
                 Ok(Outcome::NotLeader { leader }) => {
-                    let known = leader.filter(|l| self.nodes.contains(l));
+                    let known = leader.filter(|l| self.nodes.contains(l) && !self.is_suspect(l));
                     self.leader = known.clone();
                     target = match known {
                         Some(l) => l,
@@ -220,6 +238,9 @@ impl ClusterClient {
                     if !is_read {
                         self.leader = Some(target.clone());
                     }
+                    if self.suspect.as_ref().is_some_and(|(n, _)| *n == target) {
+                        self.suspect = None;
+                    }
                     return Ok(outcome);
                 }
                 Err(CallError::NotSent) => {
@@ -230,6 +251,7 @@ impl ClusterClient {
                 Err(CallError::NoAnswer) => {
                     maybe_applied = true;
                     self.leader = None;
+                    self.suspect = Some((target.clone(), Instant::now() + SUSPECT_FOR));
                     // A connection that closed at once (a node still starting, or just killed) is
                     // not worth retrying in a tight loop.
                     if attempt_started.elapsed() < timeout {

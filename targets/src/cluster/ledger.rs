@@ -218,7 +218,11 @@ mod tests {
                 reads: vec![None, Some(Stored::Journal(vec![10]))]
             }
         );
-        assert_eq!(l.apply(&txn(1, &[])), first, "a retry answers the first run");
+        assert_eq!(
+            l.apply(&txn(1, &[])),
+            first,
+            "a retry answers the first run"
+        );
         let second = l.apply(&txn(
             2,
             &[

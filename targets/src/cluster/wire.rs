@@ -287,13 +287,21 @@ mod tests {
                 }),
             },
             Outcome::Committed {
-                reads: vec![None, Some(Stored::Journal(vec![])), Some(Stored::Register(0))],
+                reads: vec![
+                    None,
+                    Some(Stored::Journal(vec![])),
+                    Some(Stored::Register(0)),
+                ],
             },
         ];
         for o in outcomes {
             let r = Response { id: 3, outcome: o };
             let line = serde_json::to_string(&r).unwrap();
-            assert_eq!(serde_json::from_str::<Response>(&line).unwrap(), r, "{line}");
+            assert_eq!(
+                serde_json::from_str::<Response>(&line).unwrap(),
+                r,
+                "{line}"
+            );
         }
         let req = Frame::Request(Request {
             id: 1,
