@@ -16,7 +16,7 @@ pub const TARGETS: &[(&str, &str)] = &[
     ),
     (
         "cluster",
-        "built-in replicated ledger: `verity node` processes agreeing by Raft over TCP",
+        "built-in replicated ledger: `verity node` processes agreeing by Raft over TCP (bank, ledger-append, rw-register)",
     ),
 ];
 

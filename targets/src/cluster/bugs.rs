@@ -1,14 +1,15 @@
 //! The bug knobs of the cluster target: each one is a real wrong implementation of a replicated
 //! ledger, of a kind real systems have shipped (Jepsen's analyses are full of them).
 //!
-//! - `stale-read`: any replica answers reads from its own applied state, without asking the leader or
-//!   the log — a follower that lags, or an old leader cut off by a partition, serves the past.
+//! - `stale-read`: any replica answers reads (and read-only transactions) from its own applied state,
+//!   without asking the leader or the log — a follower that lags, or an old leader cut off by a
+//!   partition, serves the past.
 //! - `early-ack`: the leader applies and acknowledges a transfer once it is in its own (fsynced) log,
 //!   and replicates in the background at heartbeat pace (asynchronous replication); a leader crash,
 //!   pause or partition then loses acknowledged transfers and leaves the old leader's ledger
 //!   different from everyone else's.
-//! - `no-dedupe`: the state machine does not check transfer ids, so a client's retry of a transfer
-//!   whose reply was lost is applied twice.
+//! - `no-dedupe`: the state machine does not check transfer or transaction ids, so a client's retry
+//!   of a transfer (or transaction) whose reply was lost is applied twice.
 //! - `split-brain`: a leader treats peers it has not heard from as dead and shrinks its quorum, and
 //!   trusts a lease counted in its own heartbeats (a clock that stops while the process is paused)
 //!   to ignore higher terms, so a partitioned or paused-and-resumed old leader keeps committing and
@@ -26,7 +27,10 @@ pub const BUGS: &[(&str, &str)] = &[
         "early-ack",
         "the leader acknowledges transfers before a majority has them",
     ),
-    ("no-dedupe", "retried transfer ids are applied again"),
+    (
+        "no-dedupe",
+        "retried transfer and transaction ids are applied again",
+    ),
     (
         "split-brain",
         "a leader cut off from its peers keeps accepting and acknowledging writes",

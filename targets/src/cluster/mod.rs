@@ -1,7 +1,8 @@
 //! The built-in replicated ledger and the `cluster` target that runs it.
 //!
-//! `verity node` processes replicate the bank ledger with Raft over TCP (JSON lines), fsync their log
-//! before acknowledging, and serve linearizable reads through the log; bug knobs make them unsafe in
+//! `verity node` processes replicate the ledger — bank transfers, and transactions over journals and
+//! registers (ledger-append, rw-register) — with Raft over TCP (JSON lines), fsync their log before
+//! acknowledging, and serve linearizable reads and transactions through the log; bug knobs make them unsafe in
 //! the ways real systems are. One concept per file: [`wire`] (protocol), [`raft`] (consensus core,
 //! sans-I/O), [`storage`] (durable term/vote/log), [`ledger`] (state machine), [`node`] (one replica's
 //! event loop and TCP server), [`client`] (the harness's client), [`links`] (who dials which address:
