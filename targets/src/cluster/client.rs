@@ -1,5 +1,5 @@
 //! The cluster's [`Client`]: one worker's connections to the nodes, leader discovery by redirect,
-//! retries with the same transfer id, and an honest completion.
+//! retries with the same transfer (or transaction) id, and an honest completion.
 //!
 //! Like the clients of etcd or CockroachDB, it keeps a guess of the leader, follows `not-leader`
 //! redirects, and spreads reads over every node (a read that lands on a follower is redirected by
@@ -7,7 +7,9 @@
 //! reach the ledger (no connection, `not-leader`, an overwritten entry) is retried freely. An attempt
 //! that may have reached it (sent, but no answer in time) makes the operation indeterminate: later
 //! attempts reuse the transfer id, so a deduplicating ledger applies it once, and unless one of them
-//! answers `ok` the operation ends `info` — a `fail` is returned only when it is certain.
+//! answers `ok` the operation ends `info` — a `fail` is returned only when it is certain. A node that
+//! left a request unanswered is avoided for a while, even when its peers still name it as leader, so
+//! that the retry reaches whichever node takes over. Read-only transactions travel like reads.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
