@@ -73,6 +73,24 @@ pub struct MicroOp {
 }
 
 impl MicroOp {
+    /// A micro-op from its generic form `[f, key, value]`, where `value` is null, an integer or a
+    /// list of integers; `None` for anything else.
+    pub fn from_generic(v: &Value) -> Option<MicroOp> {
+        let [f, key, value] = v.as_list()? else {
+            return None;
+        };
+        let value = match value {
+            Value::Null => MopValue::Null,
+            Value::Int(i) => MopValue::Int(*i),
+            other => MopValue::List(other.as_i64_list()?),
+        };
+        Some(MicroOp {
+            f: MopF::from_name(f.as_str()?)?,
+            key: key.as_i64()?,
+            value,
+        })
+    }
+
     /// The generic form: a 3-list.
     pub fn to_generic(&self) -> Value {
         let v = match &self.value {
@@ -150,6 +168,20 @@ impl Value {
     pub fn as_txn(&self) -> Option<&[MicroOp]> {
         match self {
             Value::Txn(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The micro-ops of a transaction, whether it is the fast path [`Value::Txn`] or a generic list
+    /// of `[f, key, value]` lists; `None` if it is neither.
+    pub fn micro_ops(&self) -> Option<Cow<'_, [MicroOp]>> {
+        match self {
+            Value::Txn(t) => Some(Cow::Borrowed(t)),
+            Value::List(l) => l
+                .iter()
+                .map(MicroOp::from_generic)
+                .collect::<Option<Vec<_>>>()
+                .map(Cow::Owned),
             _ => None,
         }
     }
@@ -810,5 +842,19 @@ mod tests {
             v.get("balances").unwrap().as_i64_list().unwrap(),
             vec![10, -3, 0]
         );
+    }
+
+    #[test]
+    fn micro_ops_read_the_fast_path_and_generic_lists_alike() {
+        let text = r#"[["r",1,[2,3]],["append",1,4],["w",2,5],["r",3,null]]"#;
+        let fast: Value = serde_json::from_str(text).unwrap();
+        assert!(fast.as_txn().is_some(), "decoded into the fast path");
+        let generic = fast.to_generic();
+        assert_eq!(fast.micro_ops(), generic.micro_ops());
+        assert_eq!(fast.micro_ops().unwrap().len(), 4);
+        for bad in [r#"[["x",1,2]]"#, r#"[["r","k",2]]"#, r#"[["r",1]]"#, "7"] {
+            let v: Value = serde_json::from_str(bad).unwrap();
+            assert_eq!(v.to_generic().micro_ops(), None, "{bad}");
+        }
     }
 }

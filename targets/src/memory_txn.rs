@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use verity_history::{Completion, Invocation, Value, F};
+use verity_history::{Completion, Invocation, MopF, MopValue, Value, F};
 
 use crate::{Client, Target, TargetError};
 
@@ -189,17 +189,13 @@ struct TxnClient {
 
 fn decode(value: &Value) -> Option<Vec<Mop>> {
     value
-        .as_list()?
+        .micro_ops()?
         .iter()
-        .map(|m| {
-            let [f, k, v] = m.as_list()? else { return None };
-            let k = k.as_i64()?;
-            match f.as_str()? {
-                "r" => Some(Mop::Read(k)),
-                "append" => Some(Mop::Append(k, v.as_i64()?)),
-                "w" => Some(Mop::Write(k, v.as_i64()?)),
-                _ => None,
-            }
+        .map(|m| match (m.f, &m.value) {
+            (MopF::Read, _) => Some(Mop::Read(m.key)),
+            (MopF::Append, MopValue::Int(v)) => Some(Mop::Append(m.key, *v)),
+            (MopF::Write, MopValue::Int(v)) => Some(Mop::Write(m.key, *v)),
+            _ => None,
         })
         .collect()
 }
@@ -352,7 +348,7 @@ impl Client for TxnClient {
         if op.f != F::Txn {
             return Completion::fail(op.value.clone(), "unsupported-operation");
         }
-        let Some(mops) = decode(&op.value.to_generic()) else {
+        let Some(mops) = decode(&op.value) else {
             return Completion::fail(op.value.clone(), "malformed-txn");
         };
         if self.rng.gen_bool(SPURIOUS_ABORT) {

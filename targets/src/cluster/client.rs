@@ -291,41 +291,20 @@ fn state_value(state: Option<LedgerState>) -> Value {
 
 /// The micro-ops of a `txn` value (fast path or generic lists), or `None` if it is malformed.
 fn decode_mops(value: &Value) -> Option<Vec<Mop>> {
-    if let Some(t) = value.as_txn() {
-        return t
-            .iter()
-            .map(|m| match (m.f, &m.value) {
-                (MopF::Read, _) => Some(Mop::R { key: m.key }),
-                (MopF::Append, MopValue::Int(v)) => Some(Mop::Append {
-                    key: m.key,
-                    value: *v,
-                }),
-                (MopF::Write, MopValue::Int(v)) => Some(Mop::W {
-                    key: m.key,
-                    value: *v,
-                }),
-                _ => None,
-            })
-            .collect();
-    }
     value
-        .as_list()?
+        .micro_ops()?
         .iter()
-        .map(|m| {
-            let [f, k, v] = m.as_list()? else { return None };
-            let key = k.as_i64()?;
-            match f.as_str()? {
-                "r" => Some(Mop::R { key }),
-                "append" => Some(Mop::Append {
-                    key,
-                    value: v.as_i64()?,
-                }),
-                "w" => Some(Mop::W {
-                    key,
-                    value: v.as_i64()?,
-                }),
-                _ => None,
-            }
+        .map(|m| match (m.f, &m.value) {
+            (MopF::Read, _) => Some(Mop::R { key: m.key }),
+            (MopF::Append, MopValue::Int(v)) => Some(Mop::Append {
+                key: m.key,
+                value: *v,
+            }),
+            (MopF::Write, MopValue::Int(v)) => Some(Mop::W {
+                key: m.key,
+                value: *v,
+            }),
+            _ => None,
         })
         .collect()
 }
