@@ -1,9 +1,6 @@
 //! Golden histories with known verdicts: Knossos's own cas-register histories and the bank histories
-//! of shared/data. (How long each takes is measured, not asserted: see
-//! docs/benchmarks.md.)
-//!
-//! The data lives outside the repository (`/work/shared/data`, or `$VERITY_SHARED_DATA`); when it is
-//! absent the test says so and fails, rather than passing silently.
+//! in `tests/data` (see its README for where they come from). How long each takes is measured, not
+//! asserted: see docs/benchmarks.md.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -14,19 +11,7 @@ use verity_history::edn::read_edn;
 use verity_history::Value;
 
 fn data_dir() -> PathBuf {
-    let dir = std::env::var_os("VERITY_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
-    let dir = if dir.exists() {
-        dir
-    } else {
-        PathBuf::from("/work/shared/data")
-    };
-    assert!(
-        dir.exists(),
-        "test data not found: set VERITY_SHARED_DATA to shared/data"
-    );
-    dir
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data")
 }
 
 /// Rows of a manifest.tsv as maps from column name to value.

@@ -50,6 +50,10 @@ const REPLY_LOSS: f64 = 0.01;
 const SPURIOUS_ABORT: f64 = 0.01;
 /// `dirty-read`: chance that a transaction aborts after its writes were visible.
 const DIRTY_ABORT: f64 = 0.2;
+/// `dirty-read`: how long an aborting transaction keeps its writes visible waiting for another
+/// transaction to read one of them, so that a dirty read (G1a) happens even on a loaded machine
+/// whose scheduler would otherwise run each transaction start to finish.
+const DIRTY_HOLD_MAX: std::time::Duration = std::time::Duration::from_millis(200);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Isolation {
@@ -106,6 +110,8 @@ struct Store {
     keys: HashMap<i64, Versions>,
     /// Whether a key holds a register (written with `w`) rather than a list.
     registers: HashMap<i64, bool>,
+    /// `dirty-read`: uncommitted values some transaction has read.
+    dirty_seen: std::collections::HashSet<i64>,
 }
 
 impl Store {
@@ -316,6 +322,10 @@ impl TxnClient {
                 match *m {
                     Mop::Read(k) => {
                         let reg = is_register(&s, self.shared.registers, mops, k);
+                        let dirty: Vec<i64> = s.keys.get(&k).map_or(Vec::new(), |v| {
+                            v.0.iter().filter(|e| e.1 == DIRTY).map(|e| e.0).collect()
+                        });
+                        s.dirty_seen.extend(dirty);
                         reads.push(s.read(k, DIRTY, reg));
                     }
                     w => install(&mut s, &[w], DIRTY),
@@ -324,7 +334,31 @@ impl TxnClient {
             tokio::task::yield_now().await;
         }
         let abort = self.rng.gen_bool(DIRTY_ABORT);
+        let written: Vec<i64> = mops
+            .iter()
+            .filter_map(|m| match *m {
+                Mop::Append(_, v) | Mop::Write(_, v) => Some(v),
+                Mop::Read(_) => None,
+            })
+            .collect();
+        if abort && !written.is_empty() {
+            // Hold the doomed writes until someone has read one (bounded), then take them back.
+            let deadline = tokio::time::Instant::now() + DIRTY_HOLD_MAX;
+            while tokio::time::Instant::now() < deadline {
+                let seen = {
+                    let s = self.shared.store.lock();
+                    written.iter().any(|v| s.dirty_seen.contains(v))
+                };
+                if seen {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
         let mut s = self.shared.store.lock();
+        for v in &written {
+            s.dirty_seen.remove(v);
+        }
         s.clock += 1;
         let ts = s.clock;
         for m in mops {

@@ -1,8 +1,8 @@
-//! `verity check` on the shared histories with known verdicts, one file at a time and as a corpus.
+//! `verity check` on the histories of tests/data with known verdicts, one file at a time and as a corpus.
 
 use crate::support::verity;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 
 fn check(args: &[&str]) -> (i32, String) {
     let out = verity()
