@@ -26,7 +26,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
     /// Main-phase length of each controller run.
-    #[arg(long, default_value = "5s", value_parser = crate::cli::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = crate::args::parse_duration)]
     pub time_limit: Duration,
     /// Size of the history the check benchmark reads, in events.
     #[arg(long, default_value_t = 1_000_000)]

@@ -7,17 +7,52 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::Args;
 use rayon::prelude::*;
 use verity_checkers::Validity;
 use verity_history::jsonl::{self, ReadError};
 use verity_history::History;
 
-use crate::cli::CheckArgs;
+use crate::args::{parse_json_value, BudgetArgs};
 use crate::exit::{Failure, Outcome};
 use crate::plan::CheckSettings;
 use crate::results::{self, Results};
 use crate::store::{self, RunMeta};
 use crate::{plan, summary};
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// A run directory (holding history.jsonl) or a history file.
+    pub path: PathBuf,
+    /// Format of a history file; guessed from the extension when omitted.
+    #[arg(long, value_parser = ["jsonl", "edn"])]
+    pub format: Option<String>,
+    /// Comma-separated checkers to run instead of the default plan.
+    #[arg(long, value_delimiter = ',')]
+    pub checker: Vec<String>,
+    /// Model of the linearizability checker (see `verity list`); alone, it checks linearizability only.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Initial value of a register model, as JSON (e.g. 0 or null); 0 when omitted.
+    #[arg(long, value_parser = parse_json_value)]
+    pub initial: Option<verity_history::Value>,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
+}
+
+impl CheckArgs {
+    pub fn settings(&self) -> Result<crate::plan::CheckSettings, Failure> {
+        Ok(crate::plan::CheckSettings {
+            checkers: self.checker.clone(),
+            options: verity_checkers::registry::CheckerOptions {
+                model: self.model.clone(),
+                initial: self.initial.clone(),
+            },
+            time_limit: Some(self.budget.check_time_limit),
+            memory_mib: Some(self.budget.check_memory_mib),
+        })
+    }
+}
 
 pub fn run(args: CheckArgs) -> Result<Outcome, Failure> {
     let settings = args.settings()?;
@@ -56,10 +91,18 @@ pub fn judge_run_dir(dir: &Path, settings: &CheckSettings) -> Result<Results, Fa
     }
     let results = judge(&history, meta.as_ref(), &settings)?;
     store::write_json(&dir.join(store::RESULTS_FILE), &results)?;
-    if let Some(graph) = results.checkers.get("graph") {
-        verity_checkers::graph::write_artifacts(graph, dir).map_err(|e| {
-            Failure::Harness(anyhow::anyhow!("cannot write the anomaly graphs: {e}"))
-        })?;
+    for (name, verdict) in &results.checkers {
+        let artifacts = verity_checkers::registry::CHECKERS
+            .get(name)
+            .ok()
+            .and_then(|c| c.artifacts);
+        if let Some(write) = artifacts {
+            write(verdict, dir).map_err(|e| {
+                Failure::Harness(anyhow::anyhow!(
+                    "cannot write the {name} checker's files: {e}"
+                ))
+            })?;
+        }
     }
     let junit_path = dir.join(store::JUNIT_FILE);
     std::fs::write(&junit_path, crate::junit::render(&results)).map_err(|e| {
@@ -83,11 +126,13 @@ pub fn judge(
     history
         .ops()
         .map_err(|e| Failure::bad_input(format!("malformed history: {e}")))?;
-    let names = plan::checker_names(
-        settings,
-        meta.map(|m| m.workload.as_str()),
-        meta.map(|m| m.target.as_str()),
-    )?;
+    // A history that recorded its nodes' own states is judged for convergence too.
+    let node_states = history.events.iter().any(|e| {
+        e.process == verity_history::Process::Nemesis
+            && e.f.as_str() == verity_checkers::convergence::NODE_STATE_F
+    });
+    let extra: &[&str] = if node_states { &["convergence"] } else { &[] };
+    let names = plan::checker_names(settings, meta.map(|m| m.workload.as_str()), extra)?;
     let verdicts = plan::check_all(history, &names, settings);
     Ok(results::build(history, meta, verdicts))
 }

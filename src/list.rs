@@ -1,43 +1,60 @@
-//! `verity list`: every target, workload, bug knob and checker, one line each.
+//! `verity list`: every target, workload, bug knob, fault, checker and model, one line each, read from
+//! the registries.
 
 use verity_checkers::registry::CHECKERS;
-use verity_targets::registry::{bugs, bugs_for, TARGETS, TXN_WORKLOADS};
+use verity_history::registry::Entry;
+use verity_targets::registry::TARGETS;
 use verity_workloads::registry::WORKLOADS;
 
 pub fn lines() -> Vec<String> {
     let mut out = Vec::new();
-    for (name, about) in TARGETS {
-        out.push(format!("target    {name:<20} {about}"));
-    }
-    for (name, about) in WORKLOADS {
-        out.push(format!("workload  {name:<20} {about}"));
-    }
-    for (target, _) in TARGETS {
-        for (name, about) in bugs(target) {
-            out.push(format!("bug       {name:<20} ({target}) {about}"));
-        }
-        let mut txn: Vec<(&str, &str)> = Vec::new();
-        for workload in TXN_WORKLOADS {
-            for &(name, about) in bugs_for(target, workload) {
-                if !bugs(target).iter().any(|(n, _)| *n == name)
-                    && !txn.iter().any(|(n, _)| *n == name)
-                {
-                    txn.push((name, about));
-                }
-            }
-        }
-        for (name, about) in txn {
-            let workloads = TXN_WORKLOADS.join(", ");
+    for t in TARGETS.iter() {
+        out.push(format!("target    {:<20} {}", t.name(), t.about()));
+        out.push(format!(
+            "          {:<20} workloads: {}; nemesis: {}; op timeout: {}",
+            "",
+            t.workloads.join(", "),
+            if t.nodes {
+                t.default_nemesis
+            } else {
+                "none (no nodes)"
+            },
+            humantime::format_duration(t.op_timeout)
+        ));
+        for o in t.options {
+            let values = if o.values.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", o.values.join("|"))
+            };
+            let default = o
+                .default
+                .map(|d| format!(", default {d}"))
+                .unwrap_or_default();
             out.push(format!(
-                "bug       {name:<20} ({target}; {workloads}) {about}"
+                "          {:<20} --{}{values}: {}{default}",
+                "", o.name, o.about
             ));
         }
     }
-    for (name, about) in verity_targets::cluster::faults::FAULT_KINDS {
+    for w in WORKLOADS.iter() {
+        out.push(format!("workload  {:<20} {}", w.name(), w.about()));
+    }
+    for t in TARGETS.iter() {
+        for ((name, about), workloads) in t.all_bugs() {
+            let scope = if workloads.len() == t.workloads.len() {
+                t.name.to_string()
+            } else {
+                format!("{}; {}", t.name, workloads.join(", "))
+            };
+            out.push(format!("bug       {name:<20} ({scope}) {about}"));
+        }
+    }
+    for (name, about) in verity_nemesis::FAULT_KINDS {
         out.push(format!("fault     {name:<20} {about}"));
     }
-    for (name, about) in CHECKERS {
-        out.push(format!("checker   {name:<20} {about}"));
+    for c in CHECKERS.iter() {
+        out.push(format!("checker   {:<20} {}", c.name(), c.about()));
     }
     for (name, about) in verity_checkers::linearizable::MODELS {
         out.push(format!("model     {name:<20} {about}"));

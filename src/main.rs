@@ -4,13 +4,12 @@
 //! its own module. Exit codes are Jepsen's, so existing CI scripts keep working: 0 valid, 1 invalid,
 //! 2 unknown, 254 bad arguments or input, 255 the harness itself failed.
 
+mod args;
 mod bench;
 mod check;
 mod cli;
 mod clock;
-mod controller;
 mod exit;
-mod faults;
 mod heal;
 mod junit;
 mod list;
@@ -18,6 +17,7 @@ mod node_cmd;
 mod plan;
 mod progress;
 mod results;
+mod run;
 mod store;
 mod summary;
 

@@ -1,6 +1,6 @@
 //! `verity node`: one replica of the built-in replicated ledger, as the cluster target's supervisor
 //! starts it. The arguments map one to one onto [`NodeConfig`]; everything else is in
-//! `verity_targets::cluster::node`.
+//! `verity_ledger::node`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
 use clap::Args;
-use verity_targets::cluster::{run_node, Bugs, NodeConfig};
+use verity_ledger::{run_node, Bugs, NodeConfig};
 
 #[derive(Debug, Clone, Args)]
 pub struct NodeArgs {

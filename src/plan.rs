@@ -32,12 +32,13 @@ impl CheckSettings {
     }
 }
 
-/// Resolves the checker names of a run or a check: the user's, or the default plan. A `--model` with
-/// no `--checker` asks for the linearizability checker alone.
+/// Resolves the checker names of a run or a check: the user's, or the default plan of the workload
+/// plus `extra` (what the target's registry entry adds, such as convergence for replicas). A
+/// `--model` with no `--checker` asks for the linearizability checker alone.
 pub fn checker_names(
     settings: &CheckSettings,
     workload: Option<&str>,
-    target: Option<&str>,
+    extra: &[&str],
 ) -> Result<Vec<String>, Failure> {
     let names: Vec<String> = if !settings.checkers.is_empty() {
         settings.checkers.clone()
@@ -45,10 +46,7 @@ pub fn checker_names(
         vec!["linearizable".to_string()]
     } else {
         let mut plan = registry::default_plan(workload.unwrap_or("bank"));
-        if target == Some("cluster") {
-            // Replicas must converge once faults heal.
-            plan.push("convergence");
-        }
+        plan.extend_from_slice(extra);
         plan.into_iter().map(String::from).collect()
     };
     for n in &names {

@@ -28,6 +28,9 @@ pub struct RunMeta {
     pub seed: u64,
     /// The command that reproduces this run.
     pub command: String,
+    /// Target options given on the command line (`isolation` → `serializable`).
+    #[serde(default)]
+    pub target_options: std::collections::BTreeMap<String, String>,
     /// Wall-clock start, RFC 3339 (histories themselves only hold monotonic time).
     pub started_at: String,
     pub time_limit_s: f64,

@@ -12,6 +12,7 @@ pub mod event;
 pub mod history;
 pub mod invocation;
 pub mod jsonl;
+pub mod registry;
 pub mod value;
 
 pub use event::{Event, EventType, Process, F};

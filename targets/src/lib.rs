@@ -10,9 +10,12 @@ pub mod memory;
 pub mod memory_txn;
 pub mod registry;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use thiserror::Error;
 use verity_history::{Completion, Invocation};
+use verity_nemesis::nodes::Nodes;
 
 #[derive(Debug, Error)]
 pub enum TargetError {
@@ -28,6 +31,9 @@ pub enum TargetError {
     },
     #[error("target {target} does not support workload {workload}")]
     UnsupportedWorkload { target: String, workload: String },
+    /// What the target needs is not on this machine (a server binary): bad input, not a crash.
+    #[error("{what} is not installed: {hint}")]
+    Unavailable { what: String, hint: String },
 }
 
 /// One connection to the system under test, owned by one worker.
@@ -51,5 +57,11 @@ pub trait Target: Send + Sync {
     /// Releases everything the target started.
     async fn teardown(&self) -> Result<(), TargetError> {
         Ok(())
+    }
+
+    /// The nodes the fault layer may break, for a target that runs processes; `None` for one that
+    /// does not (an in-process ledger, a server reached by `--url`).
+    fn nodes(self: Arc<Self>) -> Option<Arc<dyn Nodes>> {
+        None
     }
 }

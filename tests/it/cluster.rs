@@ -178,10 +178,8 @@ async fn a_paused_node_is_stopped_the_rest_commit_and_it_catches_up_when_resumed
 
 /// Reads `node` directly with a short deadline: `Some(balances)` if it answered one.
 async fn read_at(t: &ClusterTarget, node: &str) -> Option<Vec<i64>> {
-    use verity_targets::cluster::wire::{ClientOp, Outcome};
-    let ids = t.node_ids();
-    let mut c =
-        verity_targets::cluster::ClusterClient::new(ids, t.links(), 0, Duration::from_secs(1));
+    use verity_ledger::wire::{ClientOp, Outcome};
+    let mut c = verity_ledger::ClusterClient::new(t.client_addrs(), 0, Duration::from_secs(1));
     match c.call(node, ClientOp::Read, Duration::from_secs(1)).await {
         Ok(Outcome::Ok { state: Some(s) }) => Some(s.balances),
         _ => None,
@@ -211,9 +209,9 @@ async fn a_stale_read_node_answers_from_local_state_when_cut_off_and_a_correct_o
         // n1 cannot reach a majority: only local state could answer now, for a read and for a
         // read-only transaction alike.
         let got = read_at(&t, lone).await;
-        let read_only = verity_targets::cluster::wire::Txn {
+        let read_only = verity_ledger::wire::Txn {
             id: 1,
-            mops: vec![verity_targets::cluster::wire::Mop::R { key: 1 }],
+            mops: vec![verity_ledger::wire::Mop::R { key: 1 }],
         };
         let got_txn = txn_at(&t, lone, read_only).await;
         for pid in &others {
@@ -294,14 +292,9 @@ fn bad_node_arguments_exit_254() {
 mod soak;
 
 /// One transaction sent straight to `node` with a chosen id, as a retrying client would send it.
-async fn txn_at(t: &ClusterTarget, node: &str, txn: verity_targets::cluster::wire::Txn) -> bool {
-    use verity_targets::cluster::wire::{ClientOp, Outcome};
-    let mut c = verity_targets::cluster::ClusterClient::new(
-        t.node_ids(),
-        t.links(),
-        0,
-        Duration::from_secs(2),
-    );
+async fn txn_at(t: &ClusterTarget, node: &str, txn: verity_ledger::wire::Txn) -> bool {
+    use verity_ledger::wire::{ClientOp, Outcome};
+    let mut c = verity_ledger::ClusterClient::new(t.client_addrs(), 0, Duration::from_secs(2));
     matches!(
         c.call(node, ClientOp::Txn { txn }, Duration::from_secs(2))
             .await,
@@ -321,7 +314,7 @@ async fn converged_store(t: &ClusterTarget) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_replicate_and_a_retried_one_applies_once_unless_no_dedupe() {
-    use verity_targets::cluster::wire::{Mop, Txn};
+    use verity_ledger::wire::{Mop, Txn};
     for (bugs, copies) in [(vec![], 1), (vec!["no-dedupe"], 2)] {
         let dir = tempfile::tempdir().unwrap();
         let t = cluster(dir.path(), &bugs);

@@ -15,11 +15,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use verity_checkers::convergence::ledgers_agree;
 use verity_history::{EventType, Invocation, Transfer, Value, F};
-use verity_targets::cluster::faults::{Fault, FaultKind, GrudgeKind, Partition, Transition};
-use verity_targets::cluster::glue::ClusterControl;
-use verity_targets::cluster::nemesis::{process_state, Nemesis};
-use verity_targets::cluster::proxy::{ProxyConfig, ProxyMesh, CLIENT};
-use verity_targets::cluster::schedule::schedule;
+use verity_nemesis::faults::{Fault, FaultKind, GrudgeKind, Partition, Transition};
+use verity_nemesis::schedule::schedule;
+use verity_nemesis::signal::process_state;
+use verity_nemesis::{Nemesis, ProxyConfig, ProxyMesh, CLIENT};
 use verity_targets::cluster::{ClusterOptions, ClusterTarget};
 use verity_targets::Target;
 
@@ -78,10 +77,9 @@ async fn converge(t: &ClusterTarget, within: Duration) -> Vec<i64> {
 async fn a_seeded_nemesis_run_heals_and_the_replicas_converge() {
     let dir = tempfile::tempdir().unwrap();
     let (t, proxy) = proxied_cluster(dir.path()).await;
-    let control = Arc::new(ClusterControl(t.clone()));
     let nemesis = Arc::new(Nemesis::new(
         Some(proxy.clone()),
-        control,
+        t.clone(),
         Some(dir.path().join("nemesis.json")),
     ));
     let _guard = nemesis.guard();
@@ -157,8 +155,7 @@ async fn a_seeded_nemesis_run_heals_and_the_replicas_converge() {
 async fn isolating_the_leader_cuts_its_links_and_it_catches_up_after_the_heal() {
     let dir = tempfile::tempdir().unwrap();
     let (t, proxy) = proxied_cluster(dir.path()).await;
-    let control = Arc::new(ClusterControl(t.clone()));
-    let nemesis = Nemesis::new(Some(proxy.clone()), control, None);
+    let nemesis = Nemesis::new(Some(proxy.clone()), t.clone(), None);
     let mut c = t.client(0).await.unwrap();
     assert_eq!(c.invoke(&transfer(1)).await.kind, EventType::Ok);
     let names = t.node_ids();

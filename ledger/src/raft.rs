@@ -1,0 +1,673 @@
+//! A compact Raft consensus core, written sans-I/O: it never touches a socket, a file or a clock.
+//!
+//! It follows the Raft paper (Ongaro & Ousterhout, "In Search of an Understandable Consensus
+//! Algorithm", 2014, figure 2): randomized election timeouts, log replication with the consistency
+//! check on `prev_index`/`prev_term`, commitment only of entries of the leader's own term counted on a
+//! majority, and a no-op appended by every new leader. Like etcd's raft library, the core is driven
+//! from outside: [`Raft::tick`], [`Raft::step`] and [`Raft::propose`] change its state, and
+//! [`Raft::ready`] hands back what must be made durable (term, vote, new log entries) and the messages
+//! to send — in that order, so nothing leaves a node before the state it reflects is on disk. Because
+//! time is a number passed in and every random choice comes from a seeded ChaCha8 stream, a whole
+//! cluster of cores can be simulated deterministically (see `targets/tests/raft_sim.rs`).
+//!
+//! Leader stickiness (the thesis' §4.2.3): a node that heard from a live leader within the minimum
+//! election timeout ignores vote requests, so a node coming back from a partition with a high term
+//! does not depose a healthy leader.
+//!
+//! The `split-brain` knob is a genuinely wrong quorum rule: a leader counts only the peers it heard
+//! from recently, so a leader cut off from everyone becomes a quorum of one and keeps committing and
+//! acknowledging writes while the other side elects a new leader; and it holds a leader lease
+//! counted in heartbeats it sent rather than in time, during which it ignores higher terms — so a
+//! leader that was paused (SIGSTOP) wakes up believing its lease is fresh and keeps leading alongside
+//! the leader elected in its absence.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::storage::{HardState, Recovered};
+use crate::wire::{Command, Entry, NodeId, NodeStatus, PeerMsg, Role};
+
+/// Entries per append message: keeps a catching-up follower's messages bounded.
+const APPEND_ENTRIES_MAX: usize = 256;
+/// `split-brain`: heartbeats a leader's lease lasts after it last heard from a peer.
+const LEASE_HEARTBEATS: u64 = 10;
+
+#[derive(Debug, Clone)]
+pub struct RaftConfig {
+    pub id: NodeId,
+    /// Every other member of the cluster.
+    pub peers: Vec<NodeId>,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub heartbeat_ms: u64,
+    pub seed: u64,
+    /// The `split-brain` knob (see the module documentation).
+    pub split_brain: bool,
+    /// The `early-ack` knob's replication: new entries wait for the next heartbeat instead of
+    /// being sent at once (asynchronous replication, as in primary-backup systems that acknowledge
+    /// before the backups have the write).
+    pub async_replication: bool,
+}
+
+impl RaftConfig {
+    pub fn new(id: impl Into<NodeId>, peers: Vec<NodeId>, seed: u64) -> Self {
+        RaftConfig {
+            id: id.into(),
+            peers,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 600,
+            heartbeat_ms: 50,
+            seed,
+            split_brain: false,
+            async_replication: false,
+        }
+    }
+}
+
+/// What the driver must do next, in order: persist `hard` and `append`, then send `messages`.
+#[derive(Debug, Default)]
+pub struct Ready {
+    pub hard: Option<HardState>,
+    /// The log from this index on is replaced by these entries.
+    pub append: Option<(u64, Vec<Entry>)>,
+    pub messages: Vec<(NodeId, PeerMsg)>,
+}
+
+impl Ready {
+    pub fn is_empty(&self) -> bool {
+        self.hard.is_none() && self.append.is_none() && self.messages.is_empty()
+    }
+}
+
+pub struct Raft {
+    cfg: RaftConfig,
+    rng: ChaCha8Rng,
+    hard: HardState,
+    log: Vec<Entry>,
+    commit: u64,
+    role: Role,
+    leader: Option<NodeId>,
+    votes: BTreeSet<NodeId>,
+    next: BTreeMap<NodeId, u64>,
+    matched: BTreeMap<NodeId, u64>,
+    /// When the leader last heard from each peer (ms).
+    heard: BTreeMap<NodeId, u64>,
+    /// When a follower last heard from a live leader (ms).
+    leader_contact: Option<u64>,
+    election_due: u64,
+    heartbeat_due: u64,
+    /// First log index not yet handed to the driver for persistence.
+    unstable_from: u64,
+    hard_dirty: bool,
+    broadcast_due: bool,
+    outbox: Vec<(NodeId, PeerMsg)>,
+    /// `split-brain`: the leader's lease, counted in heartbeats it sent — a count that stands still
+    /// while the process is paused, which is the bug.
+    lease_heartbeats: u64,
+    /// Committed entries this node saw overwritten: zero unless a bug knob broke safety.
+    pub overwritten_committed: u64,
+}
+
+impl Raft {
+    pub fn new(cfg: RaftConfig, recovered: Recovered, now_ms: u64) -> Raft {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ name_hash(&cfg.id));
+        let election_due =
+            now_ms + rng.gen_range(cfg.election_timeout_min_ms..=cfg.election_timeout_max_ms);
+        let unstable_from = recovered.entries.len() as u64 + 1;
+        Raft {
+            cfg,
+            rng,
+            hard: recovered.hard,
+            log: recovered.entries,
+            commit: 0,
+            role: Role::Follower,
+            leader: None,
+            votes: BTreeSet::new(),
+            next: BTreeMap::new(),
+            matched: BTreeMap::new(),
+            heard: BTreeMap::new(),
+            leader_contact: None,
+            election_due,
+            heartbeat_due: 0,
+            unstable_from,
+            hard_dirty: false,
+            broadcast_due: false,
+            outbox: Vec::new(),
+            lease_heartbeats: 0,
+            overwritten_committed: 0,
+        }
+    }
+
+    pub fn id(&self) -> &NodeId {
+        &self.cfg.id
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn term(&self) -> u64 {
+        self.hard.term
+    }
+    pub fn leader(&self) -> Option<&NodeId> {
+        self.leader.as_ref()
+    }
+    pub fn commit(&self) -> u64 {
+        self.commit
+    }
+    pub fn last_index(&self) -> u64 {
+        self.log.len() as u64
+    }
+    /// The entry at a 1-based index.
+    pub fn entry(&self, index: u64) -> Option<&Entry> {
+        index.checked_sub(1).and_then(|i| self.log.get(i as usize))
+    }
+
+    pub fn status(&self, applied: u64) -> NodeStatus {
+        NodeStatus {
+            node: self.cfg.id.clone(),
+            role: self.role,
+            term: self.hard.term,
+            leader: self.leader.clone(),
+            commit: self.commit,
+            last_index: self.last_index(),
+            applied,
+        }
+    }
+
+    fn term_at(&self, index: u64) -> Option<u64> {
+        if index == 0 {
+            Some(0)
+        } else {
+            self.entry(index).map(|e| e.term)
+        }
+    }
+
+    fn last_term(&self) -> u64 {
+        self.log.last().map_or(0, |e| e.term)
+    }
+
+    fn cluster_size(&self) -> usize {
+        self.cfg.peers.len() + 1
+    }
+
+    fn send(&mut self, to: &NodeId, msg: PeerMsg) {
+        self.outbox.push((to.clone(), msg));
+    }
+
+    fn reset_election(&mut self, now_ms: u64) {
+        let (lo, hi) = (
+            self.cfg.election_timeout_min_ms,
+            self.cfg.election_timeout_max_ms,
+        );
+        self.election_due = now_ms + self.rng.gen_range(lo..=hi);
+    }
+
+    fn set_term(&mut self, term: u64) {
+        debug_assert!(term > self.hard.term, "terms only grow");
+        self.hard.term = term;
+        self.hard.vote = None;
+        self.hard_dirty = true;
+    }
+
+    fn become_follower(&mut self, leader: Option<NodeId>) {
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.votes.clear();
+    }
+
+    /// Advances timers: a follower or candidate whose election timeout passed campaigns; a leader
+    /// sends heartbeats.
+    pub fn tick(&mut self, now_ms: u64) {
+        match self.role {
+            Role::Leader => {
+                if now_ms >= self.heartbeat_due {
+                    self.heartbeat(now_ms);
+                }
+                // Under `split-brain` the quorum shrinks as peers fall silent, so commitment can
+                // advance with time alone.
+                self.advance_commit(now_ms);
+            }
+            Role::Follower | Role::Candidate => {
+                if now_ms >= self.election_due {
+                    self.campaign(now_ms);
+                }
+            }
+        }
+    }
+
+    fn campaign(&mut self, now_ms: u64) {
+        let term = self.hard.term + 1;
+        self.set_term(term);
+        self.hard.vote = Some(self.cfg.id.clone());
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.leader_contact = None;
+        self.votes = BTreeSet::from([self.cfg.id.clone()]);
+        self.reset_election(now_ms);
+        if self.votes.len() > self.cluster_size() / 2 {
+            self.become_leader(now_ms);
+            return;
+        }
+        let (last_index, last_term) = (self.last_index(), self.last_term());
+        for p in self.cfg.peers.clone() {
+            self.send(
+                &p,
+                PeerMsg::Vote {
+                    term,
+                    last_index,
+                    last_term,
+                },
+            );
+        }
+    }
+
+    fn become_leader(&mut self, now_ms: u64) {
+        self.role = Role::Leader;
+        self.leader = Some(self.cfg.id.clone());
+        self.votes.clear();
+        let next = self.last_index() + 1;
+        for p in &self.cfg.peers {
+            self.next.insert(p.clone(), next);
+            self.matched.insert(p.clone(), 0);
+            self.heard.insert(p.clone(), now_ms);
+        }
+        // A no-op of the new term: committing it commits every earlier entry (§5.4.2) and makes
+        // reads through the log linearizable from the first one on.
+        self.log.push(Entry {
+            term: self.hard.term,
+            cmd: Command::Noop,
+        });
+        self.heartbeat_due = now_ms + self.cfg.heartbeat_ms;
+        self.lease_heartbeats = LEASE_HEARTBEATS;
+        for p in self.cfg.peers.clone() {
+            self.send_append(&p);
+        }
+        self.advance_commit(now_ms);
+    }
+
+    /// Appends a client command if this node is the leader; returns its log index.
+    pub fn propose(&mut self, cmd: Command) -> Option<u64> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        self.log.push(Entry {
+            term: self.hard.term,
+            cmd,
+        });
+        self.broadcast_due = !self.cfg.async_replication;
+        Some(self.last_index())
+    }
+
+    fn heartbeat(&mut self, now_ms: u64) {
+        self.heartbeat_due = now_ms + self.cfg.heartbeat_ms;
+        self.lease_heartbeats = self.lease_heartbeats.saturating_sub(1);
+        for p in self.cfg.peers.clone() {
+            // Silence for two heartbeats suggests messages were lost: resend from what is known to
+            // be replicated, not from the optimistic `next`.
+            let quiet = self
+                .heard
+                .get(&p)
+                .is_none_or(|&h| h + 2 * self.cfg.heartbeat_ms < now_ms);
+            if quiet {
+                let m = self.matched.get(&p).copied().unwrap_or(0);
+                self.next.insert(p.clone(), m + 1);
+            }
+            self.send_append(&p);
+        }
+    }
+
+    fn send_append(&mut self, peer: &NodeId) {
+        let last = self.last_index();
+        let next = self
+            .next
+            .get(peer)
+            .copied()
+            .unwrap_or(last + 1)
+            .clamp(1, last + 1);
+        let prev_index = next - 1;
+        let prev_term = self
+            .term_at(prev_index)
+            .expect("prev_index is within the log");
+        let end = (prev_index as usize + APPEND_ENTRIES_MAX).min(self.log.len());
+        let entries = self.log[prev_index as usize..end].to_vec();
+        self.next
+            .insert(peer.clone(), prev_index + entries.len() as u64 + 1);
+        let msg = PeerMsg::Append {
+            term: self.hard.term,
+            prev_index,
+            prev_term,
+            entries,
+            commit: self.commit,
+        };
+        self.send(peer, msg);
+    }
+
+    /// Handles one message from a peer.
+    pub fn step(&mut self, from: &NodeId, msg: PeerMsg, now_ms: u64) {
+        if !self.cfg.peers.contains(from) {
+            return;
+        }
+        let term = msg.term();
+        if term > self.hard.term
+            && self.cfg.split_brain
+            && self.role == Role::Leader
+            && self.lease_heartbeats > 0
+        {
+            // The bug: "my lease is still valid", by a clock that did not run while paused.
+            return;
+        }
+        if term > self.hard.term {
+            if matches!(msg, PeerMsg::Vote { .. }) && self.believes_in_leader(now_ms) {
+                return;
+            }
+            self.set_term(term);
+            let leader = matches!(msg, PeerMsg::Append { .. }).then(|| from.clone());
+            self.become_follower(leader);
+        }
+        match msg {
+            PeerMsg::Vote {
+                term,
+                last_index,
+                last_term,
+            } => self.on_vote(from, term, last_index, last_term, now_ms),
+            PeerMsg::VoteReply { term, granted } => {
+                if self.role == Role::Candidate && term == self.hard.term && granted {
+                    self.votes.insert(from.clone());
+                    if self.votes.len() > self.cluster_size() / 2 {
+                        self.become_leader(now_ms);
+                    }
+                }
+            }
+            PeerMsg::Append {
+                term,
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            } => {
+                if term < self.hard.term {
+                    let reply = PeerMsg::AppendReply {
+                        term: self.hard.term,
+                        success: false,
+                        index: 0,
+                    };
+                    self.send(from, reply);
+                    return;
+                }
+                if self.role == Role::Leader {
+                    // Two leaders of one term cannot exist; a message claiming so is ignored.
+                    return;
+                }
+                self.become_follower(Some(from.clone()));
+                self.leader_contact = Some(now_ms);
+                self.reset_election(now_ms);
+                self.on_append(from, prev_index, prev_term, entries, commit);
+            }
+            PeerMsg::AppendReply {
+                term,
+                success,
+                index,
+            } => {
+                if self.role == Role::Leader && term == self.hard.term {
+                    self.on_append_reply(from, success, index, now_ms);
+                }
+            }
+        }
+    }
+
+    /// Whether a live leader is known (followers: heard from it lately; leaders: heard from a
+    /// majority lately), in which case vote requests are ignored.
+    fn believes_in_leader(&self, now_ms: u64) -> bool {
+        let window = self.cfg.election_timeout_min_ms;
+        match self.role {
+            Role::Follower => self.leader_contact.is_some_and(|t| now_ms < t + window),
+            Role::Candidate => false,
+            Role::Leader => {
+                let recent = self
+                    .heard
+                    .values()
+                    .filter(|&&h| now_ms < h + window)
+                    .count();
+                recent + 1 > self.cluster_size() / 2
+            }
+        }
+    }
+
+    fn on_vote(&mut self, from: &NodeId, term: u64, last_index: u64, last_term: u64, now_ms: u64) {
+        let up_to_date = (last_term, last_index) >= (self.last_term(), self.last_index());
+        let free = self.hard.vote.as_ref().is_none_or(|v| v == from);
+        let granted = term == self.hard.term && up_to_date && free && self.role == Role::Follower;
+        if granted && self.hard.vote.is_none() {
+            self.hard.vote = Some(from.clone());
+            self.hard_dirty = true;
+        }
+        if granted {
+            self.reset_election(now_ms);
+        }
+        let reply = PeerMsg::VoteReply {
+            term: self.hard.term,
+            granted,
+        };
+        self.send(from, reply);
+    }
+
+    fn on_append(
+        &mut self,
+        from: &NodeId,
+        prev_index: u64,
+        prev_term: u64,
+        entries: Vec<Entry>,
+        commit: u64,
+    ) {
+        let reject = |raft: &mut Raft, index: u64| {
+            let reply = PeerMsg::AppendReply {
+                term: raft.hard.term,
+                success: false,
+                index,
+            };
+            raft.send(from, reply);
+        };
+        if prev_index > self.last_index() {
+            let hint = self.last_index() + 1;
+            return reject(self, hint);
+        }
+        let mine = self
+            .term_at(prev_index)
+            .expect("prev_index is within the log");
+        if mine != prev_term {
+            // Skip back over the whole conflicting term at once (§5.3's optimisation).
+            let mut hint = prev_index;
+            while hint > 1 && self.term_at(hint - 1) == Some(mine) {
+                hint -= 1;
+            }
+            return reject(self, hint);
+        }
+        let count = entries.len() as u64;
+        for (k, e) in entries.into_iter().enumerate() {
+            let index = prev_index + 1 + k as u64;
+            match self.term_at(index) {
+                Some(t) if t == e.term => continue,
+                Some(_) => {
+                    if index <= self.commit {
+                        self.overwritten_committed += 1;
+                    }
+                    self.log.truncate(index as usize - 1);
+                    self.unstable_from = self.unstable_from.min(index);
+                    self.commit = self.commit.min(self.last_index());
+                    self.log.push(e);
+                }
+                None => self.log.push(e),
+            }
+        }
+        let last_new = prev_index + count;
+        self.commit = self.commit.max(commit.min(last_new));
+        let reply = PeerMsg::AppendReply {
+            term: self.hard.term,
+            success: true,
+            index: last_new,
+        };
+        self.send(from, reply);
+    }
+
+    fn on_append_reply(&mut self, from: &NodeId, success: bool, index: u64, now_ms: u64) {
+        self.heard.insert(from.clone(), now_ms);
+        self.lease_heartbeats = LEASE_HEARTBEATS;
+        let matched = self.matched.get(from).copied().unwrap_or(0);
+        let next = self.next.get(from).copied().unwrap_or(1);
+        if success {
+            let matched = matched.max(index);
+            self.matched.insert(from.clone(), matched);
+            self.next.insert(from.clone(), next.max(matched + 1));
+            self.advance_commit(now_ms);
+            let more = self.next.get(from).copied().unwrap_or(1) <= self.last_index();
+            // Asynchronous replication still streams to a follower that is far behind (a restarted
+            // one); only the newest entries wait for the next heartbeat.
+            let far_behind = self.last_index() - matched > APPEND_ENTRIES_MAX as u64;
+            if more && (!self.cfg.async_replication || far_behind) {
+                self.send_append(from);
+            }
+        } else {
+            let retry = index.clamp(matched + 1, self.last_index() + 1);
+            self.next.insert(from.clone(), retry);
+            self.send_append(from);
+        }
+    }
+
+    /// Commits the highest index of the current term held by a quorum.
+    fn advance_commit(&mut self, now_ms: u64) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let mut held: Vec<u64> = vec![self.last_index()];
+        let mut members = 1usize;
+        for p in &self.cfg.peers {
+            let silent = self
+                .heard
+                .get(p)
+                .is_none_or(|&h| now_ms >= h + self.cfg.election_timeout_min_ms);
+            if self.cfg.split_brain && silent {
+                // The bug: a silent peer is presumed dead and leaves the quorum.
+                continue;
+            }
+            members += 1;
+            held.push(self.matched.get(p).copied().unwrap_or(0));
+        }
+        if !self.cfg.split_brain {
+            debug_assert_eq!(members, self.cluster_size());
+        }
+        held.sort_unstable_by(|a, b| b.cmp(a));
+        let quorum = members / 2 + 1;
+        let candidate = held[quorum - 1];
+        if candidate > self.commit && self.term_at(candidate) == Some(self.hard.term) {
+            self.commit = candidate;
+        }
+    }
+
+    /// What to persist and send now. Sends pending appends for proposals first.
+    pub fn ready(&mut self) -> Ready {
+        if self.broadcast_due && self.role == Role::Leader {
+            for p in self.cfg.peers.clone() {
+                if self.next.get(&p).copied().unwrap_or(1) <= self.last_index() {
+                    self.send_append(&p);
+                }
+            }
+        }
+        self.broadcast_due = false;
+        let hard = std::mem::take(&mut self.hard_dirty).then(|| self.hard.clone());
+        let append = (self.unstable_from <= self.last_index()).then(|| {
+            let from = self.unstable_from;
+            (from, self.log[from as usize - 1..].to_vec())
+        });
+        self.unstable_from = self.last_index() + 1;
+        Ready {
+            hard,
+            append,
+            messages: std::mem::take(&mut self.outbox),
+        }
+    }
+}
+
+/// FNV-1a of a node name, to give each node its own random stream from one seed.
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, peers: &[&str]) -> Raft {
+        let cfg = RaftConfig::new(id, peers.iter().map(|p| p.to_string()).collect(), 7);
+        Raft::new(cfg, Recovered::default(), 0)
+    }
+
+    #[test]
+    fn a_single_node_elects_itself_and_commits() {
+        let mut r = node("n1", &[]);
+        r.tick(1000);
+        assert_eq!(r.role(), Role::Leader);
+        let i = r.propose(Command::Read).unwrap();
+        r.tick(1001);
+        assert_eq!(r.commit(), i);
+        let ready = r.ready();
+        assert_eq!(ready.hard.unwrap().term, 1);
+        assert_eq!(ready.append.unwrap().1.len(), 2);
+    }
+
+    #[test]
+    fn three_nodes_elect_one_leader_and_replicate() {
+        let ids = ["n1", "n2", "n3"];
+        let mut nodes: Vec<Raft> = ids
+            .iter()
+            .map(|id| {
+                node(
+                    id,
+                    &ids.iter().filter(|p| *p != id).copied().collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        let mut now = 0;
+        let mut proposed = None;
+        for _ in 0..200 {
+            now += 10;
+            for n in nodes.iter_mut() {
+                n.tick(now);
+            }
+            if let Some(l) = nodes.iter_mut().find(|n| n.role() == Role::Leader) {
+                if proposed.is_none() {
+                    proposed = l.propose(Command::Read);
+                }
+            }
+            // Deliver everything, in order, until quiet.
+            for _ in 0..10 {
+                let mut msgs = Vec::new();
+                for n in nodes.iter_mut() {
+                    let from = n.id().clone();
+                    msgs.extend(
+                        n.ready()
+                            .messages
+                            .into_iter()
+                            .map(|(to, m)| (from.clone(), to, m)),
+                    );
+                }
+                if msgs.is_empty() {
+                    break;
+                }
+                for (from, to, m) in msgs {
+                    let n = nodes.iter_mut().find(|n| *n.id() == to).unwrap();
+                    n.step(&from, m, now);
+                }
+            }
+        }
+        let leaders = nodes.iter().filter(|n| n.role() == Role::Leader).count();
+        assert_eq!(leaders, 1);
+        let p = proposed.expect("a leader was elected");
+        assert!(
+            nodes.iter().all(|n| n.commit() >= p),
+            "every node learns the commit"
+        );
+    }
+}

@@ -1,0 +1,55 @@
+//! Argument types shared by several commands: durations, fractions, JSON values, the check budget.
+
+use std::time::Duration;
+
+use clap::Args;
+
+/// Limits on checking; a checker that runs out answers `unknown` with the cause.
+#[derive(Debug, Clone, Args)]
+pub struct BudgetArgs {
+    /// Wall-clock limit of the checks, e.g. 5m; a checker that runs out answers `unknown`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub check_time_limit: Duration,
+    /// Memory a checker's search may hold, in MiB.
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(16..=1 << 20))]
+    pub check_memory_mib: u64,
+}
+
+pub fn parse_json_value(s: &str) -> Result<verity_history::Value, String> {
+    serde_json::from_str(s).map_err(|e| format!("{s:?} is not a JSON value: {e}"))
+}
+
+/// Parses a duration: `10s`, `2m`, `1m30s`, `500ms`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_duration(s)
+        .map_err(|_| format!("malformed duration {s:?}: expected e.g. 30s, 2m, 1m30s or 500ms"))
+}
+
+pub fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("{s:?} is not a fraction between 0 and 1")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_or_explain() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2.5").unwrap(), Duration::from_millis(2500));
+        let e = parse_duration("ten").unwrap_err();
+        assert!(e.contains("malformed duration") && e.contains("30s"), "{e}");
+        assert!(parse_duration("-1").is_err());
+    }
+}

@@ -1,0 +1,147 @@
+//! The arguments of `verity run`: what to run against, for how long, under which faults, and the
+//! target options that only some targets take.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use verity_targets::registry::{TargetEntry, TARGETS};
+
+use crate::args::{parse_duration, parse_fraction, BudgetArgs};
+use crate::exit::Failure;
+
+/// The target of `verity run` when none is given: the built-in replicated ledger, which needs
+/// nothing installed and has nodes to fault.
+pub const DEFAULT_TARGET: &str = "cluster";
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The system under test (see `verity list`): by default the built-in 3-node replicated ledger.
+    #[arg(long, default_value = DEFAULT_TARGET)]
+    pub target: String,
+    /// What the clients do (see `verity list`).
+    #[arg(long, default_value = "bank")]
+    pub workload: String,
+    /// Make the target wrong on purpose; repeat for several knobs (see `verity list`).
+    #[arg(long = "bug", value_name = "KNOB")]
+    pub bugs: Vec<String>,
+    /// How long the main phase runs, e.g. 10s, 2m, 500ms.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub time_limit: Duration,
+    /// Number of concurrent client workers.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub concurrency: u32,
+    /// Target rate of operations per second over all workers; 0 runs as fast as possible.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// Stop the main phase after this many operations in all (0 = only the time limit stops it).
+    #[arg(long, default_value_t = 0)]
+    pub ops: u64,
+    /// Seed of every random choice; a random one is drawn and printed when omitted.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// How long a client operation may take before it is recorded as `info` (indeterminate).
+    /// Default: the target's (see `verity list`): 3s for the cluster, whose client retries
+    /// through a leader election as a real client would.
+    #[arg(long, value_parser = parse_duration)]
+    pub op_timeout: Option<Duration>,
+    /// Where run directories are stored.
+    #[arg(long, default_value = "results")]
+    pub store: PathBuf,
+    /// Comma-separated checkers to run instead of the workload's default plan.
+    #[arg(long, value_delimiter = ',')]
+    pub checker: Vec<String>,
+    /// Faults to inject, comma-separated: partition, pause, kill, delay, loss, or none. Default: the
+    /// target's (see `verity list`; none for a target without nodes).
+    #[arg(long)]
+    pub nemesis: Option<String>,
+    /// Mean time between faults; each fault lasts about as long.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub nemesis_interval: Duration,
+    /// After the final heal, how long a target with nodes gets to recover before the final reads.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub recovery: Duration,
+    /// Number of accounts in the bank.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(2..=100_000))]
+    pub accounts: u32,
+    /// Fraction of transfers that touch only two hot accounts (0..1), to raise contention.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    pub hot: f64,
+    /// Hide the progress bar even on a terminal.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub target_options: TargetArgs,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
+}
+
+/// Options that only some targets take; a target refuses the ones it does not (see `verity list`).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Target options")]
+pub struct TargetArgs {
+    /// Number of nodes (cluster: replicas agreeing by Raft; default 3).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub nodes: Option<u32>,
+    /// Connect to a server that is already running instead of starting one (postgres, mariadb).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Transaction isolation level: read-committed, repeatable-read or serializable.
+    #[arg(long)]
+    pub isolation: Option<String>,
+    /// How a transfer is written: atomic, read-modify-write or select-for-update.
+    #[arg(long)]
+    pub style: Option<String>,
+    /// Streaming replicas beside the primary, each fed through the proxy mesh.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=8))]
+    pub replicas: Option<u32>,
+    /// Where read-only operations go: primary or replica.
+    #[arg(long)]
+    pub read_from: Option<String>,
+}
+
+impl TargetArgs {
+    /// The options given, by name as on the command line (without dashes).
+    pub fn params(&self) -> BTreeMap<String, String> {
+        let given = [
+            ("nodes", self.nodes.map(|n| n.to_string())),
+            ("url", self.url.clone()),
+            ("isolation", self.isolation.clone()),
+            ("style", self.style.clone()),
+            ("replicas", self.replicas.map(|n| n.to_string())),
+            ("read-from", self.read_from.clone()),
+        ];
+        given
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v?)))
+            .collect()
+    }
+}
+
+impl RunArgs {
+    /// The registry entry of `--target`.
+    pub fn target_entry(&self) -> Result<&'static TargetEntry, Failure> {
+        TARGETS
+            .get(&self.target)
+            .map_err(|e| Failure::bad_input(e.to_string()))
+    }
+
+    /// `--op-timeout`, or the target's default.
+    pub fn op_timeout(&self) -> Duration {
+        self.op_timeout.unwrap_or_else(|| {
+            TARGETS
+                .get(&self.target)
+                .map_or(Duration::from_secs(1), |t| t.op_timeout)
+        })
+    }
+
+    pub fn check_settings(&self) -> crate::plan::CheckSettings {
+        crate::plan::CheckSettings {
+            checkers: self.checker.clone(),
+            options: Default::default(),
+            time_limit: Some(self.budget.check_time_limit),
+            memory_mib: Some(self.budget.check_memory_mib),
+        }
+    }
+}
