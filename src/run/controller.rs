@@ -607,7 +607,7 @@ async fn phases(
         faults.heal_all(&shared.recorder, &shared.clock).await?;
     }
     shared.recorder.sync().context("cannot sync the history")?;
-    if system.nodes.is_some() {
+    if faults.is_some() {
         // Give healed nodes time to elect a leader and catch up before judging them.
         progress.phase("recovery");
         tokio::time::sleep(args.recovery).await;

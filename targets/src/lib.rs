@@ -6,9 +6,15 @@
 //! one new module plus one line in [`registry`].
 
 pub mod cluster;
+#[cfg(feature = "mariadb")]
+pub mod mariadb;
 pub mod memory;
 pub mod memory_txn;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod registry;
+#[cfg(any(feature = "postgres", feature = "mariadb"))]
+pub mod sql;
 
 use std::sync::Arc;
 

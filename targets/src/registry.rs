@@ -222,6 +222,34 @@ pub static TARGETS: Registry<TargetEntry> = Registry::new(
             options: &[NODES],
             create: |o| Ok(Arc::new(ClusterTarget::new(cluster_options(o))?)),
         },
+        #[cfg(feature = "postgres")]
+        TargetEntry {
+            name: "postgres",
+            about: "PostgreSQL: started from Debian's package (primary and --replicas) or at --url",
+            workloads: ALL_WORKLOADS,
+            nodes: true,
+            node_states: true,
+            default_nemesis: "partition,pause,kill",
+            op_timeout: Duration::from_secs(2),
+            own_timeout: true,
+            bugs: |_| &[],
+            options: crate::sql::OPTIONS,
+            create: crate::postgres::create,
+        },
+        #[cfg(feature = "mariadb")]
+        TargetEntry {
+            name: "mariadb",
+            about: "MariaDB: started from Debian's package (primary and --replicas) or at --url",
+            workloads: ALL_WORKLOADS,
+            nodes: true,
+            node_states: true,
+            default_nemesis: "partition,pause,kill",
+            op_timeout: Duration::from_secs(2),
+            own_timeout: true,
+            bugs: |_| &[],
+            options: crate::sql::OPTIONS,
+            create: crate::mariadb::create,
+        },
     ],
 );
 
