@@ -6,6 +6,7 @@ use clap::Args;
 
 /// Limits on checking; a checker that runs out answers `unknown` with the cause.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Checking")]
 pub struct BudgetArgs {
     /// Wall-clock limit of the checks, e.g. 5m; a checker that runs out answers `unknown`.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]

@@ -87,16 +87,20 @@ pub struct TargetArgs {
     /// Connect to a server that is already running instead of starting one (postgres, mariadb).
     #[arg(long)]
     pub url: Option<String>,
-    /// Transaction isolation level: read-committed, repeatable-read or serializable.
+    /// Transaction isolation level: read-committed, repeatable-read or serializable (postgres,
+    /// mariadb; default: the server's own, read-committed and repeatable-read).
     #[arg(long)]
     pub isolation: Option<String>,
-    /// How a transfer is written: atomic, read-modify-write or select-for-update.
+    /// How a transfer is written: atomic (the database computes), read-modify-write (the client
+    /// computes: the classic lost update) or select-for-update (row locks first). Default: atomic.
     #[arg(long)]
     pub style: Option<String>,
-    /// Streaming replicas beside the primary, each fed through the proxy mesh.
+    /// Replicas beside the primary (postgres, mariadb), replicating through the proxy mesh so the
+    /// nemesis can cut and delay them. Default: 0.
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=8))]
     pub replicas: Option<u32>,
-    /// Where read-only operations go: primary or replica.
+    /// Where read-only operations go: primary or replica (as behind a reader endpoint). The final
+    /// read always goes to the primary. Default: primary.
     #[arg(long)]
     pub read_from: Option<String>,
 }

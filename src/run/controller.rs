@@ -114,6 +114,8 @@ pub fn execute(args: &RunArgs) -> Result<Executed, Failure> {
         }
         Err(e) => return Err(e),
     };
+    // From here on the run exists, crashed or not: `latest` finds it.
+    store::update_latest(&args.store, &dir)?;
     tracing::info!(dir = %dir.display(), seed, command = %meta.command, "run starting");
     if !args.quiet {
         eprintln!("verity: run {} (seed {seed})", dir.display());
@@ -196,15 +198,17 @@ fn validate_target(
     for b in &args.bugs {
         if !knobs.iter().any(|(n, _)| n == b) {
             let names: Vec<&str> = knobs.iter().map(|(n, _)| *n).collect();
+            if names.is_empty() {
+                return Err(Failure::bad_input(format!(
+                    "target {} has no bug knobs (a real server is made unsafe by its options: see `verity list`)",
+                    entry.name
+                )));
+            }
             return Err(Failure::bad_input(format!(
                 "unknown bug knob {b:?} for target {} with workload {}: valid choices are {}",
                 entry.name,
                 args.workload,
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(", ")
-                }
+                names.join(", ")
             )));
         }
     }
@@ -265,9 +269,11 @@ fn build_target(
         params,
     };
     match (entry.create)(&options) {
-        Err(e @ (TargetError::UnknownBug { .. } | TargetError::Unavailable { .. })) => {
-            Err(Failure::bad_input(e.to_string()))
-        }
+        Err(
+            e @ (TargetError::UnknownBug { .. }
+            | TargetError::Unavailable { .. }
+            | TargetError::BadOptions(_)),
+        ) => Err(Failure::bad_input(e.to_string())),
         Err(e) => Err(Failure::Harness(anyhow::anyhow!(
             "cannot create target {}: {e}",
             entry.name
@@ -352,6 +358,10 @@ pub struct MainStats {
     pub ops: u64,
     pub duration: Duration,
     pub rss_before_bytes: u64,
+    /// CPU time (user + system) the controller spent during the main phase.
+    pub cpu: Duration,
+    /// CPU time the whole machine spent busy during the main phase (every process).
+    pub machine_cpu: Duration,
     pub rss_after_bytes: u64,
 }
 
@@ -367,8 +377,58 @@ impl MainStats {
             "rss_before_main_bytes": self.rss_before_bytes,
             "rss_after_main_bytes": self.rss_after_bytes,
             "rss_growth_bytes_per_op": grown as f64 / self.ops.max(1) as f64,
+            "harness_cpu_s": self.cpu.as_secs_f64(),
+            // Cores of CPU the harness itself used while driving the target (1.0 = one core busy).
+            "harness_cores": self.cpu.as_secs_f64() / secs,
+            // Cores the whole machine kept busy meanwhile (harness, servers, anything else).
+            "machine_cores_busy": self.machine_cpu.as_secs_f64() / secs,
+            "harness_share_of_busy_cpu": self.cpu.as_secs_f64() / self.machine_cpu.as_secs_f64().max(1e-9),
         })
     }
+}
+
+/// CPU time (user + system) this process has used, from /proc (zero where unavailable).
+pub fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rfind(')')
+        .map(|i| stat[i + 1..].split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15, the 12th and 13th after the command name.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(ticks.saturating_mul(1_000_000_000) / clock_ticks_per_s())
+}
+
+/// CPU time the machine has spent busy (every mode but idle and iowait), from /proc/stat.
+pub fn machine_cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...: busy is all but idle (3) and iowait (4).
+    let busy: u64 = fields
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4 && *i < 8)
+        .map(|(_, v)| v)
+        .sum();
+    Duration::from_nanos(busy.saturating_mul(1_000_000_000) / clock_ticks_per_s())
+}
+
+fn clock_ticks_per_s() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|h| *h > 0)
+        .unwrap_or(100) as u64
 }
 
 /// The resident set size of this process, from /proc (0 where unavailable).
@@ -457,9 +517,12 @@ async fn drive(
     workload: &dyn Workload,
     dir: &Path,
 ) -> anyhow::Result<DriveReport> {
+    // Links go through the proxy mesh only when there are faults to put on them.
     let proxy = match &system.nodes {
-        Some(nodes) => Some(faults::route_through_proxy(nodes.as_ref(), seed).await?),
-        None => None,
+        Some(nodes) if !faults.is_empty() => {
+            Some(faults::route_through_proxy(nodes.as_ref(), seed).await?)
+        }
+        _ => None,
     };
     let target = system.target.clone();
     let writer = HistoryWriter::create(&dir.join(store::HISTORY_FILE))
@@ -578,6 +641,8 @@ async fn phases(
         .as_ref()
         .map(|f| f.spawn(Instant::now(), shared.recorder.clone(), shared.clock));
     let rss_before_bytes = rss_bytes();
+    let cpu_before = cpu_time();
+    let machine_before = machine_cpu_time();
     let started = std::time::Instant::now();
     let mut finals: Vec<(u64, Box<dyn Client>)> = Vec::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
@@ -595,6 +660,8 @@ async fn phases(
         ops: shared.counters.total(),
         duration: started.elapsed(),
         rss_before_bytes,
+        cpu: cpu_time().saturating_sub(cpu_before),
+        machine_cpu: machine_cpu_time().saturating_sub(machine_before),
         rss_after_bytes: rss_bytes(),
     };
     tracing::info!(ops = main.ops, "main phase done");

@@ -37,6 +37,9 @@ pub enum TargetError {
     },
     #[error("target {target} does not support workload {workload}")]
     UnsupportedWorkload { target: String, workload: String },
+    /// Target options that cannot go together: bad input.
+    #[error("{0}")]
+    BadOptions(String),
     /// What the target needs is not on this machine (a server binary): bad input, not a crash.
     #[error("{what} is not installed: {hint}")]
     Unavailable { what: String, hint: String },

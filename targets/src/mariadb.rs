@@ -31,8 +31,7 @@ use verity_nemesis::process::{ProcessSpec, Supervisor};
 use crate::registry::TargetOptions;
 use crate::sql::server::{find_binary, log_tail, missing, run_to_completion, wait_for_port};
 use crate::sql::{
-    Cell, ConnectTo, Dialect, Driver, ErrorClass, Isolation, Param, SqlConfig, SqlConn, SqlError,
-    SqlTarget, StartPlan,
+    Cell, ConnectTo, Dialect, Driver, ErrorClass, Isolation, Param, SqlConn, SqlError, StartPlan,
 };
 use crate::{Target, TargetError};
 
@@ -41,14 +40,10 @@ const USER: &str = "verity";
 const DATABASE: &str = "verity";
 
 pub fn create(options: &TargetOptions) -> Result<Arc<dyn Target>, TargetError> {
-    let config = SqlConfig::from_options(options, Isolation::RepeatableRead)?;
-    let binaries = if config.url.is_none() {
-        Some(Binaries::find()?)
-    } else {
-        None
-    };
-    let driver = Arc::new(Mariadb { binaries });
-    Ok(Arc::new(SqlTarget::new(driver, config, options)?))
+    crate::sql::create(options, Isolation::RepeatableRead, |starts_servers| {
+        let binaries = starts_servers.then(Binaries::find).transpose()?;
+        Ok(Mariadb { binaries })
+    })
 }
 
 #[derive(Debug, Clone)]

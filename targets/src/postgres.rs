@@ -34,8 +34,7 @@ use verity_nemesis::process::{ProcessSpec, Supervisor};
 use crate::registry::TargetOptions;
 use crate::sql::server::{find_binary, missing, run_to_completion, wait_for_port};
 use crate::sql::{
-    Cell, ConnectTo, Dialect, Driver, ErrorClass, Isolation, Param, SqlConfig, SqlConn, SqlError,
-    SqlTarget, StartPlan,
+    Cell, ConnectTo, Dialect, Driver, ErrorClass, Isolation, Param, SqlConn, SqlError, StartPlan,
 };
 use crate::{Target, TargetError};
 
@@ -44,14 +43,10 @@ const USER: &str = "verity";
 const DATABASE: &str = "postgres";
 
 pub fn create(options: &TargetOptions) -> Result<Arc<dyn Target>, TargetError> {
-    let config = SqlConfig::from_options(options, Isolation::ReadCommitted)?;
-    let binaries = if config.url.is_none() {
-        Some(Binaries::find()?)
-    } else {
-        None
-    };
-    let driver = Arc::new(Postgres { binaries });
-    Ok(Arc::new(SqlTarget::new(driver, config, options)?))
+    crate::sql::create(options, Isolation::ReadCommitted, |starts_servers| {
+        let binaries = starts_servers.then(Binaries::find).transpose()?;
+        Ok(Postgres { binaries })
+    })
 }
 
 /// The PostgreSQL programs verity runs.
@@ -396,8 +391,14 @@ impl SqlConn for PgConn {
 /// A driver error as verity classes it.
 fn error(e: tokio_postgres::Error) -> SqlError {
     let Some(code) = e.code() else {
-        // No SQLSTATE: the connection failed or closed.
-        return SqlError::connection(e.to_string());
+        // No SQLSTATE: the connection failed or closed; the cause is in the source chain.
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            text += &format!(": {s}");
+            source = s.source();
+        }
+        return SqlError::connection(text);
     };
     let class = if code == &SqlState::T_R_SERIALIZATION_FAILURE
         || code == &SqlState::T_R_DEADLOCK_DETECTED

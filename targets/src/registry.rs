@@ -223,35 +223,47 @@ pub static TARGETS: Registry<TargetEntry> = Registry::new(
             create: |o| Ok(Arc::new(ClusterTarget::new(cluster_options(o))?)),
         },
         #[cfg(feature = "postgres")]
-        TargetEntry {
-            name: "postgres",
-            about: "PostgreSQL: started from Debian's package (primary and --replicas) or at --url",
-            workloads: ALL_WORKLOADS,
-            nodes: true,
-            node_states: true,
-            default_nemesis: "partition,pause,kill",
-            op_timeout: Duration::from_secs(2),
-            own_timeout: true,
-            bugs: |_| &[],
-            options: crate::sql::OPTIONS,
-            create: crate::postgres::create,
-        },
+        sql_entry(
+            "postgres",
+            "PostgreSQL: started from Debian's package (primary and --replicas) or at --url",
+            crate::postgres::create,
+        ),
         #[cfg(feature = "mariadb")]
-        TargetEntry {
-            name: "mariadb",
-            about: "MariaDB: started from Debian's package (primary and --replicas) or at --url",
-            workloads: ALL_WORKLOADS,
-            nodes: true,
-            node_states: true,
-            default_nemesis: "partition,pause,kill",
-            op_timeout: Duration::from_secs(2),
-            own_timeout: true,
-            bugs: |_| &[],
-            options: crate::sql::OPTIONS,
-            create: crate::mariadb::create,
-        },
+        sql_entry(
+            "mariadb",
+            "MariaDB: started from Debian's package (primary and --replicas) or at --url",
+            crate::mariadb::create,
+        ),
     ],
 );
+
+/// A real SQL server: faults on its nodes (primary and replicas), no knobs of verity's own — its
+/// isolation level and the transfer style are what make it unsafe.
+#[cfg(any(feature = "postgres", feature = "mariadb"))]
+const fn sql_entry(
+    name: &'static str,
+    about: &'static str,
+    create: fn(&TargetOptions) -> Result<Arc<dyn Target>, TargetError>,
+) -> TargetEntry {
+    TargetEntry {
+        name,
+        about,
+        workloads: ALL_WORKLOADS,
+        nodes: true,
+        node_states: true,
+        default_nemesis: "partition,pause,kill",
+        op_timeout: Duration::from_secs(2),
+        own_timeout: true,
+        bugs: no_bugs,
+        options: crate::sql::OPTIONS,
+        create,
+    }
+}
+
+#[cfg(any(feature = "postgres", feature = "mariadb"))]
+fn no_bugs(_workload: &str) -> &'static [Knob] {
+    &[]
+}
 
 fn create_memory(options: &TargetOptions) -> Result<Arc<dyn Target>, TargetError> {
     if TXN_WORKLOADS.contains(&options.workload.as_str()) {

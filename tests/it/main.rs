@@ -5,4 +5,5 @@ mod cli;
 mod cluster;
 mod nemesis;
 mod run;
+mod sql;
 mod support;

@@ -165,16 +165,14 @@ impl SqlConfig {
         let read_from_replica = options.param(&READ_FROM) == Some("replica");
         let url = options.param(&URL).map(str::to_string);
         if read_from_replica && replicas == 0 {
-            return Err(TargetError::Unavailable {
-                what: "a replica to read from".into(),
-                hint: "--read-from replica needs --replicas 1 or more".into(),
-            });
+            return Err(TargetError::BadOptions(
+                "--read-from replica needs a replica: add --replicas 1 (or more)".into(),
+            ));
         }
         if url.is_some() && replicas > 0 {
-            return Err(TargetError::Unavailable {
-                what: "replicas of a server verity did not start".into(),
-                hint: "--replicas starts its own servers; drop --url".into(),
-            });
+            return Err(TargetError::BadOptions(
+                "--replicas starts servers of verity's own, --url uses one that runs already: pick one".into(),
+            ));
         }
         Ok(SqlConfig {
             isolation,
@@ -369,6 +367,18 @@ pub trait Driver: Send + Sync + 'static {
     async fn start(&self, plan: &StartPlan) -> Result<Arc<Supervisor>, TargetError>;
 }
 
+/// Builds an SQL target from its options: `driver` is told whether verity will start the servers
+/// (it then needs their binaries) or use `--url`.
+pub fn create<D: Driver>(
+    options: &TargetOptions,
+    default_isolation: Isolation,
+    driver: impl FnOnce(bool) -> Result<D, TargetError>,
+) -> Result<Arc<dyn Target>, TargetError> {
+    let config = SqlConfig::from_options(options, default_isolation)?;
+    let driver = Arc::new(driver(config.url.is_none())?);
+    Ok(Arc::new(SqlTarget::new(driver, config, options)?))
+}
+
 /// The servers verity runs for a target.
 struct Running {
     supervisor: Arc<Supervisor>,
@@ -491,12 +501,39 @@ impl SqlTarget {
         Ok(())
     }
 
+    /// Runs a blocking supervisor action on `node` (a kill waits for the process group to go).
+    async fn with_supervisor(
+        &self,
+        node: &str,
+        action: impl FnOnce(&Supervisor, &str) -> Result<(), verity_nemesis::SupervisorError>
+            + Send
+            + 'static,
+    ) -> Result<(), ControlError> {
+        let s = self
+            .supervisor
+            .lock()
+            .clone()
+            .ok_or("the servers have not started")?;
+        let node = node.to_string();
+        tokio::task::spawn_blocking(move || action(&s, &node)).await??;
+        Ok(())
+    }
+
     async fn connect_setup(&self, node: Option<&str>) -> Result<Box<dyn SqlConn>, TargetError> {
+        let to = self.connect_to(node);
         self.driver
-            .connect(&self.connect_to(node), Duration::from_secs(10))
+            .connect(&to, Duration::from_secs(10))
             .await
             .map_err(|e| {
-                TargetError::Connect(format!("cannot connect to {}: {e}", self.driver.name()))
+                let at = match to {
+                    ConnectTo::Url(u) => u,
+                    ConnectTo::Node(a) => a.to_string(),
+                };
+                TargetError::Connect(format!(
+                    "cannot connect to {} at {at}: {}",
+                    self.driver.name(),
+                    e.message
+                ))
             })
     }
 }
@@ -597,25 +634,12 @@ impl Nodes for SqlTarget {
     }
 
     async fn kill(&self, node: &str) -> Result<(), ControlError> {
-        let s = self
-            .supervisor
-            .lock()
-            .clone()
-            .ok_or("the servers have not started")?;
-        let node = node.to_string();
-        tokio::task::spawn_blocking(move || s.kill(&node)).await??;
-        Ok(())
+        self.with_supervisor(node, |s, n| s.kill(n)).await
     }
 
     async fn restart(&self, node: &str) -> Result<(), ControlError> {
-        let s = self
-            .supervisor
-            .lock()
-            .clone()
-            .ok_or("the servers have not started")?;
-        let node = node.to_string();
-        tokio::task::spawn_blocking(move || s.restart(&node)).await??;
-        Ok(())
+        self.with_supervisor(node, |s, n| s.restart(n).map(|_| ()))
+            .await
     }
 
     async fn primary(&self) -> Option<String> {

@@ -445,7 +445,9 @@ async fn transfer_once(
     }
 }
 
-/// Debits and credits in the configured style; `false` when the source is short.
+/// Debits and credits in the configured style; `false` when the source is short. Rows are written
+/// in account-id order, as a careful application writes them, so that two transfers between the
+/// same accounts never deadlock each other.
 async fn move_money(
     c: &mut dyn SqlConn,
     d: &Dialect,
@@ -454,6 +456,10 @@ async fn move_money(
 ) -> Result<bool, SqlError> {
     let (from, to, amount) = (i64::from(t.from), i64::from(t.to), t.amount);
     if style == Style::Atomic {
+        let credit = [Param::Int(amount), Param::Int(to)];
+        if to < from {
+            c.execute(d.credit, &credit).await?;
+        }
         let debited = c
             .execute(
                 d.debit_if_funds,
@@ -461,10 +467,12 @@ async fn move_money(
             )
             .await?;
         if debited == 0 {
+            // The caller rolls back, the credit included.
             return Ok(false);
         }
-        c.execute(d.credit, &[Param::Int(amount), Param::Int(to)])
-            .await?;
+        if to > from {
+            c.execute(d.credit, &credit).await?;
+        }
         return Ok(true);
     }
     let select = if style == Style::SelectForUpdate {
@@ -488,10 +496,12 @@ async fn move_money(
     if bf < amount {
         return Ok(false);
     }
-    c.execute(d.set_balance, &[Param::Int(bf - amount), Param::Int(from)])
-        .await?;
-    c.execute(d.set_balance, &[Param::Int(bt + amount), Param::Int(to)])
-        .await?;
+    let mut writes = [(from, bf - amount), (to, bt + amount)];
+    writes.sort_unstable();
+    for (id, balance) in writes {
+        c.execute(d.set_balance, &[Param::Int(balance), Param::Int(id)])
+            .await?;
+    }
     Ok(true)
 }
 
@@ -705,6 +715,22 @@ fn encode(mops: &[MicroOp], reads: Vec<Value>) -> Value {
     )
 }
 
+/// Rows of (key, value) as a store map, each value read by `value`.
+fn store_of(
+    rows: Vec<Vec<Cell>>,
+    value: impl Fn(Option<&Cell>) -> Result<Value, SqlError>,
+) -> Result<Value, SqlError> {
+    let mut entries = Vec::new();
+    for r in &rows {
+        let k = r
+            .first()
+            .and_then(Cell::as_i64)
+            .ok_or_else(|| unreadable("a key"))?;
+        entries.push((k.to_string(), value(r.get(1))?));
+    }
+    Ok(Value::map(entries))
+}
+
 /// A node's own state, read on that node alone: balances and applied ids, and every journal or
 /// register for the transactional workloads.
 pub async fn node_state(c: &mut dyn SqlConn, d: &Dialect, kind: Kind) -> Result<Value, SqlError> {
@@ -719,35 +745,14 @@ pub async fn node_state(c: &mut dyn SqlConn, d: &Dialect, kind: Kind) -> Result<
             let applied = ids_of(c.query(d.final_journal, &[]).await?)?;
             let store = match kind {
                 Kind::Bank => None,
-                Kind::Journals => {
-                    let rows = c.query(d.read_journals, &[]).await?;
-                    let mut entries = Vec::new();
-                    for r in &rows {
-                        let k = r
-                            .first()
-                            .and_then(Cell::as_i64)
-                            .ok_or_else(|| unreadable("a key"))?;
-                        let j = parse_journal(r.get(1).and_then(Cell::as_text))?;
-                        entries.push((k.to_string(), Value::int_list(j)));
-                    }
-                    Some(Value::map(entries))
-                }
-                Kind::Registers => {
-                    let rows = c.query(d.read_registers, &[]).await?;
-                    let mut entries = Vec::new();
-                    for r in &rows {
-                        let k = r
-                            .first()
-                            .and_then(Cell::as_i64)
-                            .ok_or_else(|| unreadable("a key"))?;
-                        let v = r
-                            .get(1)
-                            .and_then(Cell::as_i64)
-                            .map_or(Value::Null, Value::Int);
-                        entries.push((k.to_string(), v));
-                    }
-                    Some(Value::map(entries))
-                }
+                Kind::Journals => Some(store_of(c.query(d.read_journals, &[]).await?, |cell| {
+                    Ok(Value::int_list(parse_journal(
+                        cell.and_then(Cell::as_text),
+                    )?))
+                })?),
+                Kind::Registers => Some(store_of(c.query(d.read_registers, &[]).await?, |cell| {
+                    Ok(cell.and_then(Cell::as_i64).map_or(Value::Null, Value::Int))
+                })?),
             };
             Ok::<_, SqlError>((balances, applied, store))
         }
