@@ -39,9 +39,39 @@ pub fn parse_fraction(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A duration as one shell word that [`parse_duration`] reads back: `10s`, `1500ms`, `250us`.
+pub fn format_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns % 1_000_000_000 == 0 {
+        format!("{}s", ns / 1_000_000_000)
+    } else if ns % 1_000_000 == 0 {
+        format!("{}ms", ns / 1_000_000)
+    } else if ns % 1_000 == 0 {
+        format!("{}us", ns / 1_000)
+    } else {
+        format!("{ns}ns")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_format_as_one_word_that_parses_back() {
+        for d in [
+            Duration::from_secs(10),
+            Duration::from_millis(1500),
+            Duration::from_micros(250),
+            Duration::from_nanos(7),
+            Duration::ZERO,
+        ] {
+            let text = format_duration(d);
+            assert!(!text.contains(' '), "{text}");
+            assert_eq!(parse_duration(&text).unwrap(), d, "{text}");
+        }
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+    }
 
     #[test]
     fn durations_parse_or_explain() {

@@ -44,7 +44,7 @@ pub fn run(args: BenchArgs) -> Result<Outcome, Failure> {
     let mut bytes_per_op = Vec::new();
     for i in 0..args.repeat {
         let store = scratch.path().join(format!("controller-{i}"));
-        let limit = humantime::format_duration(args.time_limit).to_string();
+        let limit = crate::args::format_duration(args.time_limit).to_string();
         let conc = args.concurrency.to_string();
         let out = run_child(
             &exe,

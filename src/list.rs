@@ -19,7 +19,7 @@ pub fn lines() -> Vec<String> {
             } else {
                 "none (no nodes)"
             },
-            humantime::format_duration(t.op_timeout)
+            crate::args::format_duration(t.op_timeout)
         ));
         for o in t.options {
             let values = if o.values.is_empty() {

@@ -296,10 +296,10 @@ pub fn reproduce_command(args: &RunArgs, seed: u64) -> String {
     }
     c += &format!(
         " --time-limit {} --concurrency {} --rate {} --op-timeout {} --accounts {}",
-        humantime::format_duration(args.time_limit),
+        crate::args::format_duration(args.time_limit),
         args.concurrency,
         args.rate,
-        humantime::format_duration(args.op_timeout()),
+        crate::args::format_duration(args.op_timeout()),
         args.accounts
     );
     let params = args.target_options.params();
@@ -311,8 +311,8 @@ pub fn reproduce_command(args: &RunArgs, seed: u64) -> String {
             c += &format!(
                 " --nemesis {} --nemesis-interval {} --recovery {}",
                 args.nemesis.as_deref().unwrap_or(entry.default_nemesis),
-                humantime::format_duration(args.nemesis_interval),
-                humantime::format_duration(args.recovery)
+                crate::args::format_duration(args.nemesis_interval),
+                crate::args::format_duration(args.recovery)
             );
         }
     }
