@@ -123,9 +123,14 @@ impl Driver for Mariadb {
         let mut specs = Vec::new();
         for (i, (node, addr)) in plan.listen.iter().enumerate() {
             let dir = plan.data_dir.join(node);
+            // A temporary directory of the node's own: concurrent bootstraps sharing /tmp collide
+            // on their temporary table names.
+            let tmp = plan.data_dir.join(format!("{node}-tmp"));
+            crate::sql::server::owned_dir(&tmp, plan.user)?;
             let args = vec![
                 "--no-defaults".to_string(),
                 format!("--datadir={}", dir.display()),
+                format!("--tmpdir={}", tmp.display()),
                 "--auth-root-authentication-method=normal".into(),
                 "--skip-test-db".into(),
             ];
@@ -137,6 +142,7 @@ impl Driver for Mariadb {
             let server_args = vec![
                 "--no-defaults".to_string(),
                 format!("--datadir={}", dir.display()),
+                format!("--tmpdir={}", tmp.display()),
                 format!("--port={}", addr.port()),
                 "--bind-address=127.0.0.1".into(),
                 format!("--socket={d}/{node}.sock"),

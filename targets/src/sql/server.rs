@@ -131,6 +131,8 @@ pub fn run_to_completion(
         .append(true)
         .open(log)
         .map_err(|e| TargetError::Setup(format!("cannot open {}: {e}", log.display())))?;
+    // Where this program's output starts in the log: its first lines usually name the problem.
+    let start = file.metadata().map(|m| m.len()).unwrap_or(0);
     let err = file
         .try_clone()
         .map_err(|e| TargetError::Setup(format!("cannot open {}: {e}", log.display())))?;
@@ -151,12 +153,33 @@ pub fn run_to_completion(
         return Ok(());
     }
     Err(TargetError::Setup(format!(
-        "{} {} failed ({status}); the end of {}:\n{}",
+        "{} {} failed ({status}); its output (in {}):\n{}",
         program.display(),
         args.join(" "),
         log.display(),
-        log_tail(log)
+        output_since(log, start)
     )))
+}
+
+/// What a program wrote to `log` from byte `start` on: its first and last lines, for an error.
+fn output_since(log: &Path, start: u64) -> String {
+    let text = std::fs::read(log)
+        .map(|b| String::from_utf8_lossy(&b[(start as usize).min(b.len())..]).into_owned())
+        .unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let shown: Vec<&str> = if lines.len() <= 2 * LOG_TAIL_LINES {
+        lines
+    } else {
+        let mut v = lines[..LOG_TAIL_LINES].to_vec();
+        v.push("…");
+        v.extend_from_slice(&lines[lines.len() - LOG_TAIL_LINES..]);
+        v
+    };
+    shown
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The last lines of a log file, for an error message.
