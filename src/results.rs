@@ -42,6 +42,24 @@ pub struct Stats {
     /// The same counts per operation.
     pub by_f: BTreeMap<String, Counts>,
     pub nemesis_events: u64,
+    /// The most frequent reasons given by `fail` and `info` completions, most frequent first (at
+    /// most [`ERROR_REASONS_MAX`]): what went wrong with the target, in its own words.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ErrorReason>,
+}
+
+/// How many distinct failure reasons results.json keeps.
+pub const ERROR_REASONS_MAX: usize = 10;
+/// Reasons are cut to this many characters (so ids and values in them do not flood the list).
+const ERROR_REASON_CHARS: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorReason {
+    pub reason: String,
+    /// `fail` or `info`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub count: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -90,6 +108,7 @@ pub fn stats(history: &History) -> Stats {
     let mut s = Stats::default();
     let mut open: rustc_hash::FxHashMap<u64, &verity_history::F> = Default::default();
     let mut by_f: BTreeMap<&verity_history::F, Counts> = BTreeMap::new();
+    let mut reasons: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
     for e in &history.events {
         let Process::Client(p) = e.process else {
             s.nemesis_events += 1;
@@ -101,6 +120,10 @@ pub fn stats(history: &History) -> Stats {
             continue;
         }
         let f = open.remove(&p).unwrap_or(&e.f);
+        if let (Some(err), EventType::Fail | EventType::Info) = (&e.error, e.kind) {
+            let reason: String = err.chars().take(ERROR_REASON_CHARS).collect();
+            *reasons.entry((reason, e.kind.as_str())).or_default() += 1;
+        }
         let c = by_f.entry(f).or_default();
         match e.kind {
             EventType::Ok => (s.ok += 1, c.ok += 1),
@@ -114,6 +137,18 @@ pub fn stats(history: &History) -> Stats {
         by_f.entry(f).or_default().pending += 1;
     }
     s.by_f = by_f.into_iter().map(|(f, c)| (f.to_string(), c)).collect();
+    let mut reasons: Vec<ErrorReason> = reasons
+        .into_iter()
+        .map(|((reason, kind), count)| ErrorReason {
+            reason,
+            kind: kind.to_string(),
+            count,
+        })
+        .collect();
+    // Most frequent first; ties in name order, so the file is the same on every check.
+    reasons.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+    reasons.truncate(ERROR_REASONS_MAX);
+    s.errors = reasons;
     let first = history.events.first().map_or(0, |e| e.time_ns);
     let last = history.events.iter().map(|e| e.time_ns).max().unwrap_or(0);
     let nanos = last.saturating_sub(first);

@@ -24,6 +24,8 @@ struct OpRow {
     pending: u64,
 }
 
+/// How many failure reasons are printed.
+const ERRORS_PRINTED: usize = 5;
 /// How many anomaly examples are printed per checker.
 const EXAMPLES_PRINTED: usize = 5;
 
@@ -81,6 +83,15 @@ pub fn render(results: &Results) -> String {
             None => String::new(),
         }
     );
+    if !s.errors.is_empty() {
+        let _ = writeln!(
+            out,
+            "why operations failed or ended unknown (most frequent first):"
+        );
+        for e in s.errors.iter().take(ERRORS_PRINTED) {
+            let _ = writeln!(out, "  {:>7} × {:<4} {}", e.count, e.kind, e.reason);
+        }
+    }
     if !results.nemesis.is_empty() {
         let _ = writeln!(out, "faults:");
         for n in &results.nemesis {

@@ -99,6 +99,10 @@ pub struct TargetArgs {
     /// nemesis can cut and delay them. Default: 0.
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=8))]
     pub replicas: Option<u32>,
+    /// The adapter program of `--target exec`: a shell command speaking JSON lines on stdin and
+    /// stdout (docs/protocols/exec.md), e.g. "python3 examples/exec/sqlite_ledger.py".
+    #[arg(long)]
+    pub cmd: Option<String>,
     /// Where read-only operations go: primary or replica (as behind a reader endpoint). The final
     /// read always goes to the primary. Default: primary.
     #[arg(long)]
@@ -115,6 +119,7 @@ impl TargetArgs {
             ("style", self.style.clone()),
             ("replicas", self.replicas.map(|n| n.to_string())),
             ("read-from", self.read_from.clone()),
+            ("cmd", self.cmd.clone()),
         ];
         given
             .into_iter()

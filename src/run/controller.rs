@@ -137,7 +137,20 @@ pub fn execute(args: &RunArgs) -> Result<Executed, Failure> {
     DRIVE_DONE.store(true, Ordering::Relaxed);
     let report = drive.map_err(|e| {
         tracing::error!("run failed: {e:#}");
-        Failure::Harness(e.context(format!("the run in {} failed", dir.display())))
+        // A target that finds, once started, that it was asked the impossible (an adapter that
+        // does not serve the workload, a program that is not there) is bad input, not a crash.
+        let bad_input = e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<TargetError>(),
+                Some(TargetError::BadOptions(_) | TargetError::Unavailable { .. })
+            )
+        });
+        let e = e.context(format!("the run in {} failed", dir.display()));
+        if bad_input {
+            Failure::bad_input(format!("{e:#}"))
+        } else {
+            Failure::Harness(e)
+        }
     })?;
     tracing::info!(
         events = report.events,

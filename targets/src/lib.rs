@@ -6,6 +6,7 @@
 //! one new module plus one line in [`registry`].
 
 pub mod cluster;
+pub mod exec;
 #[cfg(feature = "mariadb")]
 pub mod mariadb;
 pub mod memory;

@@ -222,6 +222,19 @@ pub static TARGETS: Registry<TargetEntry> = Registry::new(
             options: &[NODES],
             create: |o| Ok(Arc::new(ClusterTarget::new(cluster_options(o))?)),
         },
+        TargetEntry {
+            name: "exec",
+            about: "any program speaking JSON lines on stdin/stdout, one per worker (--cmd; docs/protocols/exec.md)",
+            workloads: ALL_WORKLOADS,
+            nodes: false,
+            node_states: false,
+            default_nemesis: "none",
+            op_timeout: Duration::from_secs(2),
+            own_timeout: true,
+            bugs: |_| &[],
+            options: &[crate::exec::CMD],
+            create: crate::exec::create,
+        },
         #[cfg(feature = "postgres")]
         sql_entry(
             "postgres",

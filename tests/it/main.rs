@@ -3,6 +3,7 @@
 mod check;
 mod cli;
 mod cluster;
+mod exec;
 mod nemesis;
 mod run;
 mod sql;
