@@ -38,6 +38,8 @@ pub enum Command {
     Node(crate::node_cmd::NodeArgs),
     /// Measure the harness's own speed (controller throughput, check throughput).
     Bench(crate::bench::BenchArgs),
+    /// A reference server of the HTTP ledger protocol, with the memory target's bug knobs behind it.
+    ServeLedger(crate::serve_ledger::ServeLedgerArgs),
 }
 
 pub fn dispatch() -> Result<Outcome, Failure> {
@@ -78,6 +80,7 @@ pub fn dispatch() -> Result<Outcome, Failure> {
         Command::Check(args) => crate::check::run(args),
         Command::Bench(args) => crate::bench::run(args),
         Command::Heal(args) => crate::heal::run(args),
+        Command::ServeLedger(args) => crate::serve_ledger::run(args),
         Command::Node(args) => crate::node_cmd::run(&args)
             .map(|()| Outcome::Done)
             .map_err(Failure::Harness),

@@ -18,6 +18,7 @@ mod plan;
 mod progress;
 mod results;
 mod run;
+mod serve_ledger;
 mod store;
 mod summary;
 

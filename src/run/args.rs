@@ -84,7 +84,8 @@ pub struct TargetArgs {
     /// Number of nodes (cluster: replicas agreeing by Raft; default 3).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub nodes: Option<u32>,
-    /// Connect to a server that is already running instead of starting one (postgres, mariadb).
+    /// Connect to a server that is already running instead of starting one (postgres, mariadb),
+    /// or the ledger's base URL (http, required).
     #[arg(long)]
     pub url: Option<String>,
     /// Transaction isolation level: read-committed, repeatable-read or serializable (postgres,

@@ -7,6 +7,10 @@
 
 pub mod cluster;
 pub mod exec;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "http")]
+pub mod http_server;
 #[cfg(feature = "mariadb")]
 pub mod mariadb;
 pub mod memory;

@@ -44,9 +44,11 @@ pub const BUGS: &[(&str, &str)] = &[
 
 /// Probability that a client loses the reply to a transfer and retries it.
 const REPLY_LOSS: f64 = 0.01;
-/// `lose-acked`: applied transfers between checkpoints, and the chance of a restart per transfer.
+/// `lose-acked`: applied transfers between checkpoints, and how many transfers apart (drawn
+/// uniformly from this range, seeded) the ledger restarts: a run of a few hundred transfers always
+/// sees a restart, so the knob is always caught, never just likely.
 const CHECKPOINT_EVERY: u64 = 64;
-const RESTART_CHANCE: f64 = 0.002;
+const RESTART_EVERY: std::ops::Range<u64> = 100..400;
 /// The simulated storage round trip of the non-atomic (buggy) transfer paths.
 const STORAGE_ROUND_TRIP: std::time::Duration = std::time::Duration::from_millis(1);
 /// `stale-read`: the snapshot is refreshed after this many applied transfers.
@@ -101,7 +103,8 @@ struct Ledger {
     state: Mutex<State>,
     /// The lagging replica of `stale-read`.
     snapshot: Mutex<Vec<i64>>,
-    restarts: Mutex<ChaCha8Rng>,
+    /// `lose-acked`: the seeded draws of when to restart, and transfers left until the next one.
+    restarts: Mutex<(ChaCha8Rng, u64)>,
 }
 
 impl Ledger {
@@ -143,6 +146,18 @@ impl Ledger {
         Ok(true)
     }
 
+    /// `lose-acked`: counts a transfer towards the next restart; true when it is due (and draws
+    /// the one after).
+    fn restart_due(&self) -> bool {
+        let mut r = self.restarts.lock();
+        r.1 = r.1.saturating_sub(1);
+        if r.1 > 0 {
+            return false;
+        }
+        r.1 = r.0.gen_range(RESTART_EVERY);
+        true
+    }
+
     /// Journals an applied transfer, and does the bookkeeping of the snapshot and checkpoint knobs.
     fn record(&self, s: &mut State, id: u64) {
         s.applied.push(id);
@@ -159,7 +174,7 @@ impl Ledger {
             if s.checkpoint.is_none() || s.since_checkpoint >= CHECKPOINT_EVERY {
                 s.since_checkpoint = 0;
                 s.checkpoint = Some(Box::new((s.balances.clone(), s.applied.clone())));
-            } else if self.restarts.lock().gen_bool(RESTART_CHANCE) {
+            } else if self.restart_due() {
                 // A restart: everything since the checkpoint was only in memory, and is gone.
                 let (balances, applied) = *s.checkpoint.take().expect("checked above");
                 s.applied_set = applied.iter().copied().collect();
@@ -243,7 +258,11 @@ impl MemoryTarget {
                 bugs,
                 state: Mutex::new(State::default()),
                 snapshot: Mutex::new(Vec::new()),
-                restarts: Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0x6c6f_7365)),
+                restarts: Mutex::new({
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6c6f_7365);
+                    let first = rng.gen_range(RESTART_EVERY);
+                    (rng, first)
+                }),
             }),
             seed,
         })

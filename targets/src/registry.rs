@@ -235,6 +235,20 @@ pub static TARGETS: Registry<TargetEntry> = Registry::new(
             options: &[crate::exec::CMD],
             create: crate::exec::create,
         },
+        #[cfg(feature = "http")]
+        TargetEntry {
+            name: "http",
+            about: "any ledger speaking verity's JSON-over-HTTP protocol at --url (docs/protocols/http.md)",
+            workloads: ALL_WORKLOADS,
+            nodes: false,
+            node_states: false,
+            default_nemesis: "none",
+            op_timeout: Duration::from_secs(2),
+            own_timeout: true,
+            bugs: |_| &[],
+            options: &[crate::http::URL],
+            create: crate::http::create,
+        },
         #[cfg(feature = "postgres")]
         sql_entry(
             "postgres",

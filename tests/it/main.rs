@@ -4,6 +4,7 @@ mod check;
 mod cli;
 mod cluster;
 mod exec;
+mod http;
 mod nemesis;
 mod run;
 mod sql;
