@@ -226,7 +226,7 @@ async fn finish(
     let Some((mode, every)) = s.options.misbehave else {
         return answer(done, ok_body);
     };
-    if every == 0 || n % every != 0 {
+    if every == 0 || !n.is_multiple_of(every) {
         return answer(done, ok_body);
     }
     match mode {
