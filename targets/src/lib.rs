@@ -18,6 +18,7 @@ pub mod memory_txn;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod registry;
+pub mod servers;
 #[cfg(any(feature = "postgres", feature = "mariadb"))]
 pub mod sql;
 

@@ -29,9 +29,10 @@ use verity_nemesis::nodes::Endpoint;
 use verity_nemesis::process::{ProcessSpec, Supervisor};
 
 use crate::registry::TargetOptions;
-use crate::sql::server::{find_binary, log_tail, missing, run_to_completion, wait_for_port};
+use crate::servers::package::{find_binary, log_tail, missing, run_to_completion, wait_for_port};
+use crate::servers::StartPlan;
 use crate::sql::{
-    Cell, ConnectTo, Dialect, Driver, ErrorClass, Isolation, Param, SqlConn, SqlError, StartPlan,
+    Cell, ConnectTo, Dialect, Driver, ErrorClass, Isolation, Param, SqlConn, SqlError,
 };
 use crate::{Target, TargetError};
 
@@ -126,7 +127,7 @@ impl Driver for Mariadb {
             // A temporary directory of the node's own: concurrent bootstraps sharing /tmp collide
             // on their temporary table names.
             let tmp = plan.data_dir.join(format!("{node}-tmp"));
-            crate::sql::server::owned_dir(&tmp, plan.user)?;
+            crate::servers::package::owned_dir(&tmp, plan.user)?;
             let args = vec![
                 "--no-defaults".to_string(),
                 format!("--datadir={}", dir.display()),

@@ -32,9 +32,10 @@ use verity_nemesis::nodes::Endpoint;
 use verity_nemesis::process::{ProcessSpec, Supervisor};
 
 use crate::registry::TargetOptions;
-use crate::sql::server::{find_binary, missing, run_to_completion, wait_for_port};
+use crate::servers::package::{find_binary, missing, run_to_completion, wait_for_port};
+use crate::servers::StartPlan;
 use crate::sql::{
-    Cell, ConnectTo, Dialect, Driver, ErrorClass, Isolation, Param, SqlConn, SqlError, StartPlan,
+    Cell, ConnectTo, Dialect, Driver, ErrorClass, Isolation, Param, SqlConn, SqlError,
 };
 use crate::{Target, TargetError};
 
@@ -298,7 +299,7 @@ impl Postgres {
                     return Err(TargetError::Setup(format!(
                         "PostgreSQL node {node} did not accept connections: {e}; the end of {}:\n{}",
                         log.display(),
-                        crate::sql::server::log_tail(&log)
+                        crate::servers::package::log_tail(&log)
                     )))
                 }
                 Err(_) => {}
@@ -307,7 +308,7 @@ impl Postgres {
                 return Err(TargetError::Setup(format!(
                     "PostgreSQL node {node} exited ({status}); the end of {}:\n{}",
                     log.display(),
-                    crate::sql::server::log_tail(&log)
+                    crate::servers::package::log_tail(&log)
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

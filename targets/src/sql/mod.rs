@@ -27,21 +27,18 @@
 //! in-flight original and learns whether it committed, and the answer becomes certain.
 
 pub mod ops;
-pub mod server;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use parking_lot::Mutex;
 use verity_history::{Completion, Invocation, Value};
-use verity_nemesis::nodes::{ControlError, DirectLinks, Endpoint, Links, Nodes};
-use verity_nemesis::process::{reserve_loopback_addrs, Supervisor};
+use verity_nemesis::nodes::Nodes;
+use verity_nemesis::process::Supervisor;
 
 use crate::registry::{OptionSpec, TargetOptions};
+use crate::servers::{NodeStateReader, ServerSet, StartPlan, STARTUP_TIMEOUT};
 use crate::{Client, Target, TargetError};
 
 /// Transaction isolation levels, as both servers name them.
@@ -113,9 +110,6 @@ pub const URL: OptionSpec = OptionSpec {
 };
 /// The options both SQL targets take.
 pub const OPTIONS: &[OptionSpec] = &[ISOLATION, STYLE, REPLICAS, READ_FROM, URL];
-
-/// How long starting the servers (and a replica's first catch-up) may take.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A target's options, parsed.
 #[derive(Debug, Clone)]
@@ -336,20 +330,6 @@ pub enum ConnectTo {
     Url(String),
 }
 
-/// Everything a driver needs to start its servers.
-pub struct StartPlan {
-    /// Node names (`n1` the primary) and the loopback address each listens on.
-    pub listen: BTreeMap<String, SocketAddr>,
-    /// Who dials which address (a replica dials its primary through the proxy).
-    pub links: Arc<dyn Links>,
-    /// The private directory (owned by `user`) for data, sockets and configuration.
-    pub data_dir: PathBuf,
-    /// Where the servers' logs go (the run directory).
-    pub log_dir: PathBuf,
-    pub user: Option<(u32, u32)>,
-    pub registry: Option<PathBuf>,
-}
-
 /// One kind of SQL server.
 #[async_trait]
 pub trait Driver: Send + Sync + 'static {
@@ -379,26 +359,14 @@ pub fn create<D: Driver>(
     Ok(Arc::new(SqlTarget::new(driver, config, options)?))
 }
 
-/// The servers verity runs for a target.
-struct Running {
-    supervisor: Arc<Supervisor>,
-}
-
 /// A PostgreSQL or MariaDB target.
 pub struct SqlTarget {
     driver: Arc<dyn Driver>,
     config: SqlConfig,
     /// Learnt at setup: the final read can list transfers in commit order.
     commit_order: std::sync::atomic::AtomicBool,
-    /// Node names and listen addresses when verity runs the servers; empty with `--url`.
-    listen: BTreeMap<String, SocketAddr>,
-    links: Mutex<Arc<dyn Links>>,
-    reserved: Mutex<Vec<std::net::TcpListener>>,
-    running: tokio::sync::Mutex<Option<Running>>,
-    supervisor: Mutex<Option<Arc<Supervisor>>>,
-    /// Where server logs go.
-    log_dir: PathBuf,
-    state_dir: Option<PathBuf>,
+    /// The servers verity runs: `None` with `--url`.
+    servers: Option<Arc<ServerSet>>,
 }
 
 impl SqlTarget {
@@ -408,45 +376,36 @@ impl SqlTarget {
         config: SqlConfig,
         options: &TargetOptions,
     ) -> Result<SqlTarget, TargetError> {
-        let nodes = if config.url.is_some() {
-            0
-        } else {
-            1 + config.replicas
+        let servers = match config.url {
+            Some(_) => None,
+            None => {
+                let set = Arc::new(ServerSet::new(
+                    driver.name(),
+                    1 + config.replicas,
+                    true,
+                    options,
+                )?);
+                set.read_states_with(Arc::new(StateReader {
+                    driver: driver.clone(),
+                    kind: config.kind,
+                }));
+                Some(set)
+            }
         };
-        let reserved = reserve_loopback_addrs(nodes)
-            .map_err(|e| TargetError::Setup(format!("failed to find free loopback ports: {e}")))?;
-        let listen: BTreeMap<String, SocketAddr> = (1..=nodes)
-            .map(|i| format!("n{i}"))
-            .zip(reserved.iter().map(|(a, _)| *a))
-            .collect();
-        let links: Arc<dyn Links> = Arc::new(DirectLinks {
-            listen: listen.clone(),
-        });
-        let log_dir = options.dir.clone().unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("verity-{}-{}", driver.name(), std::process::id()))
-        });
         Ok(SqlTarget {
             driver,
             config,
             commit_order: Default::default(),
-            listen,
-            links: Mutex::new(links),
-            reserved: Mutex::new(reserved.into_iter().map(|(_, l)| l).collect()),
-            running: tokio::sync::Mutex::new(None),
-            supervisor: Mutex::new(None),
-            log_dir,
-            state_dir: options.state_dir.clone(),
+            servers,
         })
     }
 
-    /// Where a client connects for node `node` (`None`: the `--url` server).
+    /// Where a client connects for node `node` (`None`: the primary, or the `--url` server).
     fn connect_to(&self, node: Option<&str>) -> ConnectTo {
-        match (&self.config.url, node) {
+        match (&self.config.url, &self.servers) {
             (Some(url), _) => ConnectTo::Url(url.clone()),
-            (None, node) => {
-                let node = node.unwrap_or("n1");
-                ConnectTo::Node(self.links.lock().dial(&Endpoint::Client, node))
-            }
+            (None, Some(servers)) => ConnectTo::Node(servers.client_addr(node.unwrap_or("n1"))),
+            (None, None) => unreachable!("a target without --url runs its servers"),
         }
     }
 
@@ -454,69 +413,6 @@ impl SqlTarget {
     fn replica_for(&self, worker: usize) -> Option<String> {
         (self.config.read_from_replica && self.config.replicas > 0)
             .then(|| format!("n{}", 2 + worker % self.config.replicas))
-    }
-
-    async fn start_servers(&self) -> Result<(), TargetError> {
-        let mut running = self.running.lock().await;
-        if running.is_some() || self.config.url.is_some() {
-            return Ok(());
-        }
-        let user = server::server_user()?;
-        let data_dir = server::private_dir(&format!("verity-{}-", self.driver.name()), user)?;
-        std::fs::create_dir_all(&self.log_dir).map_err(|e| {
-            TargetError::Setup(format!("cannot create {}: {e}", self.log_dir.display()))
-        })?;
-        let plan = StartPlan {
-            listen: self.listen.clone(),
-            links: self.links.lock().clone(),
-            data_dir: data_dir.clone(),
-            log_dir: self.log_dir.clone(),
-            user,
-            registry: self
-                .state_dir
-                .as_ref()
-                .map(|d| verity_nemesis::process::registry_path(d, self.driver.name())),
-        };
-        // The ports are the servers' from here on.
-        self.reserved.lock().clear();
-        let started = tokio::time::timeout(STARTUP_TIMEOUT, self.driver.start(&plan)).await;
-        let supervisor = match started {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                let _ = std::fs::remove_dir_all(&data_dir);
-                return Err(e);
-            }
-            Err(_) => {
-                let _ = std::fs::remove_dir_all(&data_dir);
-                return Err(TargetError::Setup(format!(
-                    "the {} servers did not start within {STARTUP_TIMEOUT:?}; their logs are in {}",
-                    self.driver.name(),
-                    self.log_dir.display()
-                )));
-            }
-        };
-        supervisor.remove_on_cleanup(data_dir);
-        *self.supervisor.lock() = Some(supervisor.clone());
-        *running = Some(Running { supervisor });
-        Ok(())
-    }
-
-    /// Runs a blocking supervisor action on `node` (a kill waits for the process group to go).
-    async fn with_supervisor(
-        &self,
-        node: &str,
-        action: impl FnOnce(&Supervisor, &str) -> Result<(), verity_nemesis::SupervisorError>
-            + Send
-            + 'static,
-    ) -> Result<(), ControlError> {
-        let s = self
-            .supervisor
-            .lock()
-            .clone()
-            .ok_or("the servers have not started")?;
-        let node = node.to_string();
-        tokio::task::spawn_blocking(move || action(&s, &node)).await??;
-        Ok(())
     }
 
     async fn connect_setup(&self, node: Option<&str>) -> Result<Box<dyn SqlConn>, TargetError> {
@@ -538,6 +434,26 @@ impl SqlTarget {
     }
 }
 
+/// Reads one node's tables directly, for the convergence checker.
+struct StateReader {
+    driver: Arc<dyn Driver>,
+    kind: Kind,
+}
+
+#[async_trait]
+impl NodeStateReader for StateReader {
+    async fn read(&self, _node: &str, addr: SocketAddr) -> Result<Value, String> {
+        let mut c = self
+            .driver
+            .connect(&ConnectTo::Node(addr), Duration::from_secs(2))
+            .await
+            .map_err(|e| e.to_string())?;
+        ops::node_state(c.as_mut(), self.driver.dialect(), self.kind)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 #[async_trait]
 impl Target for SqlTarget {
     fn name(&self) -> &'static str {
@@ -545,7 +461,12 @@ impl Target for SqlTarget {
     }
 
     async fn setup(&self, init: &Invocation) -> Result<Completion, TargetError> {
-        self.start_servers().await?;
+        if let Some(servers) = &self.servers {
+            let driver = self.driver.clone();
+            servers
+                .start(|plan| async move { driver.start(&plan).await })
+                .await?;
+        }
         let mut conn = self.connect_setup(None).await?;
         let dialect = self.driver.dialect();
         let mark = ops::create_schema(conn.as_mut(), dialect, &init.value, self.config.seed)
@@ -555,14 +476,23 @@ impl Target for SqlTarget {
         self.commit_order
             .store(commit_order, std::sync::atomic::Ordering::SeqCst);
         // Reads from a replica must start from the accounts the primary has.
-        for node in self.listen.keys().skip(1) {
+        let replicas: Vec<String> = self
+            .servers
+            .as_ref()
+            .map(|s| s.names().into_iter().skip(1).collect())
+            .unwrap_or_default();
+        for node in &replicas {
             let mut replica = self.connect_setup(Some(node)).await?;
             ops::wait_for_mark(replica.as_mut(), dialect, mark, STARTUP_TIMEOUT)
                 .await
                 .map_err(|e| {
+                    let logs = self
+                        .servers
+                        .as_ref()
+                        .map(|s| s.log_dir().display().to_string())
+                        .unwrap_or_default();
                     TargetError::Setup(format!(
-                        "replica {node} did not catch up with the primary: {e}; its log is in {}",
-                        self.log_dir.display()
+                        "replica {node} did not catch up with the primary: {e}; its log is in {logs}"
                     ))
                 })?;
         }
@@ -585,83 +515,13 @@ impl Target for SqlTarget {
     }
 
     async fn teardown(&self) -> Result<(), TargetError> {
-        let running = self.running.lock().await.take();
-        if let Some(r) = running {
-            let s = r.supervisor;
-            tokio::task::spawn_blocking(move || s.stop_all())
-                .await
-                .map_err(|e| TargetError::Setup(format!("stopping the servers failed: {e}")))?;
+        match &self.servers {
+            Some(s) => s.stop().await,
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn nodes(self: Arc<Self>) -> Option<Arc<dyn Nodes>> {
-        if self.config.url.is_some() {
-            return None;
-        }
-        Some(self)
-    }
-}
-
-impl Drop for SqlTarget {
-    fn drop(&mut self) {
-        if let Some(s) = self.supervisor.lock().take() {
-            s.stop_all();
-        }
-    }
-}
-
-#[async_trait]
-impl Nodes for SqlTarget {
-    fn names(&self) -> Vec<String> {
-        self.listen.keys().cloned().collect()
-    }
-
-    fn listen_addrs(&self) -> BTreeMap<String, SocketAddr> {
-        self.listen.clone()
-    }
-
-    fn route_through(&self, links: Arc<dyn Links>) -> Result<(), ControlError> {
-        if self.supervisor.lock().is_some() {
-            return Err("links must be set before the servers start".into());
-        }
-        *self.links.lock() = links;
-        Ok(())
-    }
-
-    fn pid(&self, node: &str) -> Option<u32> {
-        self.supervisor.lock().as_ref()?.pid(node)
-    }
-
-    async fn kill(&self, node: &str) -> Result<(), ControlError> {
-        self.with_supervisor(node, |s, n| s.kill(n)).await
-    }
-
-    async fn restart(&self, node: &str) -> Result<(), ControlError> {
-        self.with_supervisor(node, |s, n| s.restart(n).map(|_| ()))
-            .await
-    }
-
-    async fn primary(&self) -> Option<String> {
-        // No failover: the primary is the first node for the whole run.
-        self.listen.keys().next().cloned()
-    }
-
-    async fn states(&self) -> Option<Vec<(String, Result<Value, String>)>> {
-        let mut out = Vec::new();
-        for node in self.listen.keys() {
-            let state = match self
-                .driver
-                .connect(&self.connect_to(Some(node)), Duration::from_secs(2))
-                .await
-            {
-                Ok(mut c) => ops::node_state(c.as_mut(), self.driver.dialect(), self.config.kind)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            out.push((node.clone(), state));
-        }
-        Some(out)
+        self.servers.clone().map(|s| s as Arc<dyn Nodes>)
     }
 }
