@@ -17,6 +17,8 @@ pub mod memory;
 pub mod memory_txn;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod registry;
 pub mod servers;
 #[cfg(any(feature = "postgres", feature = "mariadb"))]

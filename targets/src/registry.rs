@@ -261,6 +261,20 @@ pub static TARGETS: Registry<TargetEntry> = Registry::new(
             "MariaDB: started from Debian's package (primary and --replicas) or at --url",
             crate::mariadb::create,
         ),
+        #[cfg(feature = "redis")]
+        TargetEntry {
+            name: "redis",
+            about: "Redis: started from Debian's package (primary and --replicas) or at --url; --style plain|watch-multi|lua",
+            workloads: ALL_WORKLOADS,
+            nodes: true,
+            node_states: true,
+            default_nemesis: "partition,pause,kill",
+            op_timeout: Duration::from_secs(2),
+            own_timeout: true,
+            bugs: no_bugs,
+            options: crate::redis::OPTIONS,
+            create: crate::redis::create,
+        },
     ],
 );
 
@@ -287,7 +301,7 @@ const fn sql_entry(
     }
 }
 
-#[cfg(any(feature = "postgres", feature = "mariadb"))]
+#[cfg(any(feature = "postgres", feature = "mariadb", feature = "redis"))]
 fn no_bugs(_workload: &str) -> &'static [Knob] {
     &[]
 }

@@ -6,6 +6,7 @@ mod cluster;
 mod exec;
 mod http;
 mod nemesis;
+mod redis;
 mod run;
 mod sql;
 mod support;

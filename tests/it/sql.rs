@@ -11,96 +11,13 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+
+use crate::args;
 use std::time::{Duration, Instant};
 
-use crate::support::{anomaly_types, results_of, verity};
-
-/// What a case must find.
-#[derive(Debug, Clone, Copy)]
-enum Expect {
-    Valid,
-    /// Invalid, with at least one of these anomalies, and none of `forbidden`.
-    AnyOf(&'static [&'static str]),
-}
-
-/// Anomalies a stale read must never be mistaken for: the final read comes from the primary.
-const CONSERVATION: &[&str] = &[
-    "lost-transfer",
-    "duplicate-transfer",
-    "phantom-transfer",
-    "failed-transfer-applied",
-    "balance-mismatch",
-    "wrong-total",
-    "negative-balance",
-];
-
-struct Case {
-    target: &'static str,
-    args: &'static [&'static str],
-    expect: Expect,
-    /// Anomalies that must not appear.
-    forbidden: &'static [&'static str],
-}
-
-const SEEDS: [u64; 3] = [1, 2, 3];
-
-/// Runs every case on every seed into one store and reports every miss at once.
-fn run_cases(cases: &[Case]) {
-    let store = tempfile::tempdir().expect("temp dir");
-    let mut misses = Vec::new();
-    for case in cases {
-        for seed in SEEDS {
-            let started = Instant::now();
-            let out = verity()
-                .args(["run", "--quiet", "--target", case.target])
-                .args(case.args)
-                .args(["--seed", &seed.to_string(), "--store"])
-                .arg(store.path())
-                .output()
-                .expect("verity runs");
-            let code = out.status.code().unwrap_or(-1);
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let what = format!("{} {} --seed {seed}", case.target, case.args.join(" "));
-            if !matches!(code, 0 | 1) {
-                misses.push(format!("{what}: exit {code}\n{stdout}\n{stderr}"));
-                continue;
-            }
-            let results = results_of(&store.path().join("latest"));
-            let found = anomaly_types(&results);
-            let bad: Vec<&String> = found
-                .iter()
-                .filter(|a| case.forbidden.contains(&a.as_str()))
-                .collect();
-            let ok = match case.expect {
-                Expect::Valid => code == 0 && found.is_empty(),
-                Expect::AnyOf(names) => {
-                    code == 1 && found.iter().any(|a| names.contains(&a.as_str()))
-                }
-            };
-            eprintln!(
-                "{what}: exit {code}, {found:?} in {:.1}s",
-                started.elapsed().as_secs_f64()
-            );
-            if !ok || !bad.is_empty() {
-                misses.push(format!(
-                    "{what}: expected {:?}, got exit {code} with {found:?}\n{stdout}",
-                    case.expect
-                ));
-            }
-        }
-    }
-    assert!(misses.is_empty(), "{}", misses.join("\n---\n"));
-}
+use crate::support::{results_of, run_cases, verity, Case, Expect, CONSERVATION};
 
 const QUICK: &[&str] = &["--nemesis", "none", "--time-limit", "3s"];
-
-macro_rules! args {
-    ($($a:expr),* $(,)?) => {{
-        const A: &[&str] = &[$($a),*];
-        A
-    }};
-}
 
 #[test]
 fn postgres_isolation_levels_and_styles_get_the_verdicts_they_deserve() {
@@ -398,6 +315,16 @@ fn a_missing_server_is_bad_input_naming_its_package_and_a_broken_one_quotes_its_
     assert_eq!(out.status.code(), Some(254));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("mariadb-server"), "{err}");
+
+    let out = verity()
+        .args(["run", "--quiet", "--target", "redis", "--store"])
+        .arg(store.path())
+        .env("VERITY_REDIS_BINDIR", empty.path())
+        .output()
+        .expect("verity runs");
+    assert_eq!(out.status.code(), Some(254));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("redis-server"), "{err}");
 
     // A server that cannot initialise: exit 255, the end of its log in the message, the log kept.
     let broken = tempfile::tempdir().expect("temp dir");

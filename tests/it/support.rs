@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Instant;
 
 pub fn verity() -> Command {
     Command::new(env!("CARGO_BIN_EXE_verity"))
@@ -62,4 +63,91 @@ pub fn anomaly_types(results: &serde_json::Value) -> Vec<String> {
         .iter()
         .map(|v| v.as_str().expect("names are strings").to_string())
         .collect()
+}
+
+/// What a case must find.
+#[derive(Debug, Clone, Copy)]
+pub enum Expect {
+    Valid,
+    /// Invalid, with at least one of these anomalies, and none of `forbidden`.
+    AnyOf(&'static [&'static str]),
+}
+
+/// Anomalies a stale read must never be mistaken for: the final read comes from the primary.
+pub const CONSERVATION: &[&str] = &[
+    "lost-transfer",
+    "duplicate-transfer",
+    "phantom-transfer",
+    "failed-transfer-applied",
+    "balance-mismatch",
+    "wrong-total",
+    "negative-balance",
+];
+
+pub struct Case {
+    pub target: &'static str,
+    pub args: &'static [&'static str],
+    pub expect: Expect,
+    /// Anomalies that must not appear.
+    pub forbidden: &'static [&'static str],
+}
+
+pub const SEEDS: [u64; 3] = [1, 2, 3];
+
+/// Runs every case on every seed into one store and reports every miss at once.
+pub fn run_cases(cases: &[Case]) {
+    let store = tempfile::tempdir().expect("temp dir");
+    let mut misses = Vec::new();
+    for case in cases {
+        for seed in SEEDS {
+            let started = Instant::now();
+            let out = verity()
+                .args(["run", "--quiet", "--target", case.target])
+                .args(case.args)
+                .args(["--seed", &seed.to_string(), "--store"])
+                .arg(store.path())
+                .output()
+                .expect("verity runs");
+            let code = out.status.code().unwrap_or(-1);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let what = format!("{} {} --seed {seed}", case.target, case.args.join(" "));
+            if !matches!(code, 0 | 1) {
+                misses.push(format!("{what}: exit {code}\n{stdout}\n{stderr}"));
+                continue;
+            }
+            let results = results_of(&store.path().join("latest"));
+            let found = anomaly_types(&results);
+            let bad: Vec<&String> = found
+                .iter()
+                .filter(|a| case.forbidden.contains(&a.as_str()))
+                .collect();
+            let ok = match case.expect {
+                Expect::Valid => code == 0 && found.is_empty(),
+                Expect::AnyOf(names) => {
+                    code == 1 && found.iter().any(|a| names.contains(&a.as_str()))
+                }
+            };
+            eprintln!(
+                "{what}: exit {code}, {found:?} in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+            if !ok || !bad.is_empty() {
+                misses.push(format!(
+                    "{what}: expected {:?}, got exit {code} with {found:?}\n{stdout}",
+                    case.expect
+                ));
+            }
+        }
+    }
+    assert!(misses.is_empty(), "{}", misses.join("\n---\n"));
+}
+
+/// A `&'static [&str]` from string literals, for case tables.
+#[macro_export]
+macro_rules! args {
+    ($($a:expr),* $(,)?) => {{
+        const A: &[&str] = &[$($a),*];
+        A
+    }};
 }

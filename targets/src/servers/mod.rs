@@ -20,11 +20,23 @@ use verity_nemesis::nodes::{ControlError, DirectLinks, Endpoint, Links, Nodes};
 use verity_nemesis::process::{reserve_loopback_addrs, Supervisor};
 use verity_nemesis::SupervisorError;
 
-use crate::registry::TargetOptions;
+use crate::registry::{OptionSpec, TargetOptions};
 use crate::TargetError;
 
 pub mod package;
 
+pub const REPLICAS: OptionSpec = OptionSpec {
+    name: "replicas",
+    about: "streaming replicas beside the primary, replicating through the proxy mesh",
+    values: &[],
+    default: Some("0"),
+};
+pub const READ_FROM: OptionSpec = OptionSpec {
+    name: "read-from",
+    about: "where read-only operations go",
+    values: &["primary", "replica"],
+    default: Some("primary"),
+};
 /// How long starting the servers may take.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 

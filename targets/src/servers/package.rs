@@ -19,6 +19,19 @@ pub const SERVER_USER: &str = "verity";
 /// Lines of a server's log quoted when it fails to start.
 const LOG_TAIL_LINES: usize = 15;
 
+/// The first of `names` in the directory `$env` when that is set (and nowhere else), otherwise
+/// as [`find_binary`] finds it. The variable lets a user point at a server installed elsewhere,
+/// and a test at a directory without one.
+pub fn find_program(env: &str, names: &[&str], dirs: &[PathBuf]) -> Option<PathBuf> {
+    match std::env::var_os(env) {
+        Some(dir) => names
+            .iter()
+            .map(|n| PathBuf::from(&dir).join(n))
+            .find(|p| p.is_file()),
+        None => find_binary(names, dirs),
+    }
+}
+
 /// The first of `names` found in `dirs` (in order) or on `PATH`.
 pub fn find_binary(names: &[&str], dirs: &[PathBuf]) -> Option<PathBuf> {
     for dir in dirs {

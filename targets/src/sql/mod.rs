@@ -38,7 +38,7 @@ use verity_nemesis::nodes::Nodes;
 use verity_nemesis::process::Supervisor;
 
 use crate::registry::{OptionSpec, TargetOptions};
-use crate::servers::{NodeStateReader, ServerSet, StartPlan, STARTUP_TIMEOUT};
+use crate::servers::{NodeStateReader, ServerSet, StartPlan, READ_FROM, REPLICAS, STARTUP_TIMEOUT};
 use crate::{Client, Target, TargetError};
 
 /// Transaction isolation levels, as both servers name them.
@@ -89,18 +89,6 @@ pub const STYLE: OptionSpec = OptionSpec {
     about: "how a transfer is written",
     values: &["atomic", "read-modify-write", "select-for-update"],
     default: Some("atomic"),
-};
-pub const REPLICAS: OptionSpec = OptionSpec {
-    name: "replicas",
-    about: "streaming replicas beside the primary, replicating through the proxy mesh",
-    values: &[],
-    default: Some("0"),
-};
-pub const READ_FROM: OptionSpec = OptionSpec {
-    name: "read-from",
-    about: "where read-only operations go",
-    values: &["primary", "replica"],
-    default: Some("primary"),
 };
 pub const URL: OptionSpec = OptionSpec {
     name: "url",
