@@ -51,10 +51,24 @@ pub trait Links: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct DirectLinks {
     pub listen: BTreeMap<String, SocketAddr>,
+    /// Where peers dial a node, where that is not where clients do (empty: the same).
+    pub peers: BTreeMap<String, SocketAddr>,
+}
+
+impl DirectLinks {
+    pub fn new(listen: BTreeMap<String, SocketAddr>) -> DirectLinks {
+        DirectLinks {
+            listen,
+            peers: BTreeMap::new(),
+        }
+    }
 }
 
 impl Links for DirectLinks {
-    fn dial(&self, _from: &Endpoint, to: &str) -> SocketAddr {
+    fn dial(&self, from: &Endpoint, to: &str) -> SocketAddr {
+        if let (Endpoint::Node(_), Some(peer)) = (from, self.peers.get(to)) {
+            return *peer;
+        }
         *self
             .listen
             .get(to)
@@ -74,6 +88,20 @@ pub trait Nodes: Send + Sync {
 
     /// Where each node listens: what the proxy mesh forwards each link to.
     fn listen_addrs(&self) -> BTreeMap<String, SocketAddr>;
+
+    /// Where each node's peers connect, for a store that listens for its peers apart from its
+    /// clients (etcd's peer port); `None`: peers connect where clients do.
+    fn peer_addrs(&self) -> Option<BTreeMap<String, SocketAddr>> {
+        None
+    }
+
+    /// The store's members all dial a peer at one advertised address (etcd's peer URLs are the
+    /// same for every member), which each member resolves on its own: the proxy mesh then gives
+    /// each source its own loopback address on one port per destination (`127.0.<src>.<dst>`), so
+    /// the same address reaches a different listener — its own link — from every member.
+    fn per_source_addresses(&self) -> bool {
+        false
+    }
 
     /// Routes every link — client to node, node to node — through `links`. Only before the nodes
     /// start: a store is told its peers' addresses when it starts.

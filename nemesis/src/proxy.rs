@@ -86,6 +86,10 @@ pub struct ProxyConfig {
     pub loss_retries_max: u32,
     /// How long the proxy tries to reach dst's real address.
     pub connect_timeout_ms: u64,
+    /// Node-to-node listeners of one destination share one port, each source on its own loopback
+    /// address (`127.0.<src>.<dst>`): for stores whose members all dial a peer at one advertised
+    /// address, resolved per member to its own listener (see [`crate::nodes::Nodes::per_source_addresses`]).
+    pub per_source_addresses: bool,
 }
 
 impl Default for ProxyConfig {
@@ -99,6 +103,7 @@ impl Default for ProxyConfig {
             loss_rto_max_ms: 2_000,
             loss_retries_max: 6,
             connect_timeout_ms: 2_000,
+            per_source_addresses: false,
         }
     }
 }
@@ -158,6 +163,10 @@ struct Shared {
     /// Bumped after every change of `states`, so held connections wake up.
     version: watch::Sender<u64>,
     upstreams: Mutex<Vec<Option<SocketAddr>>>,
+    /// Where a node's peers connect, where that is not where clients do.
+    peer_upstreams: Mutex<Vec<Option<SocketAddr>>>,
+    /// How many of the endpoints are sources only (clients); the rest are nodes.
+    sources: usize,
     directions: Vec<DirectionCounters>,
     listeners: Vec<ListenerCounters>,
     shutdown: watch::Sender<bool>,
@@ -221,6 +230,8 @@ impl ProxyMesh {
             states: Mutex::new(vec![LinkState::Pass; n * n]),
             version: watch::channel(0).0,
             upstreams: Mutex::new(upstreams),
+            peer_upstreams: Mutex::new(vec![None; n]),
+            sources: sources.len(),
             directions: (0..n * n).map(|_| DirectionCounters::default()).collect(),
             listeners: (0..n * n).map(|_| ListenerCounters::default()).collect(),
             shutdown: watch::channel(false).0,
@@ -234,19 +245,22 @@ impl ProxyMesh {
             accept_tasks: Vec::new(),
         };
         let first_node = sources.len();
-        for src in 0..n {
-            for dst in first_node..n {
-                if src == dst {
-                    continue;
+        for dst in first_node..n {
+            let mut listeners = Vec::new();
+            for src in (0..n).filter(|s| *s != dst) {
+                let by_source = shared.config.per_source_addresses && src >= first_node;
+                if !by_source {
+                    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await;
+                    listeners.push((src, listener.map_err(|e| bind_error(&names, src, dst, e))?));
                 }
-                let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await;
-                let bind_err = |source| ProxyError::Bind {
-                    src: names[src].clone(),
-                    dst: names[dst].clone(),
-                    source,
-                };
-                let listener = listener.map_err(bind_err)?;
-                let addr = listener.local_addr().map_err(bind_err)?;
+            }
+            if shared.config.per_source_addresses {
+                listeners.extend(bind_per_source(&names, first_node, dst).await?);
+            }
+            for (src, listener) in listeners {
+                let addr = listener
+                    .local_addr()
+                    .map_err(|e| bind_error(&names, src, dst, e))?;
                 mesh.addrs
                     .insert((names[src].clone(), names[dst].clone()), addr);
                 let task = tokio::spawn(accept_loop(shared.clone(), listener, src, dst));
@@ -254,6 +268,13 @@ impl ProxyMesh {
             }
         }
         Ok(mesh)
+    }
+
+    /// Sets where the node's peers connect, when that is not where its clients do.
+    pub fn set_peer_upstream(&self, node: &str, addr: SocketAddr) -> Result<(), ProxyError> {
+        let i = self.idx(node)?;
+        self.shared.peer_upstreams.lock()[i] = Some(addr);
+        Ok(())
     }
 
     /// The address src must dial to reach dst through the proxy.
@@ -444,6 +465,52 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, src: usize, dst
     }
 }
 
+fn bind_error(names: &[String], src: usize, dst: usize, source: io::Error) -> ProxyError {
+    ProxyError::Bind {
+        src: names[src].clone(),
+        dst: names[dst].clone(),
+        source,
+    }
+}
+
+/// The listeners of every node source to `dst` on one port, each on `127.0.<src>.<dst>`
+/// (1-based among the endpoints): a port free on all of those addresses, found in a bounded number
+/// of tries.
+async fn bind_per_source(
+    names: &[String],
+    first_node: usize,
+    dst: usize,
+) -> Result<Vec<(usize, TcpListener)>, ProxyError> {
+    let sources: Vec<usize> = (first_node..names.len()).filter(|s| *s != dst).collect();
+    let ip = |src: usize| Ipv4Addr::new(127, 0, src as u8 + 1, dst as u8 + 1);
+    let mut last = None;
+    for _ in 0..64 {
+        let Some(&first) = sources.first() else {
+            return Ok(Vec::new());
+        };
+        let l = TcpListener::bind((ip(first), 0))
+            .await
+            .map_err(|e| bind_error(names, first, dst, e))?;
+        let port = l.local_addr().map_err(|e| bind_error(names, first, dst, e))?.port();
+        let mut got = vec![(first, l)];
+        let mut ok = true;
+        for &src in &sources[1..] {
+            match TcpListener::bind((ip(src), port)).await {
+                Ok(l) => got.push((src, l)),
+                Err(e) => {
+                    last = Some(bind_error(names, src, dst, e));
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok {
+            return Ok(got);
+        }
+    }
+    Err(last.expect("64 failed attempts leave an error"))
+}
+
 /// Why a connection ended early: both sockets are closed.
 #[derive(Debug)]
 struct Severed;
@@ -456,7 +523,12 @@ async fn serve(shared: &Shared, inbound: TcpStream, src: usize, dst: usize) -> R
     let number = shared.connection_count.fetch_add(1, Ordering::Relaxed);
     // Hold a new connection whose forward direction is dropped: it must not reach dst.
     hold_while_dropped(shared, forward).await?;
-    let upstream_addr = shared.upstreams.lock()[dst].ok_or(Severed)?;
+    let upstream_addr = if src >= shared.sources {
+        shared.peer_upstreams.lock()[dst].or(shared.upstreams.lock()[dst])
+    } else {
+        shared.upstreams.lock()[dst]
+    }
+    .ok_or(Severed)?;
     let connect = TcpStream::connect(upstream_addr);
     let timeout = Duration::from_millis(shared.config.connect_timeout_ms);
     let upstream = match tokio::time::timeout(timeout, connect).await {

@@ -328,3 +328,40 @@ async fn closed_connections_are_not_leaked() {
     assert!(eventually(WITHIN, || mesh.stats(CLIENT, "n1").unwrap().active == 0).await);
     assert_eq!(mesh.stats(CLIENT, "n1").unwrap().accepted, 20);
 }
+
+/// For stores whose members dial one advertised address per peer (etcd): every member's link to a
+/// node shares one port, on its own loopback address, and reaches the node's peer upstream; a link
+/// fault still acts on that member's link alone.
+#[tokio::test]
+async fn per_source_addresses_share_a_port_and_keep_links_apart() {
+    let client_side = Echo::start().await;
+    let peer_side = Echo::start().await;
+    let others = [Echo::start().await, Echo::start().await];
+    let config = ProxyConfig {
+        per_source_addresses: true,
+        ..ProxyConfig::default()
+    };
+    let mesh = mesh_to(&[&client_side, &others[0], &others[1]], config).await;
+    mesh.set_peer_upstream("n1", peer_side.addr).unwrap();
+    let (from2, from3) = (mesh.addr("n2", "n1").unwrap(), mesh.addr("n3", "n1").unwrap());
+    assert_eq!(from2.port(), from3.port(), "one advertised port per destination");
+    assert_ne!(from2.ip(), from3.ip(), "each source on its own address");
+    assert_eq!(from2.ip().to_string(), "127.0.3.2");
+    let client = mesh.addr(CLIENT, "n1").unwrap();
+    assert_eq!(client.ip().to_string(), "127.0.0.1");
+
+    let mut s = TcpStream::connect(from2).await.unwrap();
+    assert_eq!(round_trip(&mut s, b"peer").await, b"peer");
+    assert_eq!(peer_side.received(), 4, "node links reach the peer upstream");
+    let mut c = TcpStream::connect(client).await.unwrap();
+    assert_eq!(round_trip(&mut c, b"client").await, b"client");
+    assert_eq!(client_side.received(), 6, "client links reach the client upstream");
+
+    mesh.set("n2", "n1", LinkState::Drop).unwrap();
+    let mut cut = TcpStream::connect(from2).await.unwrap();
+    cut.write_all(b"held").await.unwrap();
+    let mut open = TcpStream::connect(from3).await.unwrap();
+    assert_eq!(round_trip(&mut open, b"free").await, b"free");
+    assert!(eventually(WITHIN, || peer_side.received() == 8).await);
+    assert_eq!(mesh.stats("n2", "n1").unwrap().bytes, 4, "n2's cut link carried nothing new");
+}

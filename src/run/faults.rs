@@ -39,9 +39,18 @@ pub async fn route_through_proxy(target: &dyn Nodes, seed: u64) -> anyhow::Resul
         .into_iter()
         .map(|(n, a)| (n, Some(a)))
         .collect();
-    let proxy = ProxyMesh::start(&[CLIENT], &nodes, ProxyConfig::default(), seed)
+    let config = ProxyConfig {
+        per_source_addresses: target.per_source_addresses(),
+        ..ProxyConfig::default()
+    };
+    let proxy = ProxyMesh::start(&[CLIENT], &nodes, config, seed)
         .await
         .context("cannot start the proxy mesh")?;
+    for (node, addr) in target.peer_addrs().unwrap_or_default() {
+        proxy
+            .set_peer_upstream(&node, addr)
+            .context("cannot point the proxy at a node's peer port")?;
+    }
     let proxy = Arc::new(proxy);
     target
         .route_through(proxy.clone())

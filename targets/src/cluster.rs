@@ -96,9 +96,7 @@ impl ClusterTarget {
             .zip(reserved.iter().map(|(a, _)| *a))
             .collect();
         let reserved = reserved.into_iter().map(|(_, l)| l).collect();
-        let links: Arc<dyn Links> = Arc::new(DirectLinks {
-            listen: listen.clone(),
-        });
+        let links: Arc<dyn Links> = Arc::new(DirectLinks::new(listen.clone()));
         Ok(ClusterTarget {
             options,
             bugs,

@@ -79,6 +79,11 @@ pub struct ServerSet {
     /// The primary, when the target has one that never moves (`None`: ask nobody).
     primary: Option<String>,
     states: Mutex<Option<Arc<dyn NodeStateReader>>>,
+    /// Where each node's peers connect, for servers that listen for peers apart (etcd).
+    peers: BTreeMap<String, SocketAddr>,
+    /// The servers resolve their peers' names each on its own (see
+    /// [`Nodes::per_source_addresses`]).
+    per_source_addresses: bool,
 }
 
 impl ServerSet {
@@ -96,9 +101,7 @@ impl ServerSet {
             .map(|i| format!("n{i}"))
             .zip(reserved.iter().map(|(a, _)| *a))
             .collect();
-        let links: Arc<dyn Links> = Arc::new(DirectLinks {
-            listen: listen.clone(),
-        });
+        let links: Arc<dyn Links> = Arc::new(DirectLinks::new(listen.clone()));
         let log_dir = options.dir.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("verity-{name}-{}", std::process::id()))
         });
@@ -113,7 +116,37 @@ impl ServerSet {
             log_dir,
             state_dir: options.state_dir.clone(),
             states: Mutex::new(None),
+            peers: BTreeMap::new(),
+            per_source_addresses: false,
         })
+    }
+
+    /// Gives every node a second port for its peers (etcd listens for peers apart from clients),
+    /// and has the proxy mesh give each source its own loopback address per destination (the
+    /// servers name their peers by one advertised address each, resolved per server).
+    pub fn with_peer_ports(mut self) -> Result<ServerSet, TargetError> {
+        let reserved = reserve_loopback_addrs(self.listen.len())
+            .map_err(|e| TargetError::Setup(format!("failed to find free loopback ports: {e}")))?;
+        self.peers = self
+            .listen
+            .keys()
+            .cloned()
+            .zip(reserved.iter().map(|(a, _)| *a))
+            .collect();
+        self.reserved
+            .lock()
+            .extend(reserved.into_iter().map(|(_, l)| l));
+        *self.links.lock() = Arc::new(DirectLinks {
+            listen: self.listen.clone(),
+            peers: self.peers.clone(),
+        });
+        self.per_source_addresses = true;
+        Ok(self)
+    }
+
+    /// Where each node listens for its peers (empty unless [`ServerSet::with_peer_ports`]).
+    pub fn peer_listen_addrs(&self) -> &BTreeMap<String, SocketAddr> {
+        &self.peers
     }
 
     /// Where a client dials `node` (the node itself, or the proxy in front of it).
@@ -225,6 +258,14 @@ impl Nodes for ServerSet {
 
     fn listen_addrs(&self) -> BTreeMap<String, SocketAddr> {
         self.listen.clone()
+    }
+
+    fn peer_addrs(&self) -> Option<BTreeMap<String, SocketAddr>> {
+        (!self.peers.is_empty()).then(|| self.peers.clone())
+    }
+
+    fn per_source_addresses(&self) -> bool {
+        self.per_source_addresses
     }
 
     fn route_through(&self, links: Arc<dyn Links>) -> Result<(), ControlError> {
