@@ -46,11 +46,22 @@ fn the_sqlite_adapter_is_valid_on_bank_and_ledger_append() {
                 ],
             );
             assert_eq!(code, 0, "{workload} seed {seed}:\n{out}\n{err}");
+            // How many operations a 3 s run gets depends on the machine; what must hold on any
+            // machine is that every kind of operation was answered.
             let results = results_of(&store.path().join("latest"));
-            assert!(
-                results["stats"]["ok"].as_u64().unwrap_or(0) > 500,
-                "{workload} seed {seed}: the adapter served few operations\n{out}"
-            );
+            let by_f = results["stats"]["by_f"].as_object().expect("stats.by_f");
+            let kinds = if workload == "bank" {
+                &["transfer", "read"][..]
+            } else {
+                &["txn"][..]
+            };
+            for kind in kinds {
+                let ok = by_f.get(*kind).and_then(|f| f["ok"].as_u64()).unwrap_or(0);
+                assert!(
+                    ok > 0,
+                    "{workload} seed {seed}: no {kind} answered ok\n{out}"
+                );
+            }
         }
     }
 }
