@@ -80,6 +80,9 @@ pub struct ProcessSpec {
     /// Give the process a pipe on stdin that closes when the supervisor (or verity) goes away; the
     /// program must exit when it reads end-of-file.
     pub watch_stdin: bool,
+    /// Run with this file as its `/etc/hosts`, in a mount namespace of its own (needs root): how
+    /// each member of a store gets its own answer for a peer's name.
+    pub hosts: Option<PathBuf>,
 }
 
 impl ProcessSpec {
@@ -93,6 +96,7 @@ impl ProcessSpec {
             user: None,
             log_path,
             watch_stdin: false,
+            hosts: None,
         }
     }
 
@@ -236,9 +240,19 @@ impl Supervisor {
         if let Some(cwd) = &spec.cwd {
             command.current_dir(cwd);
         }
-        if let Some((uid, gid)) = spec.user {
-            // std drops the supplementary groups too when root sets a uid.
-            command.uid(uid).gid(gid);
+        match (&spec.hosts, spec.user) {
+            (Some(hosts), user) => private_hosts(&mut command, hosts, user).map_err(|source| {
+                SupervisorError::Spawn {
+                    node: name.into(),
+                    program: spec.program.clone(),
+                    source,
+                }
+            })?,
+            (None, Some((uid, gid))) => {
+                // std drops the supplementary groups too when root sets a uid.
+                command.uid(uid).gid(gid);
+            }
+            (None, None) => {}
         }
         let mut child = command.spawn().map_err(|source| SupervisorError::Spawn {
             node: name.into(),
@@ -367,6 +381,58 @@ impl Drop for Supervisor {
     fn drop(&mut self) {
         self.stop_all();
     }
+}
+
+/// Has the child start in a mount namespace of its own with `hosts` bind-mounted on `/etc/hosts`,
+/// then (the namespace made) drop to `user`. Everything the child runs between fork and exec is a
+/// plain system call on memory prepared here: no allocation after the fork.
+fn private_hosts(
+    command: &mut Command,
+    hosts: &Path,
+    user: Option<(u32, u32)>,
+) -> std::io::Result<()> {
+    use nix::libc;
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let to_c = |b: &[u8]| CString::new(b).map_err(std::io::Error::other);
+    let source = to_c(hosts.as_os_str().as_bytes())?;
+    let target = to_c(b"/etc/hosts")?;
+    let root = to_c(b"/")?;
+    let check = |r: libc::c_int| {
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    // SAFETY: the closure only makes system calls on the CStrings it owns; nothing allocates.
+    unsafe {
+        command.pre_exec(move || {
+            check(libc::unshare(libc::CLONE_NEWNS))?;
+            // Private: the bind mount below must not leak into the parent's namespace.
+            check(libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
+            check(libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ))?;
+            if let Some((uid, gid)) = user {
+                check(libc::setgroups(0, std::ptr::null()))?;
+                check(libc::setgid(gid))?;
+                check(libc::setuid(uid))?;
+            }
+            Ok(())
+        });
+    }
+    Ok(())
 }
 
 /// Waits (bounded) until no live process is left in group `pgid`.

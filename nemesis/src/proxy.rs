@@ -491,7 +491,10 @@ async fn bind_per_source(
         let l = TcpListener::bind((ip(first), 0))
             .await
             .map_err(|e| bind_error(names, first, dst, e))?;
-        let port = l.local_addr().map_err(|e| bind_error(names, first, dst, e))?.port();
+        let port = l
+            .local_addr()
+            .map_err(|e| bind_error(names, first, dst, e))?
+            .port();
         let mut got = vec![(first, l)];
         let mut ok = true;
         for &src in &sources[1..] {

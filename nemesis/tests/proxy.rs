@@ -343,8 +343,15 @@ async fn per_source_addresses_share_a_port_and_keep_links_apart() {
     };
     let mesh = mesh_to(&[&client_side, &others[0], &others[1]], config).await;
     mesh.set_peer_upstream("n1", peer_side.addr).unwrap();
-    let (from2, from3) = (mesh.addr("n2", "n1").unwrap(), mesh.addr("n3", "n1").unwrap());
-    assert_eq!(from2.port(), from3.port(), "one advertised port per destination");
+    let (from2, from3) = (
+        mesh.addr("n2", "n1").unwrap(),
+        mesh.addr("n3", "n1").unwrap(),
+    );
+    assert_eq!(
+        from2.port(),
+        from3.port(),
+        "one advertised port per destination"
+    );
     assert_ne!(from2.ip(), from3.ip(), "each source on its own address");
     assert_eq!(from2.ip().to_string(), "127.0.3.2");
     let client = mesh.addr(CLIENT, "n1").unwrap();
@@ -352,10 +359,18 @@ async fn per_source_addresses_share_a_port_and_keep_links_apart() {
 
     let mut s = TcpStream::connect(from2).await.unwrap();
     assert_eq!(round_trip(&mut s, b"peer").await, b"peer");
-    assert_eq!(peer_side.received(), 4, "node links reach the peer upstream");
+    assert_eq!(
+        peer_side.received(),
+        4,
+        "node links reach the peer upstream"
+    );
     let mut c = TcpStream::connect(client).await.unwrap();
     assert_eq!(round_trip(&mut c, b"client").await, b"client");
-    assert_eq!(client_side.received(), 6, "client links reach the client upstream");
+    assert_eq!(
+        client_side.received(),
+        6,
+        "client links reach the client upstream"
+    );
 
     mesh.set("n2", "n1", LinkState::Drop).unwrap();
     let mut cut = TcpStream::connect(from2).await.unwrap();
@@ -363,5 +378,9 @@ async fn per_source_addresses_share_a_port_and_keep_links_apart() {
     let mut open = TcpStream::connect(from3).await.unwrap();
     assert_eq!(round_trip(&mut open, b"free").await, b"free");
     assert!(eventually(WITHIN, || peer_side.received() == 8).await);
-    assert_eq!(mesh.stats("n2", "n1").unwrap().bytes, 4, "n2's cut link carried nothing new");
+    assert_eq!(
+        mesh.stats("n2", "n1").unwrap().bytes,
+        4,
+        "n2's cut link carried nothing new"
+    );
 }
