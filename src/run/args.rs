@@ -81,7 +81,7 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Target options")]
 pub struct TargetArgs {
-    /// Number of nodes (cluster: replicas agreeing by Raft; default 3).
+    /// Number of nodes (cluster: replicas agreeing by Raft; etcd: members; default 3).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub nodes: Option<u32>,
     /// Connect to a server that is already running instead of starting one (postgres, mariadb),
@@ -104,6 +104,10 @@ pub struct TargetArgs {
     /// stdout (docs/protocols/exec.md), e.g. "python3 examples/exec/sqlite_ledger.py".
     #[arg(long)]
     pub cmd: Option<String>,
+    /// How etcd serves reads: linearizable (through the leader's read index; default) or
+    /// serializable (any member answers from its own state).
+    #[arg(long)]
+    pub read: Option<String>,
     /// Where read-only operations go: primary or replica (as behind a reader endpoint). The final
     /// read always goes to the primary. Default: primary.
     #[arg(long)]
@@ -121,6 +125,7 @@ impl TargetArgs {
             ("replicas", self.replicas.map(|n| n.to_string())),
             ("read-from", self.read_from.clone()),
             ("cmd", self.cmd.clone()),
+            ("read", self.read.clone()),
         ];
         given
             .into_iter()

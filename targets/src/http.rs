@@ -169,10 +169,11 @@ impl HttpClient {
             Ok(r) => r,
             // Nothing was sent if the connection could not even be made.
             Err(e) if e.is_connect() => {
-                return Completion::fail(op.value.clone(), format!("cannot connect: {e}"))
+                let why = format!("cannot connect: {}", crate::error_chain(&e));
+                return Completion::fail(op.value.clone(), why);
             }
             Err(e) if e.is_timeout() => return unknown("timeout".into()),
-            Err(e) => return unknown(format!("request failed: {e}")),
+            Err(e) => return unknown(format!("request failed: {}", crate::error_chain(&e))),
         };
         let status = response.status();
         let text = match response.text().await {

@@ -6,6 +6,8 @@
 //! one new module plus one line in [`registry`].
 
 pub mod cluster;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod exec;
 #[cfg(feature = "http")]
 pub mod http;
@@ -81,4 +83,18 @@ pub trait Target: Send + Sync {
     fn nodes(self: Arc<Self>) -> Option<Arc<dyn Nodes>> {
         None
     }
+}
+
+/// An error with every cause it wraps, `a: b: c` (drivers often say only "error sending request").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text += &format!(": {more}");
+        }
+        source = s.source();
+    }
+    text
 }

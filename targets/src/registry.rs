@@ -261,6 +261,20 @@ pub static TARGETS: Registry<TargetEntry> = Registry::new(
             "MariaDB: started from Debian's package (primary and --replicas) or at --url",
             crate::mariadb::create,
         ),
+        #[cfg(feature = "etcd")]
+        TargetEntry {
+            name: "etcd",
+            about: "etcd: a cluster of --nodes members from Debian's package, every link through the proxy mesh; --read linearizable|serializable",
+            workloads: ALL_WORKLOADS,
+            nodes: true,
+            node_states: true,
+            default_nemesis: "partition,pause,kill",
+            op_timeout: Duration::from_secs(3),
+            own_timeout: true,
+            bugs: no_bugs,
+            options: crate::etcd::OPTIONS,
+            create: crate::etcd::create,
+        },
         #[cfg(feature = "redis")]
         TargetEntry {
             name: "redis",
@@ -301,7 +315,12 @@ const fn sql_entry(
     }
 }
 
-#[cfg(any(feature = "postgres", feature = "mariadb", feature = "redis"))]
+#[cfg(any(
+    feature = "postgres",
+    feature = "mariadb",
+    feature = "redis",
+    feature = "etcd"
+))]
 fn no_bugs(_workload: &str) -> &'static [Knob] {
     &[]
 }

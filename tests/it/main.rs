@@ -3,6 +3,7 @@
 mod check;
 mod cli;
 mod cluster;
+mod etcd;
 mod exec;
 mod http;
 mod nemesis;

@@ -326,6 +326,16 @@ fn a_missing_server_is_bad_input_naming_its_package_and_a_broken_one_quotes_its_
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("redis-server"), "{err}");
 
+    let out = verity()
+        .args(["run", "--quiet", "--target", "etcd", "--store"])
+        .arg(store.path())
+        .env("VERITY_ETCD_BINDIR", empty.path())
+        .output()
+        .expect("verity runs");
+    assert_eq!(out.status.code(), Some(254));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("etcd-server"), "{err}");
+
     // A server that cannot initialise: exit 255, the end of its log in the message, the log kept.
     let broken = tempfile::tempdir().expect("temp dir");
     for name in ["initdb", "postgres", "pg_basebackup"] {

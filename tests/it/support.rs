@@ -69,6 +69,8 @@ pub fn anomaly_types(results: &serde_json::Value) -> Vec<String> {
 #[derive(Debug, Clone, Copy)]
 pub enum Expect {
     Valid,
+    /// Valid, and each of these checkers ran and judged the history valid (not skipped).
+    ValidBy(&'static [&'static str]),
     /// Invalid, with at least one of these anomalies, and none of `forbidden`.
     AnyOf(&'static [&'static str]),
 }
@@ -124,6 +126,13 @@ pub fn run_cases(cases: &[Case]) {
                 .collect();
             let ok = match case.expect {
                 Expect::Valid => code == 0 && found.is_empty(),
+                Expect::ValidBy(checkers) => {
+                    code == 0
+                        && found.is_empty()
+                        && checkers
+                            .iter()
+                            .all(|c| results["checkers"][c]["valid"] == serde_json::json!(true))
+                }
                 Expect::AnyOf(names) => {
                     code == 1 && found.iter().any(|a| names.contains(&a.as_str()))
                 }

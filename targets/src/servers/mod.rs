@@ -61,6 +61,12 @@ pub trait NodeStateReader: Send + Sync {
     /// `{"balances": […], "applied": […]}` (and `"store"` for transactional workloads) of the node
     /// reached at `addr`.
     async fn read(&self, node: &str, addr: SocketAddr) -> Result<Value, String>;
+
+    /// The node that leads now, asked of the nodes themselves (`(name, client address)` each), for
+    /// servers whose leader moves. `None`: no one could tell.
+    async fn primary(&self, _nodes: &[(String, SocketAddr)]) -> Option<String> {
+        None
+    }
 }
 
 /// The servers of one target.
@@ -290,7 +296,16 @@ impl Nodes for ServerSet {
     }
 
     async fn primary(&self) -> Option<String> {
-        self.primary.clone()
+        if let Some(fixed) = &self.primary {
+            return Some(fixed.clone());
+        }
+        let reader = self.states.lock().clone()?;
+        let nodes: Vec<(String, SocketAddr)> = self
+            .listen
+            .keys()
+            .map(|n| (n.clone(), self.client_addr(n)))
+            .collect();
+        reader.primary(&nodes).await
     }
 
     async fn states(&self) -> Option<Vec<(String, Result<Value, String>)>> {

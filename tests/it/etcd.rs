@@ -1,0 +1,60 @@
+//! etcd, a real three-member Raft store from Debian's `etcd-server`, started by verity with every
+//! member↔member and client↔member link through the proxy mesh: serializable reads (answered by any
+//! member from its own state) are caught stale under partitions; linearizable reads stay valid on
+//! bank and both transactional workloads under partitions, pauses and kills, and the members
+//! converge after the heal — three seeds each.
+
+use crate::args;
+use crate::support::{run_cases, Case, Expect, CONSERVATION};
+
+#[test]
+fn etcd_serializable_reads_are_stale_under_partitions() {
+    run_cases(&[Case {
+        target: "etcd",
+        args: args![
+            "--read",
+            "serializable",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "1500ms",
+            "--time-limit",
+            "5s",
+            "--recovery",
+            "1s",
+        ],
+        expect: Expect::AnyOf(&["nonlinearizable"]),
+        forbidden: CONSERVATION,
+    }]);
+}
+
+const FAULTS: &[&str] = &[
+    "--read",
+    "linearizable",
+    "--nemesis",
+    "partition,pause,kill",
+    "--nemesis-interval",
+    "1500ms",
+    "--time-limit",
+    "6s",
+    "--recovery",
+    "2s",
+];
+
+#[test]
+fn etcd_linearizable_survives_partitions_pauses_and_kills_and_converges() {
+    let cases: Vec<Case> = ["bank", "ledger-append", "rw-register"]
+        .into_iter()
+        .map(|workload| Case {
+            target: "etcd",
+            args: Box::leak(
+                [FAULTS, &["--workload", workload]]
+                    .concat()
+                    .into_boxed_slice(),
+            ),
+            expect: Expect::ValidBy(&["convergence"]),
+            forbidden: &[],
+        })
+        .collect();
+    run_cases(&cases);
+}
