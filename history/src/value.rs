@@ -91,17 +91,51 @@ impl MicroOp {
         })
     }
 
-    /// The generic form: a 3-list.
-    pub fn to_generic(&self) -> Value {
-        let v = match &self.value {
+    /// A completed transaction's value: its micro-ops in generic form, each read's value taken in
+    /// order from `reads` (`nil` once they run out).
+    pub fn completed(mops: &[MicroOp], reads: Vec<Value>) -> Value {
+        let mut reads = reads.into_iter();
+        Value::List(
+            mops.iter()
+                .map(|m| {
+                    let v = if m.f == MopF::Read {
+                        reads.next().unwrap_or(Value::Null)
+                    } else {
+                        m.value_generic()
+                    };
+                    Value::List(vec![
+                        Value::Str(m.f.as_str().to_string()),
+                        Value::Int(m.key),
+                        v,
+                    ])
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether `got` answers the transaction `asked`: the same micro-ops on the same keys with the
+    /// same written values, only the reads' values filled in.
+    pub fn answers(asked: &[MicroOp], got: &[MicroOp]) -> bool {
+        asked.len() == got.len()
+            && asked.iter().zip(got).all(|(a, g)| {
+                a.f == g.f && a.key == g.key && (a.f == MopF::Read || a.value == g.value)
+            })
+    }
+
+    fn value_generic(&self) -> Value {
+        match &self.value {
             MopValue::Null => Value::Null,
             MopValue::Int(i) => Value::Int(*i),
             MopValue::List(l) => Value::int_list(l.iter().copied()),
-        };
+        }
+    }
+
+    /// The generic form: a 3-list.
+    pub fn to_generic(&self) -> Value {
         Value::List(vec![
             Value::Str(self.f.as_str().to_string()),
             Value::Int(self.key),
-            v,
+            self.value_generic(),
         ])
     }
 }

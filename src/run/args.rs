@@ -84,19 +84,21 @@ pub struct TargetArgs {
     /// Number of nodes (cluster: replicas agreeing by Raft; etcd: members; default 3).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub nodes: Option<u32>,
-    /// Connect to a server that is already running instead of starting one (postgres, mariadb),
-    /// or the ledger's base URL (http, required).
+    /// Connect to a server that is already running instead of starting one (postgres, mariadb,
+    /// redis), or the ledger's base URL (http, required).
     #[arg(long)]
     pub url: Option<String>,
     /// Transaction isolation level: read-committed, repeatable-read or serializable (postgres,
     /// mariadb; default: the server's own, read-committed and repeatable-read).
     #[arg(long)]
     pub isolation: Option<String>,
-    /// How a transfer is written: atomic (the database computes), read-modify-write (the client
-    /// computes: the classic lost update) or select-for-update (row locks first). Default: atomic.
+    /// How a transfer is written. postgres, mariadb: atomic (the database computes; default),
+    /// read-modify-write (the client computes: the classic lost update) or select-for-update (row
+    /// locks first). redis: plain (GET, then SET: racy on purpose), watch-multi (optimistic
+    /// transaction) or lua (one server-side script; default).
     #[arg(long)]
     pub style: Option<String>,
-    /// Replicas beside the primary (postgres, mariadb), replicating through the proxy mesh so the
+    /// Replicas beside the primary (postgres, mariadb, redis), replicating through the proxy mesh so the
     /// nemesis can cut and delay them. Default: 0.
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=8))]
     pub replicas: Option<u32>,

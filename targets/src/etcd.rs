@@ -36,7 +36,7 @@ use verity_nemesis::nodes::{Endpoint, Nodes};
 use verity_nemesis::process::{ProcessSpec, Supervisor};
 
 use crate::registry::{OptionSpec, TargetOptions};
-use crate::servers::package::{find_program, missing, wait_for_port};
+use crate::servers::package::{find_program, missing_without_url, wait_for_port};
 use crate::servers::{NodeStateReader, ServerSet, StartPlan};
 use crate::{Client, Target, TargetError};
 
@@ -82,7 +82,7 @@ pub fn create(options: &TargetOptions) -> Result<Arc<dyn Target>, TargetError> {
         &["etcd"],
         &[PathBuf::from("/usr/bin")],
     )
-    .ok_or_else(|| missing("etcd (etcd)", "etcd-server"))?;
+    .ok_or_else(|| missing_without_url("etcd (etcd)", "etcd-server"))?;
     let servers = Arc::new(ServerSet::new("etcd", nodes, false, options)?.with_peer_ports()?);
     let kind = match options.workload.as_str() {
         "ledger-append" => Kind::Journals,
@@ -680,7 +680,7 @@ impl EtcdClient {
                 Err(e) => return Completion::fail(op.value.clone(), e.why),
             }
         }
-        Completion::ok(filled(&mops, reads))
+        Completion::ok(MicroOp::completed(&mops, reads))
     }
 }
 
@@ -695,26 +695,6 @@ fn give_up(value: Value, unknown: Option<String>, e: CallError) -> Completion {
 fn journal_of(text: Option<&str>) -> Vec<i64> {
     text.and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_default()
-}
-
-/// A transaction's micro-ops with each read's value filled in.
-fn filled(mops: &[MicroOp], reads: Vec<Value>) -> Value {
-    let mut reads = reads.into_iter();
-    Value::List(
-        mops.iter()
-            .map(|m| {
-                let mut g = m.to_generic();
-                if m.f == MopF::Read {
-                    if let Value::List(parts) = &mut g {
-                        if let Some(slot) = parts.get_mut(2) {
-                            *slot = reads.next().unwrap_or(Value::Null);
-                        }
-                    }
-                }
-                g
-            })
-            .collect(),
-    )
 }
 
 #[async_trait]

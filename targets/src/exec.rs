@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use verity_history::{Completion, EventType, Invocation, MopF, Value, F};
+use verity_history::{Completion, EventType, Invocation, MicroOp, MopF, Value, F};
 
 use crate::registry::{OptionSpec, TargetOptions};
 use crate::{Client, Target, TargetError};
@@ -425,11 +425,7 @@ fn checked_ok_value(op: &Invocation, value: Option<Value>) -> Result<Value, Stri
             let (Some(asked), Some(got)) = (op.value.micro_ops(), v.micro_ops()) else {
                 return Err("a transaction answered with something that is not micro-ops".into());
             };
-            let same_shape = asked.len() == got.len()
-                && asked.iter().zip(got.iter()).all(|(a, g)| {
-                    a.f == g.f && a.key == g.key && (a.f == MopF::Read || a.value == g.value)
-                });
-            if !same_shape {
+            if !MicroOp::answers(&asked, &got) {
                 return Err("a transaction answered with other micro-ops than were asked".into());
             }
             Ok(v)

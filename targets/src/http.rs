@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use verity_history::{Completion, EventType, Invocation, MopF, Value, F};
+use verity_history::{Completion, EventType, Invocation, MicroOp, MopF, Value, F};
 
 use crate::registry::{OptionSpec, TargetOptions};
 use crate::{Client, Target, TargetError};
@@ -248,11 +248,7 @@ fn ok_value(op: &Invocation, json: &serde_json::Value) -> Result<Value, String> 
             let (Some(asked), Some(got)) = (op.value.micro_ops(), v.micro_ops()) else {
                 return Err("a transaction answer whose ops are not micro-ops".into());
             };
-            let same = asked.len() == got.len()
-                && asked.iter().zip(got.iter()).all(|(a, g)| {
-                    a.f == g.f && a.key == g.key && (a.f == MopF::Read || a.value == g.value)
-                });
-            if !same {
+            if !MicroOp::answers(&asked, &got) {
                 return Err("the answer to another transaction (its ops differ)".into());
             }
             Ok(v)

@@ -713,26 +713,6 @@ fn with_own_writes(seen: Value, earlier: &[MicroOp], key: i64) -> Value {
     v
 }
 
-/// A transaction's micro-ops with each read's value filled in.
-fn filled(mops: &[MicroOp], reads: Vec<Value>) -> Value {
-    let mut reads = reads.into_iter();
-    Value::List(
-        mops.iter()
-            .map(|m| {
-                let mut g = m.to_generic();
-                if m.f == MopF::Read {
-                    if let Value::List(parts) = &mut g {
-                        if let Some(slot) = parts.get_mut(2) {
-                            *slot = reads.next().unwrap_or(Value::Null);
-                        }
-                    }
-                }
-                g
-            })
-            .collect(),
-    )
-}
-
 #[async_trait]
 impl Client for RedisClient {
     async fn invoke(&mut self, op: &Invocation) -> Completion {
@@ -778,7 +758,7 @@ impl Client for RedisClient {
                 let mops = mops.into_owned();
                 let read_only = mops.iter().all(|m| m.f == MopF::Read);
                 match tokio::time::timeout(timeout, self.txn(&mops)).await {
-                    Ok(Ok(Ok(reads))) => Completion::ok(filled(&mops, reads)),
+                    Ok(Ok(Ok(reads))) => Completion::ok(MicroOp::completed(&mops, reads)),
                     Ok(Ok(Err(why))) => Completion::fail(op.value.clone(), why),
                     Ok(Err(f)) => {
                         self.reset_read_session(!read_only);

@@ -293,48 +293,26 @@ fn a_server_given_by_url_is_used_and_has_no_nodes_to_fault() {
 fn a_missing_server_is_bad_input_naming_its_package_and_a_broken_one_quotes_its_log() {
     let empty = tempfile::tempdir().expect("temp dir");
     let store = tempfile::tempdir().expect("temp dir");
-    let out = verity()
-        .args(["run", "--quiet", "--target", "postgres", "--store"])
-        .arg(store.path())
-        .env("VERITY_POSTGRES_BINDIR", empty.path())
-        .output()
-        .expect("verity runs");
-    assert_eq!(out.status.code(), Some(254));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("postgresql") && err.contains("scripts/setup"),
-        "{err}"
-    );
-
-    let out = verity()
-        .args(["run", "--quiet", "--target", "mariadb", "--store"])
-        .arg(store.path())
-        .env("VERITY_MARIADB_BINDIR", empty.path())
-        .output()
-        .expect("verity runs");
-    assert_eq!(out.status.code(), Some(254));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("mariadb-server"), "{err}");
-
-    let out = verity()
-        .args(["run", "--quiet", "--target", "redis", "--store"])
-        .arg(store.path())
-        .env("VERITY_REDIS_BINDIR", empty.path())
-        .output()
-        .expect("verity runs");
-    assert_eq!(out.status.code(), Some(254));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("redis-server"), "{err}");
-
-    let out = verity()
-        .args(["run", "--quiet", "--target", "etcd", "--store"])
-        .arg(store.path())
-        .env("VERITY_ETCD_BINDIR", empty.path())
-        .output()
-        .expect("verity runs");
-    assert_eq!(out.status.code(), Some(254));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("etcd-server"), "{err}");
+    // Each target names the package to install and the script that installs it.
+    for (target, env, package) in [
+        ("postgres", "VERITY_POSTGRES_BINDIR", "postgresql"),
+        ("mariadb", "VERITY_MARIADB_BINDIR", "mariadb-server"),
+        ("redis", "VERITY_REDIS_BINDIR", "redis-server"),
+        ("etcd", "VERITY_ETCD_BINDIR", "etcd-server"),
+    ] {
+        let out = verity()
+            .args(["run", "--quiet", "--target", target, "--store"])
+            .arg(store.path())
+            .env(env, empty.path())
+            .output()
+            .expect("verity runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(254), "{target}: {err}");
+        assert!(
+            err.contains(package) && err.contains("scripts/setup"),
+            "{target}: {err}"
+        );
+    }
 
     // A server that cannot initialise: exit 255, the end of its log in the message, the log kept.
     let broken = tempfile::tempdir().expect("temp dir");

@@ -56,11 +56,18 @@ pub fn find_binary(names: &[&str], dirs: &[PathBuf]) -> Option<PathBuf> {
 
 /// The error for a server binary that is not installed: bad input (exit 254), naming the package.
 pub fn missing(what: &str, package: &str) -> TargetError {
+    let mut e = missing_without_url(what, package);
+    if let TargetError::Unavailable { hint, .. } = &mut e {
+        hint.push_str(", or pass --url to use a server that is already running");
+    }
+    e
+}
+
+/// [`missing`], for a target that always starts its own servers.
+pub fn missing_without_url(what: &str, package: &str) -> TargetError {
     TargetError::Unavailable {
         what: what.to_string(),
-        hint: format!(
-            "install the Debian package {package} (as root: scripts/setup {package}), or pass --url to use a server that is already running"
-        ),
+        hint: format!("install the Debian package {package} (as root: scripts/setup {package})"),
     }
 }
 

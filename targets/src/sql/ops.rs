@@ -295,7 +295,7 @@ impl SqlClient {
         })
         .await;
         match result {
-            Ok(Ok(reads)) => Completion::ok(encode(&mops, reads)),
+            Ok(Ok(reads)) => Completion::ok(MicroOp::completed(&mops, reads)),
             Ok(Err(stop)) => {
                 if stop.error().class == ErrorClass::Connection {
                     session.reset();
@@ -695,26 +695,6 @@ async fn append(
     Ok(())
 }
 
-/// A transaction's micro-ops with each read's value filled in.
-fn encode(mops: &[MicroOp], reads: Vec<Value>) -> Value {
-    let mut reads = reads.into_iter();
-    Value::List(
-        mops.iter()
-            .map(|m| {
-                let mut g = m.to_generic();
-                if m.f == MopF::Read {
-                    if let Value::List(parts) = &mut g {
-                        if let Some(slot) = parts.get_mut(2) {
-                            *slot = reads.next().unwrap_or(Value::Null);
-                        }
-                    }
-                }
-                g
-            })
-            .collect(),
-    )
-}
-
 /// Rows of (key, value) as a store map, each value read by `value`.
 fn store_of(
     rows: Vec<Vec<Cell>>,
@@ -792,7 +772,7 @@ mod tests {
             Value::List(vec![Value::from("r"), Value::Int(2), Value::Null]),
         ]);
         let mops = op.micro_ops().unwrap().into_owned();
-        let out = encode(&mops, vec![Value::int_list([4]), Value::int_list([])]);
+        let out = MicroOp::completed(&mops, vec![Value::int_list([4]), Value::int_list([])]);
         let parts = out.as_list().unwrap();
         assert_eq!(parts[0].as_list().unwrap()[2], Value::int_list([4]));
         assert_eq!(parts[1].as_list().unwrap()[2], Value::Int(5));
