@@ -24,6 +24,13 @@ use crate::{plan, summary};
 pub struct CheckArgs {
     /// A run directory (holding history.jsonl) or a history file.
     pub path: PathBuf,
+    #[command(flatten)]
+    pub options: CheckOptions,
+}
+
+/// How a history is read and judged (shared by `verity check` and `verity report`).
+#[derive(Debug, Clone, Args)]
+pub struct CheckOptions {
     /// Format of a history file; guessed from the extension when omitted.
     #[arg(long, value_parser = ["jsonl", "edn"])]
     pub format: Option<String>,
@@ -40,7 +47,7 @@ pub struct CheckArgs {
     pub budget: BudgetArgs,
 }
 
-impl CheckArgs {
+impl CheckOptions {
     pub fn settings(&self) -> Result<crate::plan::CheckSettings, Failure> {
         Ok(crate::plan::CheckSettings {
             checkers: self.checker.clone(),
@@ -55,18 +62,21 @@ impl CheckArgs {
 }
 
 pub fn run(args: CheckArgs) -> Result<Outcome, Failure> {
-    let settings = args.settings()?;
+    let settings = args.options.settings()?;
     let path = &args.path;
     if path.is_dir() && !path.join(store::HISTORY_FILE).is_file() {
-        return check_corpus(path, args.format.as_deref(), &settings);
+        return check_corpus(path, args.options.format.as_deref(), &settings);
     }
     let results = if path.is_dir() {
         judge_run_dir(path, &settings)?
     } else {
-        let history = load(path, args.format.as_deref())?;
+        let history = load(path, args.options.format.as_deref())?;
         judge(&history, None, &settings)?
     };
     print!("{}", summary::render(&results));
+    if path.is_dir() {
+        println!("report: {}", path.join(store::REPORT_FILE).display());
+    }
     Ok(Outcome::Verdict(results.valid))
 }
 
@@ -111,6 +121,8 @@ pub fn judge_run_dir(dir: &Path, settings: &CheckSettings) -> Result<Results, Fa
             junit_path.display()
         ))
     })?;
+    store::write_json(&dir.join(store::CHECK_TIMES_FILE), &results.check_seconds)?;
+    crate::report::write_for_run(dir, &history, &results, meta.as_ref())?;
     // The process ends soon after a check; freeing millions of small values one by one would cost
     // more than parsing them did.
     std::mem::forget(history);
@@ -133,8 +145,10 @@ pub fn judge(
     });
     let extra: &[&str] = if node_states { &["convergence"] } else { &[] };
     let names = plan::checker_names(settings, meta.map(|m| m.workload.as_str()), extra)?;
-    let verdicts = plan::check_all(history, &names, settings);
-    Ok(results::build(history, meta, verdicts))
+    let (verdicts, seconds) = plan::check_all(history, &names, settings);
+    let mut r = results::build(history, meta, verdicts);
+    r.check_seconds = seconds;
+    Ok(r)
 }
 
 /// Checks every history file under `dir`, one line each, in one process.

@@ -38,8 +38,12 @@ pub enum Command {
     Node(crate::node_cmd::NodeArgs),
     /// Measure the harness's own speed (controller throughput, check throughput).
     Bench(crate::bench::BenchArgs),
+    /// Write the HTML report of a run directory, or of a history file (checked first), again.
+    Report(crate::report::ReportArgs),
     /// A reference server of the HTTP ledger protocol, with the memory target's bug knobs behind it.
     ServeLedger(crate::serve_ledger::ServeLedgerArgs),
+    /// Browse a store of runs over HTTP: an index with verdicts, reports, files, downloads, comparisons.
+    Serve(crate::serve::ServeArgs),
 }
 
 pub fn dispatch() -> Result<Outcome, Failure> {
@@ -78,9 +82,11 @@ pub fn dispatch() -> Result<Outcome, Failure> {
     match cli.command {
         Command::Run(args) => crate::run::run(*args),
         Command::Check(args) => crate::check::run(args),
+        Command::Report(args) => crate::report::run(args),
         Command::Bench(args) => crate::bench::run(args),
         Command::Heal(args) => crate::heal::run(args),
         Command::ServeLedger(args) => crate::serve_ledger::run(args),
+        Command::Serve(args) => crate::serve::run(args),
         Command::Node(args) => crate::node_cmd::run(&args)
             .map(|()| Outcome::Done)
             .map_err(Failure::Harness),

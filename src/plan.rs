@@ -62,11 +62,13 @@ pub fn checker_names(
 }
 
 /// Runs every checker on the history, in parallel; results are keyed by name so their order is fixed.
+/// Every checker's verdict, and how long each took (seconds; not part of results.json, which must
+/// not depend on the machine).
 pub fn check_all(
     history: &History,
     names: &[String],
     settings: &CheckSettings,
-) -> BTreeMap<String, Verdict> {
+) -> (BTreeMap<String, Verdict>, BTreeMap<String, f64>) {
     let budget = settings.budget();
     let checkers: Vec<_> = names
         .iter()
@@ -79,18 +81,25 @@ pub fn check_all(
             .iter()
             .map(|c| {
                 let budget = &budget;
-                s.spawn(move || c.check(history, budget))
+                s.spawn(move || {
+                    let started = std::time::Instant::now();
+                    let v = c.check(history, budget);
+                    (v, started.elapsed().as_secs_f64())
+                })
             })
             .collect();
-        names
-            .iter()
-            .zip(handles)
-            .map(|(name, h)| {
-                let verdict = h
-                    .join()
-                    .unwrap_or_else(|_| Verdict::unknown("the checker panicked (a bug in verity)"));
-                (name.clone(), verdict)
-            })
-            .collect()
+        let mut verdicts = BTreeMap::new();
+        let mut seconds = BTreeMap::new();
+        for (name, h) in names.iter().zip(handles) {
+            let (verdict, took) = h.join().unwrap_or_else(|_| {
+                (
+                    Verdict::unknown("the checker panicked (a bug in verity)"),
+                    0.0,
+                )
+            });
+            verdicts.insert(name.clone(), verdict);
+            seconds.insert(name.clone(), took);
+        }
+        (verdicts, seconds)
     })
 }

@@ -26,6 +26,10 @@ pub struct Results {
     pub nemesis: Vec<NemesisEvent>,
     pub history: HistoryInfo,
     pub checkers: BTreeMap<String, Verdict>,
+    /// How long each checker took, in seconds: for the report, never in results.json (which is
+    /// the same on every machine).
+    #[serde(skip)]
+    pub check_seconds: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -192,5 +196,6 @@ pub fn build(
             torn_tail: history.torn_tail,
         },
         checkers,
+        check_seconds: BTreeMap::new(),
     }
 }

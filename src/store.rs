@@ -17,6 +17,24 @@ pub const LOG_FILE: &str = "verity.log";
 pub const JUNIT_FILE: &str = "junit.xml";
 /// The harness's own throughput and memory during the main phase (not part of the verdict).
 pub const PERF_FILE: &str = "perf.json";
+/// How long each checker took (seconds), written by every check; not part of the verdict.
+pub const CHECK_TIMES_FILE: &str = "check-times.json";
+/// The HTML report of a run.
+pub const REPORT_FILE: &str = "report.html";
+/// Present while `verity run` writes the run: the controller's process id. A run directory without
+/// results whose marker names a live process is running; with a dead one, it was cut short.
+pub const RUNNING_FILE: &str = "running.pid";
+
+/// Marks `dir` as being written by this process.
+pub fn mark_running(dir: &Path) -> anyhow::Result<()> {
+    fs::write(dir.join(RUNNING_FILE), format!("{}\n", std::process::id()))
+        .context("cannot write the running marker")
+}
+
+/// Removes the marker once the run's results are written.
+pub fn mark_done(dir: &Path) {
+    let _ = fs::remove_file(dir.join(RUNNING_FILE));
+}
 
 /// What a run was asked to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

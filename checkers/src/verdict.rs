@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Valid, invalid, or undecided. Serializes as `true`, `false` or `"unknown"`, as Jepsen does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -42,8 +42,22 @@ impl Serialize for Validity {
     }
 }
 
+/// Reads what [`Validity`]'s `Serialize` writes: `true`, `false` or `"unknown"`.
+impl<'de> Deserialize<'de> for Validity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Bool(true) => Ok(Validity::Valid),
+            serde_json::Value::Bool(false) => Ok(Validity::Invalid),
+            serde_json::Value::String(s) if s == "unknown" => Ok(Validity::Unknown),
+            other => Err(serde::de::Error::custom(format!(
+                "a verdict is true, false or \"unknown\", not {other}"
+            ))),
+        }
+    }
+}
+
 /// One instance of an anomaly and its evidence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Anomaly {
     /// One of the names in `verity_history::anomaly` (or Elle's taxonomy).
     pub name: String,
@@ -51,9 +65,9 @@ pub struct Anomaly {
     pub message: String,
     /// Indices of the events that show it.
     pub events: Vec<u64>,
-    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub expected: serde_json::Value,
-    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub observed: serde_json::Value,
 }
 
@@ -61,7 +75,7 @@ pub struct Anomaly {
 pub const EXAMPLES_PER_ANOMALY: usize = 20;
 
 /// A checker's verdict.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     pub valid: Validity,
     /// Up to [`EXAMPLES_PER_ANOMALY`] examples of each anomaly name, in history order.
@@ -69,7 +83,7 @@ pub struct Verdict {
     /// How many instances of each anomaly name were found in all.
     pub anomaly_counts: BTreeMap<String, u64>,
     /// Why the verdict is unknown, when it is.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
     /// Checker-specific figures (ops checked, states explored, info transfers resolved, …).
     pub details: serde_json::Map<String, serde_json::Value>,

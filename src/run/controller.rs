@@ -43,6 +43,7 @@ const FINAL_READ_ATTEMPTS: usize = 5;
 pub fn run(args: RunArgs) -> Result<Outcome, Failure> {
     let executed = execute(&args)?;
     let results = check::judge_run_dir(&executed.dir, &args.check_settings())?;
+    store::mark_done(&executed.dir);
     store::update_latest(&args.store, &executed.dir)?;
     tracing::info!(valid = ?results.valid, anomalies = ?results.anomaly_types, "checked");
     print!("{}", summary::render(&results));
@@ -50,6 +51,10 @@ pub fn run(args: RunArgs) -> Result<Outcome, Failure> {
         println!("(interrupted: the main phase was cut short)");
     }
     println!("run directory: {}", executed.dir.display());
+    println!(
+        "report:        {}",
+        executed.dir.join(store::REPORT_FILE).display()
+    );
     println!("reproduce:     {}", executed.meta.command);
     Ok(Outcome::Verdict(results.valid))
 }
@@ -105,6 +110,7 @@ pub fn execute(args: &RunArgs) -> Result<Executed, Failure> {
         checkers,
     };
     store::write_json(&dir.join(store::META_FILE), &meta)?;
+    store::mark_running(&dir)?;
     let system = match build_target(args, entry, params, seed, &dir) {
         Ok(s) => s,
         Err(e @ Failure::BadInput(_)) => {

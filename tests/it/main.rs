@@ -1,5 +1,6 @@
 //! verity's integration tests: the binary as a user runs it. One test binary, as ripgrep does.
 
+mod browser;
 mod check;
 mod cli;
 mod cluster;
@@ -8,6 +9,8 @@ mod exec;
 mod http;
 mod nemesis;
 mod redis;
+mod report;
 mod run;
+mod serve;
 mod sql;
 mod support;
