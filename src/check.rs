@@ -80,8 +80,8 @@ pub fn run(args: CheckArgs) -> Result<Outcome, Failure> {
     Ok(Outcome::Verdict(results.valid))
 }
 
-/// Judges the history of a run directory and (re)writes its results.json and junit.xml.
-pub fn judge_run_dir(dir: &Path, settings: &CheckSettings) -> Result<Results, Failure> {
+/// The history file of a run directory, or why `dir` is not one.
+pub fn history_of_run_dir(dir: &Path) -> Result<PathBuf, Failure> {
     let history_path = dir.join(store::HISTORY_FILE);
     if !history_path.is_file() {
         return Err(Failure::bad_input(format!(
@@ -90,6 +90,12 @@ pub fn judge_run_dir(dir: &Path, settings: &CheckSettings) -> Result<Results, Fa
             store::HISTORY_FILE
         )));
     }
+    Ok(history_path)
+}
+
+/// Judges the history of a run directory and (re)writes its results.json and junit.xml.
+pub fn judge_run_dir(dir: &Path, settings: &CheckSettings) -> Result<Results, Failure> {
+    let history_path = history_of_run_dir(dir)?;
     let meta = store::read_meta(dir).map_err(|e| Failure::bad_input(format!("{e:#}")))?;
     let history = load(&history_path, Some("jsonl"))?;
     let mut settings = settings.clone();

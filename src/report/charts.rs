@@ -145,9 +145,7 @@ pub fn build(input: &Input, anomaly_events: &BTreeMap<String, Vec<u64>>) -> Char
             });
         let s = us(op.invoke);
         let comp = op.completion.map(|c| &h.events[c]);
-        let d = op
-            .completion
-            .map_or(-1, |c| us(c).saturating_sub(s) as i64);
+        let d = op.completion.map_or(-1, |c| us(c).saturating_sub(s) as i64);
         cols.s.push(s.saturating_sub(prev_s));
         prev_s = s;
         cols.d.push(d);
@@ -207,7 +205,11 @@ pub fn build(input: &Input, anomaly_events: &BTreeMap<String, Vec<u64>>) -> Char
     let (bands, nodes) = faults(h, &us, span_us);
     Charts {
         span_us,
-        clock: if input.logical_clock { "events" } else { "time" },
+        clock: if input.logical_clock {
+            "events"
+        } else {
+            "time"
+        },
         lanes,
         f_names,
         ops: cols,

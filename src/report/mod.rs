@@ -37,14 +37,7 @@ pub struct ReportArgs {
 pub fn run(args: ReportArgs) -> Result<Outcome, Failure> {
     let (out, validity) = if args.path.is_dir() {
         let dir = &args.path;
-        let history_path = dir.join(store::HISTORY_FILE);
-        if !history_path.is_file() {
-            return Err(Failure::bad_input(format!(
-                "{} is not a run directory: it holds no {}",
-                dir.display(),
-                store::HISTORY_FILE
-            )));
-        }
+        let history_path = crate::check::history_of_run_dir(dir)?;
         let history = crate::check::load(&history_path, Some("jsonl"))?;
         let results_path = dir.join(store::RESULTS_FILE);
         let results: Json = match std::fs::read(&results_path) {
