@@ -123,7 +123,7 @@ fn reports_of_every_kind_of_verdict_render_in_a_browser() {
             "--nemesis-interval",
             "1s",
             "--recovery",
-            "1s",
+            "3s",
             "--seed",
             "1",
         ],
