@@ -16,6 +16,51 @@ pub struct BudgetArgs {
     pub check_memory_mib: u64,
 }
 
+/// Machine-readable output, for CI.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Print the results document (results.json) on stdout and nothing else; the human summary
+    /// goes to stderr.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JUnit XML of the verdict (one test case per checker) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<std::path::PathBuf>,
+}
+
+impl OutputArgs {
+    /// Prints the verdict as asked: the summary (and `lines` after it) on stdout, or the results
+    /// document on stdout and the rest on stderr; writes the JUnit file if one was asked for.
+    pub fn emit(
+        &self,
+        results: &crate::results::Results,
+        lines: &[String],
+    ) -> Result<(), crate::exit::Failure> {
+        if let Some(path) = &self.junit {
+            std::fs::write(path, crate::junit::render(results)).map_err(|e| {
+                crate::exit::Failure::bad_input(format!("cannot write {}: {e}", path.display()))
+            })?;
+        }
+        let summary = crate::summary::render(results);
+        if self.json {
+            let doc = serde_json::to_string_pretty(results)
+                .map_err(|e| crate::exit::Failure::Harness(e.into()))?;
+            println!("{doc}");
+            eprint!("{summary}");
+            for l in lines {
+                eprintln!("{l}");
+            }
+        } else {
+            print!("{summary}");
+            for l in lines {
+                println!("{l}");
+            }
+        }
+        Ok(())
+    }
+}
+
 pub fn parse_json_value(s: &str) -> Result<verity_history::Value, String> {
     serde_json::from_str(s).map_err(|e| format!("{s:?} is not a JSON value: {e}"))
 }

@@ -15,10 +15,10 @@ use verity_history::History;
 
 use crate::args::{parse_json_value, BudgetArgs};
 use crate::exit::{Failure, Outcome};
+use crate::plan;
 use crate::plan::CheckSettings;
 use crate::results::{self, Results};
 use crate::store::{self, RunMeta};
-use crate::{plan, summary};
 
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
@@ -26,6 +26,8 @@ pub struct CheckArgs {
     pub path: PathBuf,
     #[command(flatten)]
     pub options: CheckOptions,
+    #[command(flatten)]
+    pub output: crate::args::OutputArgs,
 }
 
 /// How a history is read and judged (shared by `verity check` and `verity report`).
@@ -65,6 +67,11 @@ pub fn run(args: CheckArgs) -> Result<Outcome, Failure> {
     let settings = args.options.settings()?;
     let path = &args.path;
     if path.is_dir() && !path.join(store::HISTORY_FILE).is_file() {
+        if args.output.json || args.output.junit.is_some() {
+            return Err(Failure::bad_input(
+                "--json and --junit take a run directory or one history file, not a folder of histories",
+            ));
+        }
         return check_corpus(path, args.options.format.as_deref(), &settings);
     }
     let results = if path.is_dir() {
@@ -73,10 +80,15 @@ pub fn run(args: CheckArgs) -> Result<Outcome, Failure> {
         let history = load(path, args.options.format.as_deref())?;
         judge(&history, None, &settings)?
     };
-    print!("{}", summary::render(&results));
-    if path.is_dir() {
-        println!("report: {}", path.join(store::REPORT_FILE).display());
-    }
+    let lines = if path.is_dir() {
+        vec![format!(
+            "report: {}",
+            path.join(store::REPORT_FILE).display()
+        )]
+    } else {
+        Vec::new()
+    };
+    args.output.emit(&results, &lines)?;
     Ok(Outcome::Verdict(results.valid))
 }
 

@@ -75,6 +75,8 @@ pub struct RunArgs {
     pub target_options: TargetArgs,
     #[command(flatten)]
     pub budget: BudgetArgs,
+    #[command(flatten)]
+    pub output: crate::args::OutputArgs,
 }
 
 /// Options that only some targets take; a target refuses the ones it does not (see `verity list`).

@@ -30,7 +30,7 @@ use crate::clock::Clock;
 use crate::exit::{Failure, Outcome};
 use crate::progress::{Counters, Progress};
 use crate::store::{self, RunMeta};
-use crate::{check, plan, summary};
+use crate::{check, plan};
 
 use super::faults;
 
@@ -46,16 +46,17 @@ pub fn run(args: RunArgs) -> Result<Outcome, Failure> {
     store::mark_done(&executed.dir);
     store::update_latest(&args.store, &executed.dir)?;
     tracing::info!(valid = ?results.valid, anomalies = ?results.anomaly_types, "checked");
-    print!("{}", summary::render(&results));
+    let mut lines = Vec::new();
     if executed.report.interrupted {
-        println!("(interrupted: the main phase was cut short)");
+        lines.push("(interrupted: the main phase was cut short)".to_string());
     }
-    println!("run directory: {}", executed.dir.display());
-    println!(
+    lines.push(format!("run directory: {}", executed.dir.display()));
+    lines.push(format!(
         "report:        {}",
         executed.dir.join(store::REPORT_FILE).display()
-    );
-    println!("reproduce:     {}", executed.meta.command);
+    ));
+    lines.push(format!("reproduce:     {}", executed.meta.command));
+    args.output.emit(&results, &lines)?;
     Ok(Outcome::Verdict(results.valid))
 }
 

@@ -41,6 +41,63 @@ fn a_correct_run_is_valid_and_recheck_reproduces_results_byte_for_byte() {
     );
 }
 
+/// `--json` puts the results document, and nothing else, on stdout (the summary goes to stderr) for
+/// `run` and `check`; `--junit FILE` writes the verdict as JUnit XML there.
+#[test]
+fn json_and_junit_output_are_machine_readable() {
+    let junit_dir = tempfile::tempdir().expect("temp dir");
+    let junit = junit_dir.path().join("verity.xml");
+    let r = run(&[
+        "--bug",
+        "lose-acked",
+        "--time-limit",
+        "1s",
+        "--seed",
+        "3",
+        "--json",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    let doc: serde_json::Value =
+        serde_json::from_str(&r.stdout()).expect("stdout is one JSON document");
+    assert_eq!(doc, r.results(), "stdout is results.json");
+    assert!(anomaly_types(&doc).iter().any(|a| a == "lost-transfer"));
+    assert!(
+        r.stderr().contains("reproduce:"),
+        "the summary goes to stderr"
+    );
+    let xml = std::fs::read_to_string(&junit).expect("the JUnit file is written");
+    assert!(
+        xml.contains("testcase name=\"conservation\"") && xml.contains("lost-transfer"),
+        "{xml}"
+    );
+
+    let out = verity()
+        .args(["check", "--json"])
+        .arg(r.latest())
+        .output()
+        .expect("verity check runs");
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("check's stdout is one JSON document");
+    assert_eq!(doc["valid"], false);
+
+    // A folder of histories has no single results document to print.
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bank/valid-small.edn"),
+        junit_dir.path().join("valid-small.edn"),
+    )
+    .expect("copy a history");
+    let out = verity()
+        .args(["check", "--json"])
+        .arg(junit_dir.path())
+        .output()
+        .expect("verity check runs");
+    assert_eq!(out.status.code(), Some(254));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--json"));
+}
+
 /// Each knob must be caught by its own anomaly name (a few seeds here; `scripts/bug-matrix` runs ten).
 #[test]
 fn every_bug_knob_is_caught_by_its_anomaly() {
