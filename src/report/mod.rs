@@ -37,19 +37,23 @@ pub struct ReportArgs {
 pub fn run(args: ReportArgs) -> Result<Outcome, Failure> {
     let (out, validity) = if args.path.is_dir() {
         let dir = &args.path;
+        let results_path = dir.join(store::RESULTS_FILE);
+        if !results_path.is_file() {
+            // A run cut short before its check: judge it now, as `verity check` would, which
+            // writes results.json and the report.
+            let r = crate::check::judge_run_dir(dir, &args.check.settings()?)?;
+            if args.out.is_none() {
+                println!("report: {}", dir.join(store::REPORT_FILE).display());
+                return Ok(Outcome::Verdict(r.valid));
+            }
+        }
         let history_path = crate::check::history_of_run_dir(dir)?;
         let history = crate::check::load(&history_path, Some("jsonl"))?;
-        let results_path = dir.join(store::RESULTS_FILE);
-        let results: Json = match std::fs::read(&results_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| Failure::bad_input(format!("{}: {e}", results_path.display())))?,
-            Err(_) => {
-                // A run cut short before its check: judge it now, as `verity check` would.
-                let settings = args.check.settings()?;
-                let r = crate::check::judge_run_dir(dir, &settings)?;
-                serde_json::to_value(&r).map_err(|e| Failure::Harness(e.into()))?
-            }
-        };
+        let bytes = std::fs::read(&results_path).map_err(|e| {
+            Failure::bad_input(format!("cannot read {}: {e}", results_path.display()))
+        })?;
+        let results: Json = serde_json::from_slice(&bytes)
+            .map_err(|e| Failure::bad_input(format!("{}: {e}", results_path.display())))?;
         let meta = store::read_meta(dir).map_err(|e| Failure::bad_input(format!("{e:#}")))?;
         let out = args.out.unwrap_or_else(|| dir.join(store::REPORT_FILE));
         let seconds = std::fs::read(dir.join(store::CHECK_TIMES_FILE))
@@ -104,8 +108,9 @@ pub struct Input<'a> {
     /// How long each checker took, when known.
     pub check_seconds: BTreeMap<String, f64>,
     pub ops: Vec<Op>,
-    /// Event index → position in `history.events`.
-    by_index: HashMap<u64, usize>,
+    /// Event index → position in `history.events`, for histories whose indices are not their
+    /// positions (verity's own are, and need no map).
+    by_index: Option<HashMap<u64, usize>>,
     /// Position in `history.events` → operation number (`u32::MAX`: not an operation).
     op_at: Vec<u32>,
     /// The history carries no times (Knossos's and Elle's often do not): event positions stand in
@@ -131,12 +136,19 @@ impl<'a> Input<'a> {
                 op_at[c] = n as u32;
             }
         }
-        let by_index = history
+        let identity = history
             .events
             .iter()
             .enumerate()
-            .map(|(i, e)| (e.index, i))
-            .collect();
+            .all(|(i, e)| e.index == i as u64);
+        let by_index = (!identity).then(|| {
+            history
+                .events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.index, i))
+                .collect()
+        });
         // No times: all equal, or the EDN reader's stand-in (the index) for a missing :time.
         let logical_clock = history.events.len() > 1
             && (history.events.iter().all(|e| e.time_ns == e.index)
@@ -158,9 +170,17 @@ impl<'a> Input<'a> {
         }
     }
 
+    /// Where event `index` is in `history.events`.
+    fn position(&self, index: u64) -> Option<usize> {
+        match &self.by_index {
+            Some(map) => map.get(&index).copied(),
+            None => ((index as usize) < self.history.events.len()).then_some(index as usize),
+        }
+    }
+
     /// The operation that event `index` belongs to.
     pub fn op_number(&self, index: u64) -> Option<usize> {
-        let pos = *self.by_index.get(&index)?;
+        let pos = self.position(index)?;
         let n = self.op_at[pos];
         (n != u32::MAX).then_some(n as usize)
     }
@@ -176,7 +196,7 @@ impl<'a> Input<'a> {
 
     /// The time of event `index`, in ns from the first event.
     pub fn time_of(&self, index: u64) -> Option<u64> {
-        Some(self.time_ns_at(*self.by_index.get(&index)?))
+        Some(self.time_ns_at(self.position(index)?))
     }
 
     /// The operations (or nemesis events) that `events` name, each once, at most `max`.
@@ -187,7 +207,7 @@ impl<'a> Input<'a> {
             if out.len() >= max {
                 break;
             }
-            let Some(&pos) = self.by_index.get(&e) else {
+            let Some(pos) = self.position(e) else {
                 continue;
             };
             let (key, text) = match self.op_at[pos] {

@@ -218,7 +218,7 @@ impl ExecClient {
                 p.kill().await;
                 return Err(Spawn::Failed(format!(
                     "the adapter answered hello with something that is not JSON ({e}): {}",
-                    shorten(&line)
+                    crate::shorten(&line)
                 )));
             }
         };
@@ -236,7 +236,7 @@ impl ExecClient {
                 "the adapter {:?} does not serve workload {} (its hello: {})",
                 self.cmd,
                 self.workload,
-                shorten(&line)
+                crate::shorten(&line)
             )));
         }
         Ok(p)
@@ -349,26 +349,17 @@ async fn exchange(p: &mut Process, request: &str, timeout: Duration) -> Reply {
     }
 }
 
-fn shorten(s: &str) -> String {
-    let cut: String = s.chars().take(80).collect();
-    if cut.len() < s.len() {
-        format!("{cut}…")
-    } else {
-        cut
-    }
-}
-
 /// A reply line as a completion of `op`, or why it is not one.
 fn interpret(op: &Invocation, id: u64, line: &str) -> Result<Completion, String> {
     let reply: serde_json::Value = serde_json::from_str(line)
-        .map_err(|e| format!("a reply that is not JSON ({e}): {}", shorten(line)))?;
+        .map_err(|e| format!("a reply that is not JSON ({e}): {}", crate::shorten(line)))?;
     match reply.get("id") {
         Some(v) => match v.as_u64() {
             Some(got) if got == id => {}
             Some(got) => return Err(format!("answered request {got} when {id} was asked")),
             None => return Err(format!("a reply whose id is not a number: {v}")),
         },
-        None => return Err(format!("a reply without an id: {}", shorten(line))),
+        None => return Err(format!("a reply without an id: {}", crate::shorten(line))),
     }
     let error = reply
         .get("error")
@@ -401,7 +392,7 @@ fn interpret(op: &Invocation, id: u64, line: &str) -> Result<Completion, String>
         Some(other) => Err(format!(
             "a reply of type {other:?} (expected ok, fail or info)"
         )),
-        None => Err(format!("a reply without a type: {}", shorten(line))),
+        None => Err(format!("a reply without a type: {}", crate::shorten(line))),
     }
 }
 

@@ -198,21 +198,15 @@ impl HttpClient {
             return unknown(why);
         }
         let Some(json) = json else {
-            return unknown(format!("an answer that is not JSON: {}", shorten(&text)));
+            return unknown(format!(
+                "an answer that is not JSON: {}",
+                crate::shorten(&text)
+            ));
         };
         match ok_value(op, &json) {
             Ok(v) => Completion::ok(v),
             Err(why) => unknown(why),
         }
-    }
-}
-
-fn shorten(s: &str) -> String {
-    let cut: String = s.chars().take(80).collect();
-    if cut.len() < s.len() {
-        format!("{cut}…")
-    } else {
-        cut
     }
 }
 
@@ -224,7 +218,7 @@ fn ok_value(op: &Invocation, json: &serde_json::Value) -> Result<Value, String> 
             Some(id) => Err(format!("the answer to transfer {id}, not {}", t.id)),
             None => Err(format!(
                 "a transfer answer without its id: {}",
-                shorten(&json.to_string())
+                crate::shorten(&json.to_string())
             )),
         },
         _ if op.f == F::Setup => Ok(op.value.clone()),

@@ -86,6 +86,16 @@ pub trait Target: Send + Sync {
 }
 
 /// An error with every cause it wraps, `a: b: c` (drivers often say only "error sending request").
+/// The first 80 characters of a reply an adapter could not use, for the reason of an operation.
+pub(crate) fn shorten(s: &str) -> String {
+    let cut: String = s.chars().take(80).collect();
+    if cut.len() < s.len() {
+        format!("{cut}…")
+    } else {
+        cut
+    }
+}
+
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();

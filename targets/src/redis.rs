@@ -380,6 +380,21 @@ fn failed(wrote: bool) -> impl Fn(redis::RedisError) -> Failed {
     }
 }
 
+/// Both accounts' balances (a missing key is 0), read in one `MGET`.
+async fn two_balances(
+    c: &mut MultiplexedConnection,
+    from: &str,
+    to: &str,
+) -> Result<(i64, i64), Failed> {
+    let (bf, bt): (Option<i64>, Option<i64>) = redis::cmd("MGET")
+        .arg(from)
+        .arg(to)
+        .query_async(c)
+        .await
+        .map_err(failed(false))?;
+    Ok((bf.unwrap_or(0), bt.unwrap_or(0)))
+}
+
 const TRANSFER_LUA: &str = r#"
 if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then return 'applied' end
 local from = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -443,13 +458,7 @@ impl RedisClient {
                 })
             }
             Style::Plain => {
-                let (bf, bt): (Option<i64>, Option<i64>) = redis::cmd("MGET")
-                    .arg(&from)
-                    .arg(&to)
-                    .query_async(c)
-                    .await
-                    .map_err(failed(false))?;
-                let (bf, bt) = (bf.unwrap_or(0), bt.unwrap_or(0));
+                let (bf, bt) = two_balances(c, &from, &to).await?;
                 if bf < t.amount {
                     return Ok(Err("insufficient-funds".into()));
                 }
@@ -480,13 +489,7 @@ impl RedisClient {
                     .query_async::<()>(c)
                     .await
                     .map_err(failed(false))?;
-                let (bf, bt): (Option<i64>, Option<i64>) = redis::cmd("MGET")
-                    .arg(&from)
-                    .arg(&to)
-                    .query_async(c)
-                    .await
-                    .map_err(failed(false))?;
-                let (bf, bt) = (bf.unwrap_or(0), bt.unwrap_or(0));
+                let (bf, bt) = two_balances(c, &from, &to).await?;
                 if bf < t.amount {
                     redis::cmd("UNWATCH")
                         .query_async::<()>(c)
