@@ -46,6 +46,13 @@ pub struct RunMeta {
     pub seed: u64,
     /// The command that reproduces this run.
     pub command: String,
+    /// The same as arguments of `verity run` (what `verity run --replay` runs); empty in runs
+    /// recorded before it was kept, whose `command` is split instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// The machine the run was recorded on, so that a replay can say what differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<Host>,
     /// Target options given on the command line (`isolation` → `serializable`).
     #[serde(default)]
     pub target_options: std::collections::BTreeMap<String, String>,
@@ -66,6 +73,24 @@ pub struct RunMeta {
     pub nemesis_interval_s: f64,
     /// The checkers of the test plan.
     pub checkers: Vec<String>,
+}
+
+/// The shape of the machine a run was recorded on (no names: run.json may be shared).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    pub os: String,
+    pub arch: String,
+    pub cpus: usize,
+}
+
+impl Host {
+    pub fn this() -> Host {
+        Host {
+            os: std::env::consts::OS.to_string(),
+            arch: std::env::consts::ARCH.to_string(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
 }
 
 /// Creates a fresh run directory under `store`; a suffix keeps two runs in one second apart.

@@ -41,6 +41,13 @@ const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(5);
 const FINAL_READ_ATTEMPTS: usize = 5;
 
 pub fn run(args: RunArgs) -> Result<Outcome, Failure> {
+    let (args, original) = match &args.replay {
+        Some(dir) => {
+            let (replay, original) = super::replay::prepare(&args, dir)?;
+            (replay, Some(original))
+        }
+        None => (args, None),
+    };
     let executed = execute(&args)?;
     let results = check::judge_run_dir(&executed.dir, &args.check_settings())?;
     store::mark_done(&executed.dir);
@@ -56,6 +63,13 @@ pub fn run(args: RunArgs) -> Result<Outcome, Failure> {
         executed.dir.join(store::REPORT_FILE).display()
     ));
     lines.push(format!("reproduce:     {}", executed.meta.command));
+    if let Some(original) = &original {
+        lines.push(super::replay::compare(
+            original,
+            results.valid,
+            &results.anomaly_types,
+        ));
+    }
     args.output.emit(&results, &lines)?;
     Ok(Outcome::Verdict(results.valid))
 }
@@ -87,13 +101,16 @@ pub fn execute(args: &RunArgs) -> Result<Executed, Failure> {
     let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
     let dir = store::create_run_dir(&args.store, &args.target, &args.workload, &stamp)?;
     init_logging(&dir.join(store::LOG_FILE))?;
+    let run_args = reproduce_args(args, seed);
     let meta = RunMeta {
         verity_version: env!("CARGO_PKG_VERSION").to_string(),
         target: args.target.clone(),
         workload: args.workload.clone(),
         bugs: args.bugs.clone(),
         seed,
-        command: reproduce_command(args, seed),
+        command: reproduce_command(&run_args),
+        args: run_args,
+        host: Some(store::Host::this()),
         target_options: params.clone(),
         started_at: chrono::Local::now().to_rfc3339(),
         time_limit_s: args.time_limit.as_secs_f64(),
@@ -305,50 +322,64 @@ fn build_target(
     }
 }
 
-/// The command line that reproduces a run: every option that shapes it, and the seed.
-pub fn reproduce_command(args: &RunArgs, seed: u64) -> String {
-    let mut c = format!(
-        "verity run --target {} --workload {}",
-        args.target, args.workload
-    );
+/// The arguments of `verity run` that reproduce a run: every option that shapes it, and the seed.
+pub fn reproduce_args(args: &RunArgs, seed: u64) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut opt = |name: &str, value: String| {
+        a.push(format!("--{name}"));
+        a.push(value);
+    };
+    opt("target", args.target.clone());
+    opt("workload", args.workload.clone());
     for b in &args.bugs {
-        c += &format!(" --bug {b}");
+        opt("bug", b.clone());
     }
-    c += &format!(
-        " --time-limit {} --concurrency {} --rate {} --op-timeout {} --accounts {}",
-        crate::args::format_duration(args.time_limit),
-        args.concurrency,
-        args.rate,
+    opt("time-limit", crate::args::format_duration(args.time_limit));
+    opt("concurrency", args.concurrency.to_string());
+    opt("rate", args.rate.to_string());
+    opt(
+        "op-timeout",
         crate::args::format_duration(args.op_timeout()),
-        args.accounts
     );
+    opt("accounts", args.accounts.to_string());
     let params = args.target_options.params();
     for (k, v) in &params {
-        c += &format!(" --{k} {v}");
+        opt(k, v.clone());
     }
     if let Ok(entry) = args.target_entry() {
         if runs_nodes(entry, &params) {
-            c += &format!(
-                " --nemesis {} --nemesis-interval {} --recovery {}",
-                args.nemesis.as_deref().unwrap_or(entry.default_nemesis),
+            let nemesis = args.nemesis.as_deref().unwrap_or(entry.default_nemesis);
+            opt("nemesis", nemesis.to_string());
+            opt(
+                "nemesis-interval",
                 crate::args::format_duration(args.nemesis_interval),
-                crate::args::format_duration(args.recovery)
             );
+            opt("recovery", crate::args::format_duration(args.recovery));
         }
     }
     if args.ops > 0 {
-        c += &format!(" --ops {}", args.ops);
+        opt("ops", args.ops.to_string());
     }
     if args.hot > 0.0 {
-        c += &format!(" --hot {}", args.hot);
+        opt("hot", args.hot.to_string());
     }
     if !args.checker.is_empty() {
-        c += &format!(" --checker {}", args.checker.join(","));
+        opt("checker", args.checker.join(","));
     }
     if args.store != Path::new("results") {
-        c += &format!(" --store {}", args.store.display());
+        opt("store", args.store.display().to_string());
     }
-    c + &format!(" --seed {seed}")
+    opt("seed", seed.to_string());
+    a
+}
+
+/// The shell command that reproduces a run (values quoted where the shell needs it).
+pub fn reproduce_command(args: &[String]) -> String {
+    let quoted: Vec<String> = args
+        .iter()
+        .map(|a| shlex::try_quote(a).map_or_else(|_| a.clone(), |q| q.into_owned()))
+        .collect();
+    format!("verity run {}", quoted.join(" "))
 }
 
 fn init_logging(path: &Path) -> anyhow::Result<()> {

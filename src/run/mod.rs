@@ -3,6 +3,7 @@
 mod args;
 mod controller;
 mod faults;
+mod replay;
 
 pub use args::RunArgs;
 pub use controller::run;

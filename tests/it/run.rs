@@ -373,3 +373,115 @@ fn an_interrupted_cluster_run_heals_and_leaves_nothing_running() {
         );
     }
 }
+
+/// `--replay` runs a stored run again with its seed and options (from run.json, or from its
+/// `command` for runs that predate `args`), says what differs from the recording, compares the
+/// verdicts, and refuses options that would be silently dropped.
+#[test]
+fn replay_reruns_the_stored_options_and_says_what_differs() {
+    let r = run(&["--bug", "lose-acked", "--time-limit", "1s", "--seed", "11"]);
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    let original = std::fs::canonicalize(r.latest()).unwrap();
+    let meta = |dir: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
+    };
+    let recorded = meta(&original);
+    assert_eq!(recorded["seed"], 11);
+    assert!(recorded["args"].as_array().is_some_and(|a| !a.is_empty()));
+
+    let replay = |dir: &std::path::Path, extra: &[&str]| {
+        verity()
+            .arg("run")
+            .arg("--replay")
+            .arg(dir)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = replay(&original, &["--quiet"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stderr.contains("same verity version"),
+        "nothing differs, and the replay says so: {stderr}"
+    );
+    let again = std::fs::canonicalize(r.latest()).unwrap();
+    assert_ne!(again, original, "the replay is a run directory of its own");
+    let replayed = meta(&again);
+    for field in ["args", "command", "seed", "target", "workload", "bugs"] {
+        assert_eq!(
+            replayed[field], recorded[field],
+            "{field} differs in the replay"
+        );
+    }
+    let verdict = results_of(&again);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let expected = format!(
+        "replay of {}: INVALID [{}]",
+        original.display(),
+        anomaly_types(&verdict).join(", ")
+    );
+    assert!(stdout.contains(&expected), "{expected:?} in {stdout}");
+
+    // An older run.json without `args`, recorded by another version on another machine.
+    let mut old = recorded.clone();
+    let obj = old.as_object_mut().unwrap();
+    obj.remove("args");
+    obj.insert("verity_version".into(), "0.0.1".into());
+    obj.insert(
+        "host".into(),
+        serde_json::json!({"os": "linux", "arch": "riscv64", "cpus": 96}),
+    );
+    std::fs::write(original.join("run.json"), old.to_string()).unwrap();
+    let out = replay(&original, &["--quiet"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("recorded by verity 0.0.1"), "{stderr}");
+    assert!(stderr.contains("riscv64 with 96 cpus"), "{stderr}");
+    let replayed = meta(&std::fs::canonicalize(r.latest()).unwrap());
+    assert_eq!(
+        replayed["args"], recorded["args"],
+        "the command was split back"
+    );
+
+    for extra in [&["--seed", "3"][..], &["--bug", "stale-read"][..]] {
+        let out = replay(&original, extra);
+        assert_eq!(out.status.code(), Some(254), "{extra:?} beside --replay");
+    }
+    let not_a_run = tempfile::tempdir().unwrap();
+    assert_eq!(replay(not_a_run.path(), &[]).status.code(), Some(254));
+}
+
+/// results.json holds nothing of where or when it was checked: a run directory copied elsewhere
+/// and checked there gives the same bytes.
+#[test]
+fn a_copied_run_rechecks_to_the_same_bytes_elsewhere() {
+    let r = run(&[
+        "--workload",
+        "ledger-append",
+        "--time-limit",
+        "1s",
+        "--seed",
+        "5",
+    ]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    let dir = std::fs::canonicalize(r.latest()).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere.path().join("copied-run");
+    std::fs::create_dir(&copy).unwrap();
+    for f in ["history.jsonl", "run.json"] {
+        std::fs::copy(dir.join(f), copy.join(f)).unwrap();
+    }
+    let out = verity()
+        .arg("check")
+        .arg("copied-run")
+        .current_dir(elsewhere.path())
+        .env("TZ", "Pacific/Kiritimati")
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read(dir.join("results.json")).unwrap(),
+        std::fs::read(copy.join("results.json")).unwrap()
+    );
+}
