@@ -350,7 +350,7 @@ async fn exchange(p: &mut Process, request: &str, timeout: Duration) -> Reply {
 }
 
 /// A reply line as a completion of `op`, or why it is not one.
-fn interpret(op: &Invocation, id: u64, line: &str) -> Result<Completion, String> {
+pub fn interpret(op: &Invocation, id: u64, line: &str) -> Result<Completion, String> {
     let reply: serde_json::Value = serde_json::from_str(line)
         .map_err(|e| format!("a reply that is not JSON ({e}): {}", crate::shorten(line)))?;
     match reply.get("id") {

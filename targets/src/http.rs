@@ -140,14 +140,7 @@ fn has_effects(op: &Invocation) -> bool {
 
 impl HttpClient {
     async fn call(&mut self, op: &Invocation) -> Completion {
-        let effects = has_effects(op);
-        let unknown = |why: String| {
-            if effects {
-                Completion::info(op.value.clone(), why)
-            } else {
-                Completion::fail(op.value.clone(), why)
-            }
-        };
+        let unknown = |why: String| indeterminate(op, why);
         let body = serde_json::to_value(&op.value).unwrap_or(serde_json::Value::Null);
         let request = match op.f {
             F::Setup => self.http.post(format!("{}/setup", self.base)).json(&body),
@@ -181,32 +174,46 @@ impl HttpClient {
             Err(e) if e.is_timeout() => return unknown("timeout reading the answer".into()),
             Err(e) => return unknown(format!("answer cut short: {e}")),
         };
-        let json: Option<serde_json::Value> = serde_json::from_str(&text).ok();
-        let error = json
-            .as_ref()
-            .and_then(|j| j.get("error"))
-            .map(|e| e.as_str().map_or_else(|| e.to_string(), String::from));
-        if status.as_u16() == 409 || status.is_client_error() {
-            let why = error.unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
-            return Completion::fail(op.value.clone(), why);
-        }
-        if !status.is_success() {
-            let why = error.map_or_else(
-                || format!("HTTP {}", status.as_u16()),
-                |e| format!("HTTP {}: {e}", status.as_u16()),
-            );
-            return unknown(why);
-        }
-        let Some(json) = json else {
-            return unknown(format!(
-                "an answer that is not JSON: {}",
-                crate::shorten(&text)
-            ));
-        };
-        match ok_value(op, &json) {
-            Ok(v) => Completion::ok(v),
-            Err(why) => unknown(why),
-        }
+        answer(op, status.as_u16(), &text)
+    }
+}
+
+/// An operation whose outcome is not known: `info` if it may have taken effect, else `fail`.
+fn indeterminate(op: &Invocation, why: String) -> Completion {
+    if has_effects(op) {
+        Completion::info(op.value.clone(), why)
+    } else {
+        Completion::fail(op.value.clone(), why)
+    }
+}
+
+/// The completion an answer with this status and body gives `op`: a refusal (4xx) is `fail`; a
+/// server error, or a body that does not answer the request, is `info` for an operation with
+/// effects (it may have happened) and `fail` for a read.
+pub fn answer(op: &Invocation, status: u16, text: &str) -> Completion {
+    let unknown = |why: String| indeterminate(op, why);
+    let json: Option<serde_json::Value> = serde_json::from_str(text).ok();
+    let error = json
+        .as_ref()
+        .and_then(|j| j.get("error"))
+        .map(|e| e.as_str().map_or_else(|| e.to_string(), String::from));
+    if (400..500).contains(&status) {
+        let why = error.unwrap_or_else(|| format!("HTTP {status}"));
+        return Completion::fail(op.value.clone(), why);
+    }
+    if !(200..300).contains(&status) {
+        let why = error.map_or_else(|| format!("HTTP {status}"), |e| format!("HTTP {status}: {e}"));
+        return unknown(why);
+    }
+    let Some(json) = json else {
+        return unknown(format!(
+            "an answer that is not JSON: {}",
+            crate::shorten(text)
+        ));
+    };
+    match ok_value(op, &json) {
+        Ok(v) => Completion::ok(v),
+        Err(why) => unknown(why),
     }
 }
 

@@ -6,6 +6,7 @@
 //! one new module plus one line in [`registry`].
 
 pub mod cluster;
+pub mod decoders;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod exec;
