@@ -171,7 +171,8 @@ impl Checker for GraphChecker {
 /// The note of a verdict on a history in which no process issued two transactions — an EDN history
 /// without `:process`, whose ops the reader paired one process each.
 pub const PROCESS_ORDER_UNAVAILABLE: &str = "unavailable: no process issued more than one transaction \
-(a history without :process), so anomalies that need process order (the -process ones) are not claimed";
+(a history without :process), so no -process anomaly is claimed and a strong-session model listed as \
+consistent was not checked against process order";
 
 fn any_process_repeats(txns: &[txn::Txn<'_>]) -> bool {
     let mut seen = rustc_hash::FxHashSet::default();
