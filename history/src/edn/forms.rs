@@ -87,10 +87,17 @@ impl<'t> Cursor<'t> {
     /// Reads one form at the cursor.
     fn form(&mut self) -> Result<(usize, Edn<'t>), EdnError> {
         let line = self.line;
-        let (form, after) = edn::read(self.rest).map_err(|e| EdnError::Syntax {
-            line: line + e.line.unwrap_or(1).saturating_sub(1),
-            column: e.column.unwrap_or(0),
-            problem: describe(&e.code),
+        let (form, after) = edn::read(self.rest).map_err(|e| {
+            let at = line + e.line.unwrap_or(1).saturating_sub(1);
+            let mut problem = describe(&e.code);
+            if at != line {
+                problem.push_str(&format!("; the value begins on line {line}"));
+            }
+            EdnError::Syntax {
+                line: at,
+                column: e.column.unwrap_or(0),
+                problem,
+            }
         })?;
         let consumed = self.rest.len() - after.len();
         if consumed == 0 {
