@@ -14,6 +14,14 @@ use verity_history::edn::write::{write_edn, WriteOptions};
 use crate::exit::{Failure, Outcome};
 
 #[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Each event becomes one op map, e.g. {:type :invoke, :f :transfer, :value {:id 17, :from 1, \
+:to 4, :amount 5}, :time 1203, :process 3, :index 0}; the nemesis is :process :nemesis; transactions are \
+[[:append k v] [:r k [1 2]]]; a final read with its journal is {:balances {0 10, 1 20} :transfers #{1 2 5}}. \
+The whole mapping is in docs/formats.md. `verity check --format edn FILE` reads the export back to the same \
+verdict.\n\nExamples:\n  verity export --format edn store/latest -o history.edn\n  \
+verity export --format edn store/latest --plain-bank-reads > for-jepsen-bank.edn"
+)]
 pub struct ExportArgs {
     /// A run directory (its history is exported) or a history file (.jsonl or .edn).
     pub path: PathBuf,

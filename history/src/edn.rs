@@ -153,8 +153,8 @@ impl<'f, 'e> OpMap<'f, 'e> {
         let get = |k: &'static str| m.get(&Edn::Key(k.into()));
         let process = match get("process") {
             Some(Edn::Int(p)) if *p >= 0 => Some(Process::Client(*p as u64)),
-            Some(Edn::Key(k)) if k == "nemesis" => Some(Process::Nemesis),
-            None => None,
+            Some(Edn::Key(k) | Edn::Str(k)) if k == "nemesis" => Some(Process::Nemesis),
+            None | Some(Edn::Nil) => None,
             Some(other) => {
                 return Err(format!(
                     "expected :process to be a non-negative integer or :nemesis, found {}",
@@ -164,7 +164,7 @@ impl<'f, 'e> OpMap<'f, 'e> {
         };
         let nemesis = process == Some(Process::Nemesis);
         let kind = match get("type") {
-            Some(Edn::Key(t)) => match t.as_ref() {
+            Some(Edn::Key(t) | Edn::Str(t)) => match t.as_ref() {
                 "invoke" => EventType::Invoke,
                 "ok" => EventType::Ok,
                 "fail" => EventType::Fail,
@@ -525,6 +525,14 @@ mod tests {
         assert_eq!(p[0], p[3], "the append is completed by the fourth line");
         assert_eq!(p[1], p[2], "the read by the third");
         assert_eq!(p[4], p[5]);
+        let same = parse_edn(
+            "{:type \"invoke\", :f :txn, :value [[:r 1 nil]], :process nil}\n{:type \"ok\", :f :txn, :value [[:r 1 [1]]]}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            same.events[0].process, same.events[1].process,
+            "nil is no process; a string type is read"
+        );
         let distinct: std::collections::BTreeSet<_> = p.iter().collect();
         assert_eq!(distinct.len(), 3, "one process per operation: {p:?}");
         let ops = h.ops().unwrap();
