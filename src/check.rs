@@ -162,11 +162,24 @@ pub fn judge(
             && e.f.as_str() == verity_checkers::convergence::NODE_STATE_F
     });
     let extra: &[&str] = if node_states { &["convergence"] } else { &[] };
-    let names = plan::checker_names(settings, meta.map(|m| m.workload.as_str()), extra)?;
+    let workload = meta
+        .map(|m| m.workload.as_str())
+        .or_else(|| guess_workload(history));
+    let names = plan::checker_names(settings, workload, extra)?;
     let (verdicts, seconds) = plan::check_all(history, &names, settings);
     let mut r = results::build(history, meta, verdicts);
     r.check_seconds = seconds;
     Ok(r)
+}
+
+/// The workload of a history that comes without run metadata (a Jepsen or Elle file): transactions
+/// are judged as ledger-append and rw-register are (the graph checker), anything else as bank.
+fn guess_workload(history: &History) -> Option<&'static str> {
+    let first_client_op = history
+        .events
+        .iter()
+        .find(|e| e.is_client() && e.f != verity_history::F::Setup)?;
+    (first_client_op.f == verity_history::F::Txn).then_some("ledger-append")
 }
 
 /// Checks every history file under `dir`, one line each, in one process.

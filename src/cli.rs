@@ -30,6 +30,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Check a stored run directory or a history file again, offline.
     Check(CheckArgs),
+    /// Write a run's history as Jepsen's history.edn, for Knossos, Elle and Jepsen's bank checker.
+    Export(crate::export::ExportArgs),
     /// List every target, workload, bug knob and checker, one per line.
     List,
     /// Undo what a killed run left behind: resume paused nodes, stop its servers, remove their files.
@@ -82,6 +84,7 @@ pub fn dispatch() -> Result<Outcome, Failure> {
     match cli.command {
         Command::Run(args) => crate::run::run(*args),
         Command::Check(args) => crate::check::run(args),
+        Command::Export(args) => crate::export::run(args),
         Command::Report(args) => crate::report::run(args),
         Command::Bench(args) => crate::bench::run(args),
         Command::Heal(args) => crate::heal::run(args),

@@ -10,6 +10,7 @@ mod check;
 mod cli;
 mod clock;
 mod exit;
+mod export;
 mod heal;
 mod junit;
 mod list;

@@ -158,5 +158,12 @@ fn explain_graph(verdict: &Verdict) -> Vec<String> {
     if let Some(ok) = list("satisfied") {
         lines.push(format!("still consistent with: {ok}"));
     }
+    if let Some(note) = verdict
+        .details
+        .get("process-order")
+        .and_then(|n| n.as_str())
+    {
+        lines.push(format!("process order: {note}"));
+    }
     lines
 }

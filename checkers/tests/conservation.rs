@@ -404,3 +404,54 @@ fn agrees_with_a_brute_force_oracle_on_small_histories() {
         "unbalanced cases: {valid} valid, {invalid} invalid"
     );
 }
+
+#[test]
+fn a_read_the_checker_cannot_interpret_is_unknown_never_an_anomaly() {
+    for odd in [
+        Value::Null,
+        Value::Str("oops".into()),
+        Value::map([(
+            "balances",
+            Value::List(vec![Value::Int(5), Value::Str("x".into())]),
+        )]),
+        Value::map([("accounts", Value::int_list([5, 5]))]),
+    ] {
+        let mut b = Builder::new();
+        let read = |v: [i64; 2]| Value::map([("balances", Value::int_list(v))]);
+        let p = Process::Client(1);
+        b.push(p, EventType::Invoke, F::Read, Value::Null, None);
+        b.push(p, EventType::Ok, F::Read, read([5, 5]), None);
+        b.push(p, EventType::Invoke, F::Read, Value::Null, None);
+        b.push(p, EventType::Ok, F::Read, odd.clone(), None);
+        let v = check(&b.finish());
+        assert_eq!(v.valid, Validity::Unknown, "{odd}: {v:?}");
+        assert!(v.anomalies.is_empty(), "{odd}: {:?}", v.anomaly_types());
+        let cause = v.cause.unwrap();
+        assert!(
+            cause.contains("event 3") && cause.contains("expected balances"),
+            "{cause}"
+        );
+    }
+}
+
+/// Regression: a final read carrying the journal in the shape `verity export` writes was read as
+/// a read without balances and reported as `wrong-total`.
+#[test]
+fn regression_a_final_read_with_balances_and_transfers_is_no_wrong_total() {
+    let text = "{:type :invoke, :f :setup, :value {:balances [10 20]}, :process 0, :index 0}\n\
+        {:type :ok, :f :setup, :value {:balances [10 20]}, :process 0, :index 1}\n\
+        {:type :invoke, :f :transfer, :value {:id 1, :from 0, :to 1, :amount 5}, :process 1, :index 2}\n\
+        {:type :ok, :f :transfer, :value {:id 1, :from 0, :to 1, :amount 5}, :process 1, :index 3}\n\
+        {:type :invoke, :f :read, :value nil, :process 2, :index 4, :final? true}\n\
+        {:type :ok, :f :read, :value {:balances {0 5, 1 25} :transfers #{1}}, :process 2, :index 5, :final? true}\n";
+    let h = verity_history::edn::parse_edn(text).unwrap();
+    let v = check(&h);
+    assert_eq!(v.valid, Validity::Valid, "{v:?}");
+    assert_eq!(v.details["applied"], 1);
+    // The same read missing the acknowledged transfer is a lost transfer, found through the journal.
+    let h = verity_history::edn::parse_edn(
+        &text.replace("{0 5, 1 25} :transfers #{1}", "{0 10, 1 20} :transfers #{}"),
+    )
+    .unwrap();
+    assert_eq!(check(&h).anomaly_types(), vec!["lost-transfer".to_string()]);
+}

@@ -348,3 +348,33 @@ fn histories_without_transactions_are_valid_and_say_so() {
     assert_eq!(v.valid, Validity::Valid);
     assert_eq!(v.details["txns"], 0);
 }
+
+#[test]
+fn a_history_without_process_says_process_order_was_unavailable() {
+    // The session anomaly above, as an Elle history that names no process: the reader pairs each
+    // invocation with its completion, one process each, so no -process anomaly can be claimed;
+    // the real-time order still shows the stale read.
+    let text = "{:type :invoke, :f :txn, :value [[:append 1 1]]}\n{:type :ok, :f :txn, :value [[:append 1 1]]}\n\
+                {:type :invoke, :f :txn, :value [[:r 1 nil]]}\n{:type :ok, :f :txn, :value [[:r 1 []]]}\n\
+                {:type :invoke, :f :txn, :value [[:r 1 nil]]}\n{:type :ok, :f :txn, :value [[:r 1 [1]]]}\n";
+    let h = verity_history::edn::parse_edn(text).unwrap();
+    let v = GraphChecker::default().check(&h, &Budget::unlimited());
+    assert_eq!(names(&v), vec!["G-single-realtime"], "{v:#?}");
+    let note = v.details["process-order"].as_str().unwrap();
+    assert!(note.starts_with("unavailable"), "{note}");
+    let lines = verity_checkers::registry::explain("graph", &v);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("process order: unavailable")),
+        "{lines:?}"
+    );
+    // With processes named, nothing is said.
+    let named = text.replace("{:type", "{:process 1, :type");
+    let v = GraphChecker::default().check(
+        &verity_history::edn::parse_edn(&named).unwrap(),
+        &Budget::unlimited(),
+    );
+    assert_eq!(names(&v), vec!["G-single-process"], "{v:#?}");
+    assert!(v.details.get("process-order").is_none());
+}

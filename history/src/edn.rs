@@ -1,26 +1,42 @@
-//! Import of Jepsen/Knossos histories written in EDN (`history.edn`, Knossos's `data/`).
+//! Import of Jepsen/Knossos/Elle histories written in EDN (`history.edn`, Knossos's `data/`), and
+//! export back to it ([`write`]).
 //!
 //! Reading uses the `clojure-reader` crate (a port of Clojure's `tools.reader` EDN reader: comments,
 //! keywords, sets, maps with any keys, lists, tagged values). A file is either one vector or list of op
-//! maps (Knossos's test data) or one op map per line (Jepsen's `history.edn`). Each op map becomes an
-//! [`Event`]: keywords become strings without the colon, vectors and lists become lists, sets become
-//! sorted lists, `nil` becomes null, and map keys are stringified (keywords without the colon, integers
-//! in decimal). `:process :nemesis` is the nemesis; a numeric process is a client.
+//! maps (Knossos's test data) or one op map per line (Jepsen's `history.edn`); either way each op is
+//! located by its line ([`forms`]), and every error names the line and what was expected there. Each
+//! op map becomes an [`Event`]: keywords become strings without the colon, vectors and lists become
+//! lists, sets become sorted lists, `nil` becomes null, and map keys are stringified (keywords
+//! without the colon, integers in decimal). `:process :nemesis` is the nemesis, whose `:type`, `:f`
+//! and `:value` may be anything; a numeric process is a client; ops without a `:process` are paired
+//! invocation to completion as Elle's readers do ([`pairing`]). A missing `:index` is the op's
+//! position in the file; a missing `:time` is the time of the event before (or the index, when no
+//! op of the file carries a time); times are kept as written, in or out of order.
 //!
 //! Jepsen's bank format is normalized to verity's vocabulary (see `verity_workloads::bank`): a transfer
 //! `{:from :to :amount}` without an id gets a synthetic unique id, the same on the invoke and the
-//! completion of one op; a read value `{0 14, 1 11, …}` keyed by 0..n-1 becomes `{"balances":[…]}`; a
-//! read marked `:final? true` is invoked as `{"final": true}`.
+//! completion of one op; a read value `{0 14, 1 11, …}` keyed by 0..n-1 becomes `{"balances":[…]}`,
+//! and `{:balances {0 14, 1 11} :transfers #{1 2 5}}` (what `verity export` writes for a read that
+//! returns the journal) becomes `{"applied":[1,2,5],"balances":[…]}`; a read marked `:final? true`
+//! is invoked as `{"final": true}`. A read in any other shape is kept as written, for the checker to
+//! report as uninterpretable.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use clojure_reader::edn::{self, Edn};
+use clojure_reader::edn::Edn;
 use thiserror::Error;
 
 use crate::event::{Event, EventType, Process, F};
 use crate::history::History;
 use crate::value::{Transfer, Value};
+
+pub mod write;
+
+mod forms;
+mod pairing;
+
+pub use forms::DEPTH_MAX;
 
 #[derive(Debug, Error)]
 pub enum EdnError {
@@ -35,91 +51,204 @@ pub enum EdnError {
         column: usize,
         problem: String,
     },
-    #[error("{place}: {problem}")]
-    Op { place: String, problem: String },
+    #[error("line {line}: {problem}")]
+    Op { line: usize, problem: String },
+}
+
+impl EdnError {
+    /// The line the error is on (every error but an I/O one has one).
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            EdnError::Io { .. } => None,
+            EdnError::Syntax { line, .. } | EdnError::Op { line, .. } => Some(*line),
+        }
+    }
 }
 
 /// Reads an EDN history file.
 pub fn read_edn(path: impl AsRef<Path>) -> Result<History, EdnError> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|source| EdnError::Io {
+    let bytes = std::fs::read(path).map_err(|source| EdnError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    parse_edn(&text)
+    parse_edn(&bytes)
 }
 
-/// Parses an EDN history.
-pub fn parse_edn(text: &str) -> Result<History, EdnError> {
-    let forms = read_forms(text)?;
-    let mut normalizer = Normalizer::default();
-    let mut events = Vec::new();
-    match forms.as_slice() {
-        [(_, Edn::Vector(ops) | Edn::List(ops))] => {
-            for (n, op) in ops.iter().enumerate() {
-                let place = || format!("op {} of the top-level collection", n + 1);
-                events.push(normalizer.event(op, events.len()).map_err(|problem| {
-                    EdnError::Op {
-                        place: place(),
-                        problem,
-                    }
-                })?);
-            }
+/// Parses an EDN history from text or raw bytes (which must be UTF-8). Every error names its line and
+/// what was expected there; no input makes it panic.
+pub fn parse_edn<T: AsRef<[u8]> + ?Sized>(input: &T) -> Result<History, EdnError> {
+    let bytes = input.as_ref();
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let before = &bytes[..e.valid_up_to()];
+        let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        EdnError::Syntax {
+            line,
+            column: 1 + String::from_utf8_lossy(&before[line_start..])
+                .chars()
+                .count(),
+            problem: "invalid UTF-8: expected EDN text in UTF-8".into(),
         }
-        _ => {
-            for (line, form) in &forms {
-                events.push(normalizer.event(form, events.len()).map_err(|problem| {
-                    EdnError::Op {
-                        place: format!("line {line}"),
-                        problem,
-                    }
-                })?);
-            }
-        }
+    })?;
+    let forms = forms::read(text)?;
+    let mut ops = Vec::with_capacity(forms.len());
+    for (line, form) in &forms {
+        ops.push(OpMap::new(*line, form).map_err(|problem| EdnError::Op {
+            line: *line,
+            problem,
+        })?);
+    }
+    let headers: Vec<pairing::Header<'_>> = ops
+        .iter()
+        .map(|op| pairing::Header {
+            line: op.line,
+            kind: op.kind,
+            process: op.process,
+            f: &op.f,
+            value: op.process.is_none().then(|| to_value(op.value)),
+        })
+        .collect();
+    let processes =
+        pairing::assign(&headers).map_err(|(line, problem)| EdnError::Op { line, problem })?;
+    drop(headers);
+    let mut normalizer = Normalizer {
+        timed: ops.iter().any(|op| op.time_ns.is_some()),
+        ..Normalizer::default()
+    };
+    let mut events = Vec::with_capacity(ops.len());
+    for (position, (op, process)) in ops.into_iter().zip(processes).enumerate() {
+        events.push(normalizer.event(op, process, position));
     }
     Ok(History::new(events))
 }
 
-/// Every top-level form, with the line it starts on.
-fn read_forms(text: &str) -> Result<Vec<(usize, Edn<'_>)>, EdnError> {
-    let mut forms = Vec::new();
-    let mut rest = text;
-    let mut line = 1usize;
-    loop {
-        let skipped = skip_blank(rest);
-        line += rest[..skipped].matches('\n').count();
-        rest = &rest[skipped..];
-        if rest.is_empty() {
-            return Ok(forms);
-        }
-        let (form, after) = edn::read(rest).map_err(|e| EdnError::Syntax {
-            line: line + e.line.unwrap_or(1) - 1,
-            column: e.column.unwrap_or(0),
-            problem: format!("{:?}", e.code),
-        })?;
-        forms.push((line, form));
-        let consumed = rest.len() - after.len();
-        line += rest[..consumed].matches('\n').count();
-        rest = after;
+/// The fields of one op map, checked but not yet normalized.
+struct OpMap<'f, 'e> {
+    line: usize,
+    kind: EventType,
+    /// `None` when the op names no process (see [`pairing`]).
+    process: Option<Process>,
+    f: F,
+    index: Option<u64>,
+    time_ns: Option<u64>,
+    error: Option<String>,
+    is_final: bool,
+    value: &'f Edn<'e>,
+}
+
+static NIL: Edn<'static> = Edn::Nil;
+
+impl<'f, 'e> OpMap<'f, 'e> {
+    fn new(line: usize, form: &'f Edn<'e>) -> Result<Self, String> {
+        let Edn::Map(m) = form else {
+            return Err(format!(
+                "expected an op map {{:type … :f … :value …}}, found {}",
+                shown(form)
+            ));
+        };
+        let get = |k: &'static str| m.get(&Edn::Key(k.into()));
+        let process = match get("process") {
+            Some(Edn::Int(p)) if *p >= 0 => Some(Process::Client(*p as u64)),
+            Some(Edn::Key(k) | Edn::Str(k)) if k == "nemesis" => Some(Process::Nemesis),
+            None | Some(Edn::Nil) => None,
+            Some(other) => {
+                return Err(format!(
+                    "expected :process to be a non-negative integer or :nemesis, found {}",
+                    shown(other)
+                ))
+            }
+        };
+        let nemesis = process == Some(Process::Nemesis);
+        let kind = match get("type") {
+            Some(Edn::Key(t) | Edn::Str(t)) => match t.as_ref() {
+                "invoke" => EventType::Invoke,
+                "ok" => EventType::Ok,
+                "fail" => EventType::Fail,
+                "info" => EventType::Info,
+                other => {
+                    return Err(format!(
+                        "expected :type to be :invoke, :ok, :fail or :info, found :{other}"
+                    ))
+                }
+            },
+            // A nemesis op is not an operation: what it was is kept in :f and :value.
+            None if nemesis => EventType::Info,
+            None => {
+                return Err("expected a :type (:invoke, :ok, :fail or :info), found none".into())
+            }
+            Some(other) => {
+                return Err(format!(
+                    "expected :type to be :invoke, :ok, :fail or :info, found {}",
+                    shown(other)
+                ))
+            }
+        };
+        let f = match get("f") {
+            Some(Edn::Key(s) | Edn::Symbol(s) | Edn::Str(s)) => F::from_name(s),
+            // The nemesis may name its action any way it likes (Jepsen's composed nemeses use vectors).
+            Some(other) if nemesis => F::from_name(&to_value(other).to_string()),
+            None if nemesis => F::from_name("nemesis"),
+            None => {
+                return Err("expected an :f (a keyword such as :read or :txn), found none".into())
+            }
+            Some(other) => {
+                return Err(format!(
+                    "expected :f to be a keyword such as :read or :txn, found {}",
+                    shown(other)
+                ))
+            }
+        };
+        let index = match get("index") {
+            Some(Edn::Int(i)) if *i >= 0 => Some(*i as u64),
+            None => None,
+            Some(other) => {
+                return Err(format!(
+                    "expected :index to be a non-negative integer, found {}",
+                    shown(other)
+                ))
+            }
+        };
+        let time_ns = match get("time") {
+            Some(Edn::Int(t)) if *t >= 0 => Some(*t as u64),
+            // Some tools write a negative or fractional time (a clock that went back, seconds); the
+            // time is only drawn, never judged, so an unusable one is left out rather than refused.
+            Some(Edn::Int(_) | Edn::Double(_) | Edn::Rational(_)) | Some(Edn::Nil) | None => None,
+            Some(other) => {
+                return Err(format!(
+                    "expected :time to be an integer (nanoseconds), found {}",
+                    shown(other)
+                ))
+            }
+        };
+        let error = get("error").map(|e| match e {
+            Edn::Key(s) | Edn::Str(s) | Edn::Symbol(s) => s.to_string(),
+            other => to_value(other).to_string(),
+        });
+        Ok(OpMap {
+            line,
+            kind,
+            process,
+            f,
+            index,
+            time_ns,
+            error,
+            is_final: matches!(get("final?"), Some(Edn::Bool(true))),
+            value: get("value").unwrap_or(&NIL),
+        })
     }
 }
 
-/// Bytes of whitespace, commas and `;` comments at the start of `s`.
-fn skip_blank(s: &str) -> usize {
-    let mut i = 0;
-    let bytes = s.as_bytes();
-    while i < bytes.len() {
-        match bytes[i] {
-            b' ' | b'\t' | b'\r' | b'\n' | b',' => i += 1,
-            b';' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            _ => break,
-        }
+/// A value as it appears in a message: its EDN text, cut short.
+fn shown(e: &Edn<'_>) -> String {
+    let text = e.to_string();
+    match text.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
-    i
 }
 
 /// Converts a generic EDN value.
@@ -153,73 +282,37 @@ fn key_string(k: &Edn<'_>) -> String {
     }
 }
 
-/// Per-file state of the bank normalization: synthetic transfer ids, paired by process.
+/// Per-file state of the normalization: synthetic transfer ids, paired by process, and the clock.
 #[derive(Default)]
 struct Normalizer {
     next_id: u64,
     open: HashMap<Process, u64>,
+    /// Whether any op of the file carries a `:time`; if none does, time is the event's index.
+    timed: bool,
+    last_time_ns: u64,
 }
 
 impl Normalizer {
-    fn event(&mut self, form: &Edn<'_>, position: usize) -> Result<Event, String> {
-        let Edn::Map(m) = form else {
-            return Err(format!("expected an op map, found {form}"));
-        };
-        let get = |k: &'static str| m.get(&Edn::Key(k.into()));
-        let kind = match get("type") {
-            Some(Edn::Key(t)) => match t.as_ref() {
-                "invoke" => EventType::Invoke,
-                "ok" => EventType::Ok,
-                "fail" => EventType::Fail,
-                "info" => EventType::Info,
-                other => {
-                    return Err(format!(
-                        ":type must be :invoke, :ok, :fail or :info, not :{other}"
-                    ))
-                }
-            },
-            other => return Err(format!("missing or malformed :type ({other:?})")),
-        };
-        let process = match get("process") {
-            Some(Edn::Int(p)) if *p >= 0 => Process::Client(*p as u64),
-            Some(Edn::Key(k)) if k == "nemesis" => Process::Nemesis,
-            other => {
-                return Err(format!(
-                    "malformed :process {other:?}: expected a number or :nemesis"
-                ))
-            }
-        };
-        let f = match get("f") {
-            Some(Edn::Key(s) | Edn::Symbol(s) | Edn::Str(s)) => F::from_name(s),
-            other => return Err(format!("missing or malformed :f ({other:?})")),
-        };
-        let index = match get("index") {
-            Some(Edn::Int(i)) if *i >= 0 => *i as u64,
-            None => position as u64,
-            Some(other) => return Err(format!("malformed :index {other}")),
-        };
-        let time_ns = match get("time") {
-            Some(Edn::Int(t)) if *t >= 0 => *t as u64,
+    fn event(&mut self, op: OpMap<'_, '_>, process: Process, position: usize) -> Event {
+        let index = op.index.unwrap_or(position as u64);
+        // Without a time of its own an event happens when the one before it did (Jepsen's
+        // nemesis ops sometimes carry none).
+        let time_ns = match op.time_ns {
+            Some(t) => t,
+            None if self.timed => self.last_time_ns,
             None => index,
-            Some(other) => return Err(format!("malformed :time {other}")),
         };
-        let error = get("error").map(|e| match e {
-            Edn::Key(s) | Edn::Str(s) | Edn::Symbol(s) => s.to_string(),
-            other => to_value(other).to_string(),
-        });
-        let is_final = matches!(get("final?"), Some(Edn::Bool(true)));
-        let nil = Edn::Nil;
-        let raw = get("value").unwrap_or(&nil);
-        let value = self.value(&f, kind, process, raw, is_final);
-        Ok(Event {
+        self.last_time_ns = time_ns;
+        let value = self.value(&op.f, op.kind, process, op.value, op.is_final);
+        Event {
             index,
             time_ns,
             process,
-            kind,
-            f,
+            kind: op.kind,
+            f: op.f,
             value,
-            error,
-        })
+            error: op.error,
+        }
     }
 
     /// The op's value, normalized to verity's bank vocabulary where it is a bank op.
@@ -235,7 +328,9 @@ impl Normalizer {
             (F::Transfer, Edn::Map(m)) => self
                 .transfer(kind, process, m)
                 .unwrap_or_else(|| to_value(raw)),
-            (F::Read, Edn::Map(m)) => balances(m).unwrap_or_else(|| to_value(raw)),
+            (F::Read, Edn::Map(m)) if process != Process::Nemesis => {
+                bank_read(m).unwrap_or_else(|| to_value(raw))
+            }
             (F::Read, Edn::Nil) if is_final && kind == EventType::Invoke => {
                 Value::map([("final", Value::Bool(true))])
             }
@@ -282,19 +377,64 @@ impl Normalizer {
     }
 }
 
-/// `{0 14, 1 11, …}` keyed exactly by 0..n-1 with integer balances.
+/// A bank read in one of the shapes Jepsen and `verity export` write, in verity's vocabulary:
+/// `{0 14, 1 11, …}` (Jepsen's bank test: account → balance) becomes `{"balances": [14, 11, …]}`, and
+/// `{:balances {0 14, 1 11} :transfers #{1 2 5}}` (a read that also returns the journal of applied
+/// transfer ids; a vector when an id was applied twice) becomes `{"applied": [1, 2, 5], "balances":
+/// […]}`. Anything else is `None` and stays as written, for the checker to call uninterpretable.
+fn bank_read(m: &BTreeMap<Edn<'_>, Edn<'_>>) -> Option<Value> {
+    if let Some(balances) = balances(m) {
+        return Some(Value::map([("balances", balances)]));
+    }
+    let mut out = crate::value::Map::new();
+    for (k, v) in m {
+        let Edn::Key(k) = k else { return None };
+        let value = match k.as_ref() {
+            "balances" => match v {
+                Edn::Map(b) => balances(b)?,
+                Edn::Vector(b) | Edn::List(b) => ints(b.iter())?,
+                _ => return None,
+            },
+            "transfers" | "applied" => match v {
+                Edn::Set(ids) => ints(ids.iter())?,
+                Edn::Vector(ids) | Edn::List(ids) => ints(ids.iter())?,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let key = if k == "balances" {
+            "balances"
+        } else {
+            "applied"
+        };
+        if out.insert(key.to_string(), value).is_some() {
+            return None; // both :transfers and :applied
+        }
+    }
+    out.contains_key("balances").then_some(Value::Map(out))
+}
+
+/// Balances keyed exactly by accounts 0..n-1, as a list.
 fn balances(m: &BTreeMap<Edn<'_>, Edn<'_>>) -> Option<Value> {
     let mut out = vec![0i64; m.len()];
-    let mut seen = 0;
     for (k, v) in m {
         let (Edn::Int(k), Edn::Int(v)) = (k, v) else {
             return None;
         };
-        let slot = out.get_mut(usize::try_from(*k).ok()?)?;
-        *slot = *v;
-        seen += 1;
+        *out.get_mut(usize::try_from(*k).ok()?)? = *v;
     }
-    (seen == m.len() && !m.is_empty()).then(|| Value::map([("balances", Value::int_list(out))]))
+    // Distinct keys, each below the length: exactly 0..n-1.
+    (!m.is_empty()).then(|| Value::int_list(out))
+}
+
+fn ints<'a, 'e: 'a>(items: impl Iterator<Item = &'a Edn<'e>>) -> Option<Value> {
+    items
+        .map(|e| match e {
+            Edn::Int(i) => Some(Value::Int(*i)),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(Value::List)
 }
 
 #[cfg(test)]
@@ -367,5 +507,195 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 1") && err.contains(":process"), "{err}");
+    }
+
+    #[test]
+    fn ops_without_a_process_pair_each_invocation_with_the_completion_that_answers_it() {
+        // Two transactions in flight at once, completing in the opposite order.
+        let h = parse_edn(
+            "{:type :invoke, :f :txn, :value [[:append 1 1] [:r 2 nil]]}\n\
+             {:type :invoke, :f :txn, :value [[:r 1 nil]]}\n\
+             {:type :ok, :f :txn, :value [[:r 1 [1]]]}\n\
+             {:type :ok, :f :txn, :value [[:append 1 1] [:r 2 nil]]}\n\
+             {:type :invoke, :f :txn, :value [[:r 1 nil]]}\n\
+             {:type :info, :f :txn, :value [[:r 1 nil]]}\n",
+        )
+        .unwrap();
+        let p: Vec<Process> = h.events.iter().map(|e| e.process).collect();
+        assert_eq!(p[0], p[3], "the append is completed by the fourth line");
+        assert_eq!(p[1], p[2], "the read by the third");
+        assert_eq!(p[4], p[5]);
+        let same = parse_edn(
+            "{:type \"invoke\", :f :txn, :value [[:r 1 nil]], :process nil}\n{:type \"ok\", :f :txn, :value [[:r 1 [1]]]}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            same.events[0].process, same.events[1].process,
+            "nil is no process; a string type is read"
+        );
+        let distinct: std::collections::BTreeSet<_> = p.iter().collect();
+        assert_eq!(distinct.len(), 3, "one process per operation: {p:?}");
+        let ops = h.ops().unwrap();
+        assert_eq!(ops.len(), 3);
+    }
+
+    #[test]
+    fn ops_without_a_process_get_processes_after_every_named_one() {
+        let h = parse_edn(
+            "{:type :invoke, :f :read, :process 7}\n{:type :ok, :f :read, :value 1, :process 7}\n\
+             {:type :invoke, :f :read}\n{:type :ok, :f :read, :value 1}\n",
+        )
+        .unwrap();
+        assert_eq!(h.events[2].process, Process::Client(8));
+        assert_eq!(h.events[3].process, Process::Client(8));
+    }
+
+    #[test]
+    fn a_completion_without_a_process_or_an_open_invocation_is_a_located_error() {
+        let err = parse_edn("{:type :invoke, :f :read}\n{:type :ok, :f :write, :value 3}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("line 2:") && err.contains("expected"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_final_read_with_its_journal_reads_as_balances_and_applied_ids() {
+        let h = parse_edn(
+            "{:type :invoke, :f :read, :value nil, :process 3, :final? true}\n\
+             {:type :ok, :f :read, :value {:balances {0 10, 1 20} :transfers #{1 2 5}}, :process 3, :final? true}\n\
+             {:type :invoke, :f :read, :value nil, :process 4}\n\
+             {:type :ok, :f :read, :value {:balances {0 10, 1 20} :transfers [5 1 5]}, :process 4}\n",
+        )
+        .unwrap();
+        assert_eq!(h.events[0].value.get("final"), Some(&Value::Bool(true)));
+        let v = &h.events[1].value;
+        assert_eq!(v.get("balances"), Some(&Value::int_list([10, 20])));
+        assert_eq!(v.get("applied"), Some(&Value::int_list([1, 2, 5])));
+        let v = &h.events[3].value;
+        assert_eq!(
+            v.get("applied"),
+            Some(&Value::int_list([5, 1, 5])),
+            "order and duplicates kept"
+        );
+    }
+
+    #[test]
+    fn reads_in_no_bank_shape_are_kept_as_written() {
+        for (text, key) in [
+            ("{:balances {0 10, 2 20} :transfers #{1}}", "balances"),
+            ("{:balances {0 10} :transfers #{:a}}", "transfers"),
+            ("{:balances {0 10} :extra 1}", "extra"),
+            ("{:transfers #{1}}", "transfers"),
+        ] {
+            let h = parse_edn(&format!(
+                "{{:type :ok, :f :read, :value {text}, :process 0}}"
+            ))
+            .unwrap();
+            assert!(
+                h.events[0].value.get(key).is_some(),
+                "{text} -> {:?}",
+                h.events[0].value
+            );
+            assert!(h.events[0].value.get("applied").is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn nemesis_ops_may_carry_any_value_and_any_name() {
+        let h = parse_edn(
+            "{:type :info, :f :start, :value :n1, :process :nemesis}\n\
+             {:type :info, :f :partition, :value {\"n1\" #{\"n2\"}, :kind [:halves 2]}, :process :nemesis}\n\
+             {:type :info, :f [:kill :n2], :value [1 2.5 \"x\" nil true], :process :nemesis}\n\
+             {:type :invoke, :f \"clock\", :value \"bump 3s\", :process :nemesis}\n\
+             {:f :heal, :process :nemesis}\n\
+             {:type :info, :f :stop, :value nil, :process :nemesis, :time 5}\n",
+        )
+        .unwrap();
+        assert_eq!(h.len(), 6);
+        assert!(h.events.iter().all(|e| e.process == Process::Nemesis));
+        assert_eq!(h.events[0].value, Value::Str("n1".into()));
+        assert_eq!(
+            h.events[1].value.get("n1"),
+            Some(&Value::List(vec![Value::Str("n2".into())]))
+        );
+        assert_eq!(h.events[2].f.as_str(), r#"["kill","n2"]"#);
+        assert_eq!(h.events[4].kind, EventType::Info);
+        assert_eq!(h.events[4].f.as_str(), "heal");
+        assert_eq!(
+            h.ops().unwrap().len(),
+            0,
+            "nemesis events are not operations"
+        );
+    }
+
+    #[test]
+    fn missing_and_out_of_order_times_and_indices() {
+        let h = parse_edn(
+            "{:type :invoke, :f :read, :process 0, :time 50}\n\
+             {:type :ok, :f :read, :value 1, :process 0, :time 20}\n\
+             {:type :info, :f :kill, :process :nemesis}\n\
+             {:type :invoke, :f :read, :process 1, :time -3}\n\
+             {:type :ok, :f :read, :value 1, :process 1, :time 1.5}\n",
+        )
+        .unwrap();
+        let times: Vec<u64> = h.events.iter().map(|e| e.time_ns).collect();
+        assert_eq!(
+            times,
+            [50, 20, 20, 20, 20],
+            "kept as written; a missing or unusable time is the previous one"
+        );
+        let indices: Vec<u64> = h.events.iter().map(|e| e.index).collect();
+        assert_eq!(indices, [0, 1, 2, 3, 4]);
+        let h = parse_edn(
+            "{:type :invoke, :f :read, :process 0, :index 9}\n{:type :ok, :f :read, :process 0}\n",
+        )
+        .unwrap();
+        assert_eq!((h.events[0].index, h.events[1].index), (9, 1));
+        assert_eq!(h.events[0].time_ns, 9, "no time anywhere: the index");
+    }
+
+    #[test]
+    fn ops_inside_a_top_level_vector_are_located_by_line() {
+        let err = parse_edn(
+            "[{:type :invoke, :f :read, :process 0}\n\n {:type :ok, :f :read, :process x}]",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("line 3:") && err.contains(":process"),
+            "{err}"
+        );
+        let err = parse_edn("[{:type :invoke, :f :read, :process 0}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("expected"), "{err}");
+        let err = parse_edn("[{:type :invoke, :f :read, :process 0}] {}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 1") && err.contains("end of the file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_or_nest_too_deep_are_located_errors() {
+        let err = parse_edn(b"{:type :invoke}\n{:f \"\xff\"}".as_slice()).unwrap_err();
+        assert_eq!(err.line(), Some(2), "{err}");
+        let deep = format!(
+            "{{:type :ok, :f :read, :process 0, :value {}}}",
+            "[".repeat(100_000)
+        );
+        let err = parse_edn(&deep).unwrap_err();
+        assert!(err.to_string().contains("nest"), "{err}");
+        assert_eq!(err.line(), Some(1));
+        let err =
+            parse_edn("{:type :ok, :f :read, :process 0, :value 123456789012345678901234567890}")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("line 1") && err.contains("64 bits"), "{err}");
     }
 }

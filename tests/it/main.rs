@@ -7,6 +7,7 @@ mod cluster;
 mod etcd;
 mod exec;
 mod http;
+mod interop;
 mod nemesis;
 mod redis;
 mod report;

@@ -8,7 +8,8 @@
 //! models ruled out and still satisfied ([`models`]), and explain each cycle in words ([`explain`])
 //! and as a drawing ([`dot`], [`svg`]).
 //!
-//! The verdict's `details` hold `not`, `also-not` and `satisfied` (models), `cycles` (for each
+//! The verdict's `details` hold `not`, `also-not` and `satisfied` (models), `process-order` when
+//! the history has none (no process issued two transactions), `cycles` (for each
 //! reported cycle: anomaly, transactions, steps, explanation, DOT and SVG text), counts (`txns`,
 //! `edges`, `sccs`); no timings, so a
 //! re-check reproduces the verdict byte for byte. [`write_artifacts`] stores the drawings and explanations in a
@@ -83,6 +84,9 @@ impl Checker for GraphChecker {
         if txns.is_empty() {
             verdict.detail("satisfied", models::boundary(std::iter::empty()).satisfied);
             return verdict;
+        }
+        if self.process && txns.len() > 1 && !any_process_repeats(&txns) {
+            verdict.detail("process-order", PROCESS_ORDER_UNAVAILABLE);
         }
         let inf = infer::infer(history, txns, kind);
         if budget.expired() {
@@ -162,6 +166,17 @@ impl Checker for GraphChecker {
         verdict.detail("cycles", drawn);
         verdict
     }
+}
+
+/// The note of a verdict on a history in which no process issued two transactions — an EDN history
+/// without `:process`, whose ops the reader paired one process each.
+pub const PROCESS_ORDER_UNAVAILABLE: &str = "unavailable: no process issued more than one transaction \
+(a history without :process), so no -process anomaly is claimed and a strong-session model listed as \
+consistent was not checked against process order";
+
+fn any_process_repeats(txns: &[txn::Txn<'_>]) -> bool {
+    let mut seen = rustc_hash::FxHashSet::default();
+    txns.iter().any(|t| !seen.insert(t.process))
 }
 
 /// Cycles found in one SCC: (anomaly name, cycle).
