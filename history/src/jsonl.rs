@@ -1,13 +1,23 @@
-//! The durable history file: one JSON event per line.
+//! The durable history file: one JSON event per line, plain (`history.jsonl`) or zstd-compressed
+//! (`history.jsonl.zst`), and the hash chain beside it.
 //!
 //! Writing happens off the hot path: client workers hand events to a [`Recorder`] (a bounded channel)
-//! and a dedicated thread numbers them, serializes them, flushes at least every
-//! [`FLUSH_INTERVAL`] and fsyncs when asked (at phase boundaries) and at the end. The event index is
-//! the order in which events reach the channel, which is sound for real-time order: if the history
-//! shows a completion before an invocation, the operation really had returned before the other began.
+//! and a dedicated thread numbers them, serializes them, chains each line (see [`crate::chain`]),
+//! flushes at least every [`FLUSH_INTERVAL`] and fsyncs when asked (at phase boundaries) and at the
+//! end. The event index is the order in which events reach the channel, which is sound for real-time
+//! order: if the history shows a completion before an invocation, the operation really had returned
+//! before the other began.
 //!
-//! Reading splits the file into lines and parses them in parallel. A last line without its newline that
-//! does not parse is a torn tail — the writer was killed mid-write — and is reported, not fatal.
+//! A compressed history is one streaming zstd frame whose every flush ends a block, so a reader of a
+//! file cut by a crash decodes everything up to the last flushed block, exactly as a plain file
+//! holds everything up to its last write. A fast run writes hundreds of bytes of JSON per operation
+//! and zstd at level [`ZSTD_LEVEL`] keeps a few tens of them; the level is zstd's fastest that still
+//! compresses these repetitive lines well (measured in docs/benchmarks.md).
+//!
+//! Reading maps a plain file (or decompresses a compressed one, recognised by zstd's magic number,
+//! whatever its name), splits it into lines and parses them in parallel. A last line without its
+//! newline that does not parse is a torn tail — the writer was killed mid-write — and is reported,
+//! not fatal; so is a compressed stream that ends inside its frame.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -19,6 +29,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use thiserror::Error;
 
+use crate::chain::{Chain, SidecarWriter, MAGIC};
 use crate::event::Event;
 use crate::history::{History, TornTail};
 
@@ -26,6 +37,11 @@ use crate::history::{History, TornTail};
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// How many events may wait in the channel before workers are slowed down (back-pressure, never loss).
 pub const CHANNEL_CAPACITY: usize = 65_536;
+/// The zstd level of compressed histories: level 1 both compresses verity's lines best among the
+/// fast levels and costs the least CPU (docs/benchmarks.md).
+pub const ZSTD_LEVEL: i32 = 1;
+/// Under a steady stream of events the writer looks at the clock once per this many events.
+const CLOCK_EVERY_EVENTS: u64 = 1024;
 
 enum Msg {
     Event(Event),
@@ -61,7 +77,19 @@ impl Recorder {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterStats {
     pub events: u64,
+    /// Bytes of JSON text (before compression).
     pub bytes: u64,
+    /// The hash chain's final head, when the history is chained.
+    pub chain: Option<Chain>,
+}
+
+/// How the history is written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriterOptions {
+    /// Compress with streaming zstd at [`ZSTD_LEVEL`].
+    pub compress: bool,
+    /// Where the hash chain's sidecar goes; `None` writes no chain.
+    pub chain: Option<PathBuf>,
 }
 
 /// Owns the writer thread. Drop every [`Recorder`] and call [`HistoryWriter::finish`] to end it.
@@ -71,13 +99,40 @@ pub struct HistoryWriter {
 }
 
 impl HistoryWriter {
-    /// Creates (truncates) `path` and starts the writer thread.
+    /// Creates (truncates) `path` and starts the writer thread: plain JSONL, no chain.
     pub fn create(path: &Path) -> io::Result<HistoryWriter> {
+        HistoryWriter::create_with(path, &WriterOptions::default())
+    }
+
+    /// Creates (truncates) `path`, and the chain's sidecar if asked, and starts the writer thread.
+    pub fn create_with(path: &Path, options: &WriterOptions) -> io::Result<HistoryWriter> {
         let file = File::create(path)?;
+        let sink = if options.compress {
+            let encoder = zstd::stream::write::Encoder::new(file, ZSTD_LEVEL)?;
+            Sink::Zstd(BufWriter::with_capacity(1 << 20, encoder))
+        } else {
+            Sink::Plain(BufWriter::with_capacity(1 << 20, file))
+        };
+        let sidecar = match &options.chain {
+            Some(p) => {
+                let mut f = File::create(p)?;
+                f.write_all(MAGIC)?;
+                Some((f, SidecarWriter::default()))
+            }
+            None => None,
+        };
         let (tx, rx) = mpsc::sync_channel::<Msg>(CHANNEL_CAPACITY);
         let handle = std::thread::Builder::new()
             .name("history-writer".into())
-            .spawn(move || write_loop(file, rx))?;
+            .spawn(move || {
+                Writer {
+                    sink,
+                    sidecar,
+                    line: Vec::with_capacity(512),
+                    stats: WriterStats::default(),
+                }
+                .run(rx)
+            })?;
         Ok(HistoryWriter {
             recorder: Some(Recorder { tx }),
             handle,
@@ -100,55 +155,152 @@ impl HistoryWriter {
     }
 }
 
-fn write_loop(file: File, rx: mpsc::Receiver<Msg>) -> io::Result<WriterStats> {
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let mut stats = WriterStats::default();
-    let mut dirty_since: Option<Instant> = None;
-    loop {
-        let msg = match dirty_since {
-            None => match rx.recv() {
-                Ok(m) => m,
-                Err(_) => break,
-            },
-            Some(t) => {
-                let left = FLUSH_INTERVAL.saturating_sub(t.elapsed());
-                match rx.recv_timeout(left) {
-                    Ok(m) => m,
-                    Err(RecvTimeoutError::Timeout) => {
-                        out.flush()?;
-                        dirty_since = None;
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-            }
+/// Where the lines go: the file, through zstd or not.
+enum Sink {
+    Plain(BufWriter<File>),
+    Zstd(BufWriter<zstd::stream::write::Encoder<'static, File>>),
+}
+
+impl Sink {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Plain(w) => w.write_all(bytes),
+            Sink::Zstd(w) => w.write_all(bytes),
+        }
+    }
+
+    /// Hands everything to the file; a compressed stream ends its current block, so that a reader
+    /// decodes up to here.
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Plain(w) => w.flush(),
+            Sink::Zstd(w) => w.flush(),
+        }
+    }
+
+    fn file(&self) -> &File {
+        match self {
+            Sink::Plain(w) => w.get_ref(),
+            Sink::Zstd(w) => w.get_ref().get_ref(),
+        }
+    }
+
+    /// Flushes, ends the compressed frame, and fsyncs.
+    fn finish(self) -> io::Result<()> {
+        let file = match self {
+            Sink::Plain(w) => w.into_inner().map_err(|e| e.into_error())?,
+            Sink::Zstd(w) => w.into_inner().map_err(|e| e.into_error())?.finish()?,
         };
-        match msg {
-            Msg::Event(mut e) => {
-                e.index = stats.events;
-                let before = out.buffer().len();
-                serde_json::to_writer(&mut out, &e).map_err(io::Error::other)?;
-                out.write_all(b"\n")?;
-                stats.events += 1;
-                stats.bytes += (out.buffer().len().saturating_sub(before)) as u64;
-                if dirty_since.is_none() {
-                    dirty_since = Some(Instant::now());
+        file.sync_all()
+    }
+}
+
+struct Writer {
+    sink: Sink,
+    sidecar: Option<(File, SidecarWriter)>,
+    /// The line being written, reused: the chain hashes exactly these bytes.
+    line: Vec<u8>,
+    stats: WriterStats,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) -> io::Result<WriterStats> {
+        let mut dirty_since: Option<Instant> = None;
+        loop {
+            let msg = match dirty_since {
+                None => match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                },
+                Some(t) => {
+                    let left = FLUSH_INTERVAL.saturating_sub(t.elapsed());
+                    match rx.recv_timeout(left) {
+                        Ok(m) => m,
+                        Err(RecvTimeoutError::Timeout) => {
+                            self.flush_point()?;
+                            dirty_since = None;
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
                 }
-            }
-            Msg::Sync(reply) => {
-                let r = out.flush().and_then(|_| out.get_ref().sync_data());
-                dirty_since = None;
-                let failed = r.is_err();
-                let _ = reply.send(r);
-                if failed {
-                    return Err(io::Error::other("fsync of the history failed"));
+            };
+            match msg {
+                Msg::Event(e) => {
+                    self.write_event(e)?;
+                    match dirty_since {
+                        None => dirty_since = Some(Instant::now()),
+                        // Under a steady stream the channel never times out: flush on the clock.
+                        Some(t) if self.stats.events % CLOCK_EVERY_EVENTS == 0 => {
+                            if t.elapsed() >= FLUSH_INTERVAL || self.sidecar_full() {
+                                self.flush_point()?;
+                                dirty_since = None;
+                            }
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Msg::Sync(reply) => {
+                    let r = self.flush_point().and_then(|_| self.sync_data());
+                    dirty_since = None;
+                    let failed = r.is_err();
+                    let _ = reply.send(r);
+                    if failed {
+                        return Err(io::Error::other("fsync of the history failed"));
+                    }
                 }
             }
         }
+        self.flush_point()?;
+        let Writer {
+            sink,
+            sidecar,
+            mut stats,
+            ..
+        } = self;
+        sink.finish()?;
+        if let Some((file, chain)) = sidecar {
+            file.sync_all()?;
+            stats.chain = Some(chain.chain());
+        }
+        Ok(stats)
     }
-    out.flush()?;
-    out.get_ref().sync_all()?;
-    Ok(stats)
+
+    fn write_event(&mut self, mut e: Event) -> io::Result<()> {
+        e.index = self.stats.events;
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &e).map_err(io::Error::other)?;
+        self.line.push(b'\n');
+        if let Some((_, chain)) = &mut self.sidecar {
+            chain.push(&self.line);
+        }
+        self.sink.write_all(&self.line)?;
+        self.stats.events += 1;
+        self.stats.bytes += self.line.len() as u64;
+        Ok(())
+    }
+
+    fn sidecar_full(&self) -> bool {
+        self.sidecar.as_ref().is_some_and(|(_, c)| c.full())
+    }
+
+    /// The history's bytes reach the file first, then the chain's block that covers them: a crash in
+    /// between leaves lines the chain does not cover yet, never a chain ahead of its lines.
+    fn flush_point(&mut self) -> io::Result<()> {
+        self.sink.flush()?;
+        if let Some((file, chain)) = &mut self.sidecar {
+            chain.checkpoint(file)?;
+        }
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.sink.file().sync_data()?;
+        if let Some((file, _)) = &self.sidecar {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Error)]
@@ -159,21 +311,118 @@ pub enum ReadError {
     Malformed { line: usize, message: String },
 }
 
-/// Reads a JSONL history file. The file is memory-mapped rather than copied: a history can be
-/// gigabytes, and the page cache already holds it.
-pub fn read_jsonl(path: &Path) -> Result<History, ReadError> {
+/// zstd's frame magic number, as it begins a compressed file.
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// The uncompressed text of a history file: mapped for a plain file, decompressed for a zstd one.
+pub struct HistoryText {
+    bytes: TextBytes,
+    /// The file was compressed.
+    pub compressed: bool,
+    /// A compressed file that ends inside its frame (the writer was killed): the text holds what its
+    /// complete blocks decode to.
+    pub cut_short: bool,
+}
+
+enum TextBytes {
+    Empty,
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for HistoryText {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.bytes {
+            TextBytes::Empty => &[],
+            TextBytes::Mapped(m) => m,
+            TextBytes::Owned(v) => v,
+        }
+    }
+}
+
+/// Reads the text of a history file, plain or compressed (told apart by zstd's magic number, not by
+/// the name). A plain file is memory-mapped rather than copied: a history can be gigabytes, and the
+/// page cache already holds it.
+pub fn read_text(path: &Path) -> Result<HistoryText, ReadError> {
     let io = |source| ReadError::Io {
         path: path.to_path_buf(),
         source,
     };
     let file = File::open(path).map_err(io)?;
     if file.metadata().map_err(io)?.len() == 0 {
-        return Ok(History::default());
+        return Ok(HistoryText {
+            bytes: TextBytes::Empty,
+            compressed: false,
+            cut_short: false,
+        });
     }
-    // SAFETY: the map is read-only and dropped before returning; a history being appended to while it
-    // is read shows at worst a torn last line, which the parser reports.
+    // SAFETY: the map is read-only; a history being appended to while it is read shows at worst a
+    // torn last line, which the parser reports.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-    parse_jsonl(&map)
+    if !map.starts_with(&ZSTD_MAGIC) {
+        return Ok(HistoryText {
+            bytes: TextBytes::Mapped(map),
+            compressed: false,
+            cut_short: false,
+        });
+    }
+    let (text, complete) = decompress(&map).map_err(io)?;
+    Ok(HistoryText {
+        bytes: TextBytes::Owned(text),
+        compressed: true,
+        cut_short: !complete,
+    })
+}
+
+/// Decodes a zstd stream (one frame or several), tolerating a cut: returns what the complete blocks
+/// decode to and whether the stream ended at the end of a frame. Corrupt data is an error.
+pub fn decompress(src: &[u8]) -> io::Result<(Vec<u8>, bool)> {
+    use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
+    let mut decoder = Decoder::new()?;
+    let mut input = InBuffer::around(src);
+    let mut text = Vec::with_capacity(src.len().saturating_mul(6));
+    let mut buf = vec![0u8; 1 << 20];
+    let mut frame_left;
+    loop {
+        let before = input.pos();
+        let mut out = OutBuffer::around(&mut buf[..]);
+        frame_left = decoder.run(&mut input, &mut out).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("corrupt zstd data near compressed byte {before}: {e}"),
+            )
+        })?;
+        let written = out.pos();
+        text.extend_from_slice(&buf[..written]);
+        // All input consumed and the output not filled: the decoder has given all it can.
+        let drained = written < buf.len();
+        if input.pos() == src.len() && drained {
+            break;
+        }
+        if input.pos() == before && written == 0 {
+            break;
+        }
+    }
+    Ok((text, frame_left == 0))
+}
+
+/// Reads a history file, plain JSONL or zstd-compressed JSONL.
+pub fn read_history(path: &Path) -> Result<History, ReadError> {
+    let text = read_text(path)?;
+    let mut history = parse_jsonl(&text)?;
+    if text.cut_short && history.torn_tail.is_none() {
+        // The cut fell between lines: nothing of a line is lost that the reader could see, but the
+        // stream was cut, and the file says so.
+        let line = memchr::memchr_iter(b'\n', &text).count() + 1;
+        history.torn_tail = Some(TornTail { line, bytes: 0 });
+    }
+    Ok(history)
+}
+
+/// Reads a history file; the same as [`read_history`] (a compressed file is read too).
+pub fn read_jsonl(path: &Path) -> Result<History, ReadError> {
+    read_history(path)
 }
 
 /// Parses JSONL history text. Blank lines are skipped; a torn last line is reported in
@@ -290,6 +539,101 @@ mod tests {
             assert_eq!(e.index, i as u64);
             assert_eq!(e.value.as_transfer().unwrap().id, i as u64);
         }
+    }
+
+    fn write_with(path: &Path, options: &WriterOptions, events: u64, sync_every: u64) -> Vec<u64> {
+        let w = HistoryWriter::create_with(path, options).unwrap();
+        let r = w.recorder();
+        let mut synced_sizes = Vec::new();
+        for id in 0..events {
+            r.record(transfer_event(id % 5, EventType::Invoke, id))
+                .unwrap();
+            if (id + 1) % sync_every == 0 {
+                r.sync().unwrap();
+                synced_sizes.push(std::fs::metadata(path).unwrap().len());
+            }
+        }
+        drop(r);
+        let stats = w.finish().unwrap();
+        assert_eq!(stats.events, events);
+        synced_sizes
+    }
+
+    #[test]
+    fn compressed_and_plain_histories_read_alike_and_share_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut chains = Vec::new();
+        let mut histories = Vec::new();
+        for compress in [false, true] {
+            let path = dir.path().join(format!("h{compress}"));
+            let chain = dir.path().join(format!("c{compress}"));
+            let options = WriterOptions {
+                compress,
+                chain: Some(chain.clone()),
+            };
+            write_with(&path, &options, 5000, 700);
+            let text = read_text(&path).unwrap();
+            assert_eq!(text.compressed, compress);
+            assert!(!text.cut_short);
+            let sidecar = crate::chain::parse_sidecar(&std::fs::read(&chain).unwrap()).unwrap();
+            assert_eq!(
+                crate::chain::check(&text, &sidecar),
+                crate::chain::ChainCheck::Intact(crate::chain::chain_of(&text))
+            );
+            assert_eq!(sidecar.last().lines, 5000);
+            chains.push(sidecar.last());
+            histories.push(read_history(&path).unwrap());
+        }
+        assert_eq!(chains[0], chains[1]);
+        assert_eq!(histories[0], histories[1]);
+        assert_eq!(histories[0].events.len(), 5000);
+    }
+
+    #[test]
+    fn a_compressed_history_cut_anywhere_reads_up_to_its_last_flushed_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl.zst");
+        let options = WriterOptions {
+            compress: true,
+            chain: None,
+        };
+        let sync_every = 250;
+        let sizes = write_with(&path, &options, 2000, sync_every);
+        let whole = std::fs::read(&path).unwrap();
+        let all = read_history(&path).unwrap();
+        // Every cut, at a seeded sample of bytes: a prefix of the events, at least those flushed
+        // before the cut, and never an error.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let cut = (x % whole.len() as u64) as usize;
+            let cut_path = dir.path().join("cut.jsonl.zst");
+            std::fs::write(&cut_path, &whole[..cut]).unwrap();
+            let h = read_history(&cut_path).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            let flushed = sizes.iter().filter(|&&s| s <= cut as u64).count() as u64 * sync_every;
+            assert!(
+                h.events.len() as u64 >= flushed,
+                "cut at {cut}: {} events, {flushed} were flushed before it",
+                h.events.len()
+            );
+            assert_eq!(h.events[..], all.events[..h.events.len()]);
+            if cut >= 4 {
+                assert!(h.torn_tail.is_some(), "cut at {cut} is reported");
+            }
+        }
+    }
+
+    #[test]
+    fn corrupt_compressed_data_is_an_error_not_a_panic() {
+        let mut bytes = ZSTD_MAGIC.to_vec();
+        bytes.extend_from_slice(&[0xff; 64]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.zst");
+        std::fs::write(&path, bytes).unwrap();
+        let e = read_history(&path).unwrap_err();
+        assert!(e.to_string().contains("corrupt zstd data"), "{e}");
     }
 
     #[test]
