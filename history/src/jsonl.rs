@@ -322,6 +322,9 @@ pub struct HistoryText {
     /// A compressed file that ends inside its frame (the writer was killed): the text holds what its
     /// complete blocks decode to.
     pub cut_short: bool,
+    /// A compressed file whose data stops decoding (it was edited or damaged): why, and the text holds
+    /// what decoded before. Only [`read_text_lenient`] returns such a text.
+    pub corrupt: Option<String>,
 }
 
 enum TextBytes {
@@ -343,41 +346,62 @@ impl std::ops::Deref for HistoryText {
 
 /// Reads the text of a history file, plain or compressed (told apart by zstd's magic number, not by
 /// the name). A plain file is memory-mapped rather than copied: a history can be gigabytes, and the
-/// page cache already holds it.
+/// page cache already holds it. Compressed data that does not decode is an error.
 pub fn read_text(path: &Path) -> Result<HistoryText, ReadError> {
+    let text = read_text_lenient(path)?;
+    match &text.corrupt {
+        Some(why) => Err(ReadError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::InvalidData, why.clone()),
+        }),
+        None => Ok(text),
+    }
+}
+
+/// As [`read_text`], but compressed data that stops decoding gives the text decoded before it, with
+/// [`HistoryText::corrupt`] saying why (for `verity verify`, which names the first line lost).
+pub fn read_text_lenient(path: &Path) -> Result<HistoryText, ReadError> {
     let io = |source| ReadError::Io {
         path: path.to_path_buf(),
         source,
     };
     let file = File::open(path).map_err(io)?;
+    let mut text = HistoryText {
+        bytes: TextBytes::Empty,
+        compressed: false,
+        cut_short: false,
+        corrupt: None,
+    };
     if file.metadata().map_err(io)?.len() == 0 {
-        return Ok(HistoryText {
-            bytes: TextBytes::Empty,
-            compressed: false,
-            cut_short: false,
-        });
+        return Ok(text);
     }
     // SAFETY: the map is read-only; a history being appended to while it is read shows at worst a
     // torn last line, which the parser reports.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
     if !map.starts_with(&ZSTD_MAGIC) {
-        return Ok(HistoryText {
-            bytes: TextBytes::Mapped(map),
-            compressed: false,
-            cut_short: false,
-        });
+        text.bytes = TextBytes::Mapped(map);
+        return Ok(text);
     }
-    let (text, complete) = decompress(&map).map_err(io)?;
-    Ok(HistoryText {
-        bytes: TextBytes::Owned(text),
-        compressed: true,
-        cut_short: !complete,
-    })
+    let decoded = decompress(&map).map_err(io)?;
+    text.bytes = TextBytes::Owned(decoded.text);
+    text.compressed = true;
+    text.cut_short = !decoded.complete;
+    text.corrupt = decoded.corrupt;
+    Ok(text)
 }
 
-/// Decodes a zstd stream (one frame or several), tolerating a cut: returns what the complete blocks
-/// decode to and whether the stream ended at the end of a frame. Corrupt data is an error.
-pub fn decompress(src: &[u8]) -> io::Result<(Vec<u8>, bool)> {
+/// What a zstd stream decodes to.
+pub struct Decoded {
+    pub text: Vec<u8>,
+    /// The stream ended at the end of a frame.
+    pub complete: bool,
+    /// The data stopped decoding: why (the text holds what decoded before).
+    pub corrupt: Option<String>,
+}
+
+/// Decodes a zstd stream (one frame or several), tolerating a cut and keeping what decodes before
+/// corrupt data.
+pub fn decompress(src: &[u8]) -> io::Result<Decoded> {
     use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
     let mut decoder = Decoder::new()?;
     let mut input = InBuffer::around(src);
@@ -387,37 +411,50 @@ pub fn decompress(src: &[u8]) -> io::Result<(Vec<u8>, bool)> {
     loop {
         let before = input.pos();
         let mut out = OutBuffer::around(&mut buf[..]);
-        frame_left = decoder.run(&mut input, &mut out).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("corrupt zstd data near compressed byte {before}: {e}"),
-            )
-        })?;
+        let step = decoder.run(&mut input, &mut out);
         let written = out.pos();
         text.extend_from_slice(&buf[..written]);
+        match step {
+            Ok(left) => frame_left = left,
+            Err(e) => {
+                return Ok(Decoded {
+                    text,
+                    complete: false,
+                    corrupt: Some(format!(
+                        "corrupt zstd data near compressed byte {before}: {e}"
+                    )),
+                })
+            }
+        }
         // All input consumed and the output not filled: the decoder has given all it can.
         let drained = written < buf.len();
-        if input.pos() == src.len() && drained {
-            break;
-        }
-        if input.pos() == before && written == 0 {
+        if (input.pos() == src.len() && drained) || (input.pos() == before && written == 0) {
             break;
         }
     }
-    Ok((text, frame_left == 0))
+    Ok(Decoded {
+        text,
+        complete: frame_left == 0,
+        corrupt: None,
+    })
+}
+
+/// Parses the text of a history file; a compressed stream cut between lines is reported as a torn
+/// tail of no bytes.
+pub fn parse_text(text: &HistoryText) -> Result<History, ReadError> {
+    let mut history = parse_jsonl(text)?;
+    if text.cut_short && history.torn_tail.is_none() {
+        // Nothing of a line is lost that the reader could see, but the stream was cut, and the
+        // results say so.
+        let line = memchr::memchr_iter(b'\n', text).count() + 1;
+        history.torn_tail = Some(TornTail { line, bytes: 0 });
+    }
+    Ok(history)
 }
 
 /// Reads a history file, plain JSONL or zstd-compressed JSONL.
 pub fn read_history(path: &Path) -> Result<History, ReadError> {
-    let text = read_text(path)?;
-    let mut history = parse_jsonl(&text)?;
-    if text.cut_short && history.torn_tail.is_none() {
-        // The cut fell between lines: nothing of a line is lost that the reader could see, but the
-        // stream was cut, and the file says so.
-        let line = memchr::memchr_iter(b'\n', &text).count() + 1;
-        history.torn_tail = Some(TornTail { line, bytes: 0 });
-    }
-    Ok(history)
+    parse_text(&read_text(path)?)
 }
 
 /// Reads a history file; the same as [`read_history`] (a compressed file is read too).
