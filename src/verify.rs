@@ -248,10 +248,13 @@ fn check_lines(
             Some(c)
         }
         ChainCheck::Differs { line } => {
+            let intact = match line {
+                1 => String::new(),
+                n => format!("; lines 1 to {} are intact", n - 1),
+            };
             f.edited(format!(
                 "line {line} of {name} was edited, deleted or moved, or a line was inserted \
-                 before it{form}; lines 1 to {} are intact",
-                line - 1
+                 before it{form}{intact}"
             ));
             None
         }
@@ -275,11 +278,11 @@ fn check_lines(
             None
         }
         ChainCheck::Unchained { chain, extra } => {
-            let range = format!(
-                "lines {} to {} of {name}{form}",
-                chain.lines + 1,
-                chain.lines + extra
-            );
+            let more = match extra {
+                1 => String::new(),
+                n => format!(" (and the {} after it)", n - 1),
+            };
+            let range = format!("line {}{more} of {name}{form}", chain.lines + 1);
             // A finished run was judged on exactly its chained lines; a run cut short and checked
             // later was judged on more lines than its last checkpoint covers.
             let finished = results.is_some_and(|r| {
@@ -287,13 +290,13 @@ fn check_lines(
             });
             if finished {
                 f.edited(format!(
-                    "{range} were added after the run: its chain ends at line {}",
+                    "{range} was added after the run: its chain ends at line {}",
                     chain.lines
                 ));
             } else {
                 f.unproven(format!(
-                    "{range} follow the chain's last checkpoint: the run was cut short before it \
-                     could cover them (lines 1 to {} match)",
+                    "{range} follows the chain's last checkpoint: the run was cut short before \
+                     it could cover it (lines 1 to {} match)",
                     chain.lines
                 ));
             }

@@ -14,3 +14,4 @@ mod run;
 mod serve;
 mod sql;
 mod support;
+mod verify;
