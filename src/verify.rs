@@ -312,9 +312,9 @@ fn check_results_head(results: &Json, sidecar: &Sidecar, f: &mut Finding) {
         .filter(|_| !results["history"]["chain"].is_null());
     let expected = ChainInfo::from(sidecar.last());
     match recorded {
-        None => f.edited(
-            "results.json's history.chain was removed: the run kept a chain".to_string(),
-        ),
+        None => {
+            f.edited("results.json's history.chain was removed: the run kept a chain".to_string())
+        }
         Some(r) if r.head != expected.head => f.edited(format!(
             "results.json's history.chain.head was edited: it records {}, the chain ends at {}",
             r.head, expected.head
@@ -363,7 +363,9 @@ fn rejudge(
     let mut fresh = match crate::check::judge(&history, meta.as_ref(), &settings) {
         Ok(r) => r,
         Err(e) => {
-            f.edited(format!("results.json names checkers that cannot judge: {e}"));
+            f.edited(format!(
+                "results.json names checkers that cannot judge: {e}"
+            ));
             return Ok(());
         }
     };
@@ -384,7 +386,13 @@ fn rejudge(
 
 /// The first place (in key order) where `stored` and `fresh` differ: its path, and both values.
 fn first_difference(stored: &Json, fresh: &Json, path: &str) -> Option<(String, String, String)> {
-    let here = || if path.is_empty() { "the document".to_string() } else { path.to_string() };
+    let here = || {
+        if path.is_empty() {
+            "the document".to_string()
+        } else {
+            path.to_string()
+        }
+    };
     let show = |v: Option<&Json>| match v {
         None => "nothing".to_string(),
         Some(v) => {
@@ -400,7 +408,11 @@ fn first_difference(stored: &Json, fresh: &Json, path: &str) -> Option<(String, 
         (Json::Object(a), Json::Object(b)) => {
             let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
             keys.into_iter().find_map(|k| {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match (a.get(k), b.get(k)) {
                     (Some(x), Some(y)) => first_difference(x, y, &p),
                     (x, y) => Some((p, show(x), show(y))),
@@ -428,7 +440,8 @@ mod tests {
 
     #[test]
     fn the_first_difference_is_named_by_its_path() {
-        let a: Json = serde_json::json!({"valid": true, "checkers": {"c": {"valid": "valid", "n": [1, 2]}}});
+        let a: Json =
+            serde_json::json!({"valid": true, "checkers": {"c": {"valid": "valid", "n": [1, 2]}}});
         let b: Json = serde_json::json!({"valid": true, "checkers": {"c": {"valid": "invalid", "n": [1, 3]}}});
         let (path, was, is) = first_difference(&a, &b, "").unwrap();
         assert_eq!(
@@ -444,7 +457,10 @@ mod tests {
     #[test]
     fn a_head_is_hex_of_a_useful_length() {
         assert!(parse_head("0123456789abcdef").is_ok());
-        assert_eq!(parse_head(" ABCDEF0123456789 ").unwrap(), "abcdef0123456789");
+        assert_eq!(
+            parse_head(" ABCDEF0123456789 ").unwrap(),
+            "abcdef0123456789"
+        );
         assert!(parse_head("abc").is_err());
         assert!(parse_head("zz23456789abcdef").is_err());
     }

@@ -142,7 +142,9 @@ impl Sidecar {
 pub enum SidecarError {
     #[error("not a history chain (it does not begin with {:?})", String::from_utf8_lossy(MAGIC).trim_end())]
     Magic,
-    #[error("block at byte {offset} claims {count} lines, more than a writer ever puts in one block")]
+    #[error(
+        "block at byte {offset} claims {count} lines, more than a writer ever puts in one block"
+    )]
     Count { offset: usize, count: u32 },
 }
 

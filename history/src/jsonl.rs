@@ -231,7 +231,7 @@ impl Writer {
                     match dirty_since {
                         None => dirty_since = Some(Instant::now()),
                         // Under a steady stream the channel never times out: flush on the clock.
-                        Some(t) if self.stats.events % CLOCK_EVERY_EVENTS == 0 => {
+                        Some(t) if self.stats.events.is_multiple_of(CLOCK_EVERY_EVENTS) => {
                             if t.elapsed() >= FLUSH_INTERVAL || self.sidecar_full() {
                                 self.flush_point()?;
                                 dirty_since = None;

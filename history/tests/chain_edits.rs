@@ -52,7 +52,9 @@ fn chained(amounts: &[u64], block: usize) -> (Vec<u8>, chain::Sidecar) {
 }
 
 fn lines(text: &[u8]) -> Vec<Vec<u8>> {
-    text.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec).collect()
+    text.split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 /// The line a check names as the first one that differs (1-based), or `None` when intact.
@@ -69,13 +71,27 @@ fn named(check: &ChainCheck) -> Option<u64> {
 #[derive(Debug, Clone)]
 enum Edit {
     /// XOR one byte of a line (its newline included) with a non-zero mask.
-    Byte { line: usize, at: usize, mask: u8 },
-    Delete { line: usize },
-    Swap { a: usize, b: usize },
+    Byte {
+        line: usize,
+        at: usize,
+        mask: u8,
+    },
+    Delete {
+        line: usize,
+    },
+    Swap {
+        a: usize,
+        b: usize,
+    },
     /// Insert a copy of line `copy` before line `at` (`at` = the count appends).
-    Insert { at: usize, copy: usize },
+    Insert {
+        at: usize,
+        copy: usize,
+    },
     /// Cut the text at a byte.
-    Truncate { at: usize },
+    Truncate {
+        at: usize,
+    },
 }
 
 fn edit() -> impl Strategy<Value = Edit> {

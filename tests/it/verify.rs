@@ -79,10 +79,17 @@ fn an_untouched_run_verifies_and_the_summary_prints_its_head() {
     );
     let results = crate::support::results_of(dir);
     assert_eq!(results["history"]["chain"]["head"], head.as_str());
-    assert_eq!(results["history"]["chain"]["lines"], results["history"]["events"]);
+    assert_eq!(
+        results["history"]["chain"]["lines"],
+        results["history"]["events"]
+    );
     let (code, out) = verify(dir, &["--head", &head[..20]]);
     assert_eq!(code, 0, "{out}");
-    let other = format!("{}{}", if head.starts_with('0') { "1" } else { "0" }, &head[1..]);
+    let other = format!(
+        "{}{}",
+        if head.starts_with('0') { "1" } else { "0" },
+        &head[1..]
+    );
     let (code, out) = verify(dir, &["--head", &other]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("published head"), "{out}");
@@ -111,7 +118,11 @@ fn a_compressed_history_verifies_and_judges_exactly_as_the_plain_one() {
         std::fs::read(copy.path().join("results.json")).unwrap()
     );
     let out = verity().arg("check").arg(&packed).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "a .jsonl.zst file is checked: {out:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a .jsonl.zst file is checked: {out:?}"
+    );
 }
 
 #[test]
@@ -164,15 +175,92 @@ fn a_run_cut_short_is_unproven_not_tampered_and_a_non_run_is_bad_input() {
     assert!(out.contains("is not a run directory"), "{out}");
 }
 
+#[test]
+fn a_compressed_run_killed_mid_write_is_read_and_never_called_tampered() {
+    use std::time::{Duration, Instant};
+    let store = tempfile::tempdir().unwrap();
+    let mut child = verity()
+        .args([
+            "run",
+            "--target",
+            "memory",
+            "--rate",
+            "0",
+            "--time-limit",
+            "60s",
+            "--quiet",
+        ])
+        .arg("--store")
+        .arg(store.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the compressed history to pass a megabyte, then SIGKILL mid-write.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let dir = loop {
+        let found = std::fs::read_dir(store.path().join("memory-bank"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path());
+        let big = |d: &PathBuf| {
+            d.join("history.jsonl.zst")
+                .metadata()
+                .is_ok_and(|m| m.len() > 1 << 20)
+        };
+        if let Some(d) = found.filter(big) {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "the run never wrote its history");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = verity().arg("check").arg(&dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no final read: unknown; {stdout}"
+    );
+    let results = crate::support::results_of(&dir);
+    assert!(results["history"]["events"].as_u64().unwrap() > 1000);
+    assert!(
+        results["history"]["torn_tail"].is_object(),
+        "a stream cut inside its frame is reported: {}",
+        results["history"]
+    );
+    let (code, out) = verify(&dir, &[]);
+    assert!(code == 0 || code == 2, "a crash is not tampering: {out}");
+    assert!(!out.contains("EDITED"), "{out}");
+}
+
 #[derive(Debug, Clone)]
 enum Edit {
-    Byte { line: usize, at: usize, mask: u8 },
-    Delete { line: usize },
-    Swap { a: usize, b: usize },
-    Insert { at: usize, copy: usize },
-    Truncate { at: usize },
+    Byte {
+        line: usize,
+        at: usize,
+        mask: u8,
+    },
+    Delete {
+        line: usize,
+    },
+    Swap {
+        a: usize,
+        b: usize,
+    },
+    Insert {
+        at: usize,
+        copy: usize,
+    },
+    Truncate {
+        at: usize,
+    },
     /// Flip one checker's verdict in results.json.
-    Verdict { checker: usize },
+    Verdict {
+        checker: usize,
+    },
 }
 
 fn edit() -> impl Strategy<Value = Edit> {
@@ -233,7 +321,7 @@ proptest! {
     // Each case runs `verity verify` (a process, and a fresh judgement): few cases, a fixed seed.
     #![proptest_config(ProptestConfig {
         cases: 24,
-        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_0f_ed17),
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_0fed),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
