@@ -2,9 +2,9 @@
 //! (`history.jsonl.zst`), and the hash chain beside it.
 //!
 //! Writing happens off the hot path: client workers hand events to a [`Recorder`] (a bounded channel)
-//! and a dedicated thread numbers them, serializes them, chains each line (see [`crate::chain`]),
-//! flushes at least every [`FLUSH_INTERVAL`] and fsyncs when asked (at phase boundaries) and at the
-//! end. The event index is the order in which events reach the channel, which is sound for real-time
+//! and a dedicated thread numbers and serializes them; a second one chains each line (see
+//! [`crate::chain`]), compresses it if asked and writes it. The history is flushed at least every
+//! [`FLUSH_INTERVAL`] and fsynced when asked (at phase boundaries) and at the end. The event index is the order in which events reach the channel, which is sound for real-time
 //! order: if the history shows a completion before an invocation, the operation really had returned
 //! before the other began.
 //!
@@ -42,6 +42,10 @@ pub const CHANNEL_CAPACITY: usize = 65_536;
 pub const ZSTD_LEVEL: i32 = 1;
 /// Under a steady stream of events the writer looks at the clock once per this many events.
 const CLOCK_EVERY_EVENTS: u64 = 1024;
+/// The writer hands lines to the output thread in chunks of about this many bytes...
+const CHUNK_BYTES: usize = 256 << 10;
+/// ...and at most this many chunks wait between the two (back-pressure again, bounded memory).
+const STAGES_MAX: usize = 16;
 
 enum Msg {
     Event(Event),
@@ -122,16 +126,19 @@ impl HistoryWriter {
             None => None,
         };
         let (tx, rx) = mpsc::sync_channel::<Msg>(CHANNEL_CAPACITY);
+        let (out, stages) = mpsc::sync_channel::<Stage>(STAGES_MAX);
+        let output = std::thread::Builder::new()
+            .name("history-output".into())
+            .spawn(move || Output { sink, sidecar }.run(stages))?;
         let handle = std::thread::Builder::new()
             .name("history-writer".into())
             .spawn(move || {
                 Writer {
-                    sink,
-                    sidecar,
-                    line: Vec::with_capacity(512),
+                    out,
+                    chunk: Vec::with_capacity(CHUNK_BYTES + 4096),
                     stats: WriterStats::default(),
                 }
-                .run(rx)
+                .run(rx, output)
             })?;
         Ok(HistoryWriter {
             recorder: Some(Recorder { tx }),
@@ -195,16 +202,45 @@ impl Sink {
     }
 }
 
+/// What the writer thread hands the output thread.
+enum Stage {
+    /// Whole lines, each ending in its newline.
+    Lines(Vec<u8>),
+    /// A flush point: the lines so far reach the file, then the chain's block that covers them.
+    Flush,
+    /// A flush point, then fsync of both files, then the answer.
+    Sync(SyncSender<io::Result<()>>),
+}
+
+/// The writer thread: numbers and serializes events into chunks of whole lines. Hashing,
+/// compressing and writing happen on the output thread, so that at `--rate 0` (where one thread
+/// doing all of it is the harness's bottleneck) the two halves run on two cores.
 struct Writer {
-    sink: Sink,
-    sidecar: Option<(File, SidecarWriter)>,
-    /// The line being written, reused: the chain hashes exactly these bytes.
-    line: Vec<u8>,
+    out: SyncSender<Stage>,
+    chunk: Vec<u8>,
     stats: WriterStats,
 }
 
 impl Writer {
-    fn run(mut self, rx: mpsc::Receiver<Msg>) -> io::Result<WriterStats> {
+    fn run(
+        mut self,
+        rx: mpsc::Receiver<Msg>,
+        output: JoinHandle<io::Result<Option<Chain>>>,
+    ) -> io::Result<WriterStats> {
+        let serialized = self.serialize(rx);
+        let Writer { out, mut stats, .. } = self;
+        drop(out);
+        // The output thread's own error, if it stopped, says more than "it stopped".
+        let written = match output.join() {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::other("the history output thread panicked")),
+        };
+        serialized?;
+        stats.chain = written?;
+        Ok(stats)
+    }
+
+    fn serialize(&mut self, rx: mpsc::Receiver<Msg>) -> io::Result<()> {
         let mut dirty_since: Option<Instant> = None;
         loop {
             let msg = match dirty_since {
@@ -217,7 +253,7 @@ impl Writer {
                     match rx.recv_timeout(left) {
                         Ok(m) => m,
                         Err(RecvTimeoutError::Timeout) => {
-                            self.flush_point()?;
+                            self.stage_flush(Stage::Flush)?;
                             dirty_since = None;
                             continue;
                         }
@@ -231,18 +267,86 @@ impl Writer {
                     match dirty_since {
                         None => dirty_since = Some(Instant::now()),
                         // Under a steady stream the channel never times out: flush on the clock.
-                        Some(t) if self.stats.events.is_multiple_of(CLOCK_EVERY_EVENTS) => {
-                            if t.elapsed() >= FLUSH_INTERVAL || self.sidecar_full() {
-                                self.flush_point()?;
-                                dirty_since = None;
-                            }
+                        Some(t)
+                            if self.stats.events.is_multiple_of(CLOCK_EVERY_EVENTS)
+                                && t.elapsed() >= FLUSH_INTERVAL =>
+                        {
+                            self.stage_flush(Stage::Flush)?;
+                            dirty_since = None;
                         }
                         Some(_) => {}
                     }
                 }
                 Msg::Sync(reply) => {
-                    let r = self.flush_point().and_then(|_| self.sync_data());
+                    self.stage_flush(Stage::Sync(reply))?;
                     dirty_since = None;
+                }
+            }
+        }
+        self.stage_flush(Stage::Flush)
+    }
+
+    fn write_event(&mut self, mut e: Event) -> io::Result<()> {
+        e.index = self.stats.events;
+        let before = self.chunk.len();
+        serde_json::to_writer(&mut self.chunk, &e).map_err(io::Error::other)?;
+        self.chunk.push(b'\n');
+        self.stats.events += 1;
+        self.stats.bytes += (self.chunk.len() - before) as u64;
+        if self.chunk.len() >= CHUNK_BYTES {
+            self.send_chunk()?;
+        }
+        Ok(())
+    }
+
+    fn send_chunk(&mut self) -> io::Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BYTES + 4096));
+        self.send(Stage::Lines(full))
+    }
+
+    /// The pending lines, then a flush point.
+    fn stage_flush(&mut self, stage: Stage) -> io::Result<()> {
+        self.send_chunk()?;
+        self.send(stage)
+    }
+
+    fn send(&self, stage: Stage) -> io::Result<()> {
+        self.out
+            .send(stage)
+            .map_err(|_| io::Error::other("the history output thread stopped"))
+    }
+}
+
+/// The output thread: chains each line, and writes it (through zstd or not) to the file.
+struct Output {
+    sink: Sink,
+    sidecar: Option<(File, SidecarWriter)>,
+}
+
+impl Output {
+    fn run(mut self, stages: mpsc::Receiver<Stage>) -> io::Result<Option<Chain>> {
+        for stage in stages {
+            match stage {
+                Stage::Lines(lines) => {
+                    if let Some((_, chain)) = &mut self.sidecar {
+                        let mut start = 0;
+                        for end in memchr::memchr_iter(b'\n', &lines) {
+                            chain.push(&lines[start..=end]);
+                            start = end + 1;
+                        }
+                        debug_assert_eq!(start, lines.len(), "chunks hold whole lines");
+                    }
+                    self.sink.write_all(&lines)?;
+                    if self.sidecar.as_ref().is_some_and(|(_, c)| c.full()) {
+                        self.flush_point()?;
+                    }
+                }
+                Stage::Flush => self.flush_point()?,
+                Stage::Sync(reply) => {
+                    let r = self.flush_point().and_then(|_| self.sync_data());
                     let failed = r.is_err();
                     let _ = reply.send(r);
                     if failed {
@@ -252,36 +356,14 @@ impl Writer {
             }
         }
         self.flush_point()?;
-        let Writer {
-            sink,
-            sidecar,
-            mut stats,
-            ..
-        } = self;
-        sink.finish()?;
-        if let Some((file, chain)) = sidecar {
-            file.sync_all()?;
-            stats.chain = Some(chain.chain());
+        self.sink.finish()?;
+        match self.sidecar {
+            Some((file, chain)) => {
+                file.sync_all()?;
+                Ok(Some(chain.chain()))
+            }
+            None => Ok(None),
         }
-        Ok(stats)
-    }
-
-    fn write_event(&mut self, mut e: Event) -> io::Result<()> {
-        e.index = self.stats.events;
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, &e).map_err(io::Error::other)?;
-        self.line.push(b'\n');
-        if let Some((_, chain)) = &mut self.sidecar {
-            chain.push(&self.line);
-        }
-        self.sink.write_all(&self.line)?;
-        self.stats.events += 1;
-        self.stats.bytes += self.line.len() as u64;
-        Ok(())
-    }
-
-    fn sidecar_full(&self) -> bool {
-        self.sidecar.as_ref().is_some_and(|(_, c)| c.full())
     }
 
     /// The history's bytes reach the file first, then the chain's block that covers them: a crash in
