@@ -45,6 +45,7 @@ pub enum Command {
     /// Browse a store of runs over HTTP: an index with verdicts, reports, files, downloads, comparisons.
     Serve(crate::serve::ServeArgs),
     /// Prove that a run's history and results.json were not edited, or name the first line that was.
+    #[command(long_about = crate::verify::LONG_ABOUT)]
     Verify(crate::verify::VerifyArgs),
 }
 

@@ -34,18 +34,18 @@ use crate::plan::CheckSettings;
 use crate::results::ChainInfo;
 use crate::store;
 
+/// The long help of `verity verify` (set on its subcommand in cli.rs).
+pub const LONG_ABOUT: &str = "Proves that a run's history and results.json were not edited after \
+the run: recomputes the SHA-256 chain of every history line and compares it with history.chain \
+(naming the first line edited, deleted, moved or inserted), compares the chain's head with \
+results.json's and with --head, and judges the history again with the run's checkers to compare \
+every verdict and field of results.json.\n\nA consistent rewrite of history, chain and results \
+together can only be caught with a head kept elsewhere: pass the head the run printed (\"history \
+chain: ... head ...\") as --head. See docs/integrity.md.\n\nExit codes: 0 intact; 1 edited (the \
+first difference is named); 2 nothing differs but not everything could be proven (a run cut short, \
+or written without a chain); 254 not a readable run directory.";
+
 #[derive(Debug, Clone, Args)]
-#[command(
-    long_about = "Proves that a run's history and results.json were not edited after the run: \
-recomputes the SHA-256 chain of every history line and compares it with history.chain (naming the \
-first line edited, deleted, moved or inserted), compares the chain's head with results.json's and \
-with --head, and judges the history again with the run's checkers to compare every verdict and \
-field of results.json.\n\nA consistent rewrite of history, chain and results together can only be \
-caught with a head kept elsewhere: pass the head the run printed (\"history chain: … head …\") as \
---head.\n\nExit codes: 0 intact; 1 edited (the first difference is named); 2 nothing differs but \
-not everything could be proven (a run cut short, or written without a chain); 254 not a readable \
-run directory."
-)]
 pub struct VerifyArgs {
     /// A run directory written by `verity run`.
     pub dir: PathBuf,
