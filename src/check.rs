@@ -2,8 +2,9 @@
 //!
 //! A run directory is judged exactly as `verity run` judged it — the run itself calls
 //! [`judge_run_dir`] on the history it just wrote — so the verdict, results.json and junit.xml are
-//! reproduced byte for byte. A folder without a history.jsonl is a corpus: every `.jsonl` and `.edn`
-//! file under it is checked, in parallel, in one process.
+//! reproduced byte for byte. A history is read plain or zstd-compressed (`history.jsonl.zst`). A folder
+//! without a run's history is a corpus: every `.jsonl`, `.jsonl.zst` and `.edn` file under it is
+//! checked, in parallel, in one process.
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +23,8 @@ use crate::store::{self, RunMeta};
 
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
-    /// A run directory (holding history.jsonl) or a history file.
+    /// A run directory (holding history.jsonl or history.jsonl.zst) or a history file (.jsonl,
+    /// .jsonl.zst or .edn).
     pub path: PathBuf,
     #[command(flatten)]
     pub options: CheckOptions,
@@ -66,7 +68,7 @@ impl CheckOptions {
 pub fn run(args: CheckArgs) -> Result<Outcome, Failure> {
     let settings = args.options.settings()?;
     let path = &args.path;
-    if path.is_dir() && !path.join(store::HISTORY_FILE).is_file() {
+    if path.is_dir() && store::history_file(path).is_none() {
         if args.output.json || args.output.junit.is_some() {
             return Err(Failure::bad_input(
                 "--json and --junit take a run directory or one history file, not a folder of histories",
@@ -92,17 +94,25 @@ pub fn run(args: CheckArgs) -> Result<Outcome, Failure> {
     Ok(Outcome::Verdict(results.valid))
 }
 
-/// The history file of a run directory, or why `dir` is not one.
+/// The history file of a run directory (plain or compressed), or why `dir` is not one.
 pub fn history_of_run_dir(dir: &Path) -> Result<PathBuf, Failure> {
-    let history_path = dir.join(store::HISTORY_FILE);
-    if !history_path.is_file() {
-        return Err(Failure::bad_input(format!(
-            "{} is not a run directory: it holds no {}",
+    store::history_file(dir).ok_or_else(|| {
+        Failure::bad_input(format!(
+            "{} is not a run directory: it holds neither {} nor {}",
             dir.display(),
-            store::HISTORY_FILE
-        )));
-    }
-    Ok(history_path)
+            store::HISTORY_FILE,
+            store::HISTORY_ZST_FILE
+        ))
+    })
+}
+
+/// The chain head that a run's sidecar records, if it has a readable one. A missing or damaged
+/// sidecar leaves results.json without a chain (the same on every check); `verity verify` is where
+/// it is reported.
+pub fn recorded_chain(dir: &Path) -> Option<results::ChainInfo> {
+    let bytes = std::fs::read(dir.join(store::CHAIN_FILE)).ok()?;
+    let sidecar = verity_history::chain::parse_sidecar(&bytes).ok()?;
+    Some(sidecar.last().into())
 }
 
 /// Judges the history of a run directory and (re)writes its results.json and junit.xml.
@@ -117,7 +127,8 @@ pub fn judge_run_dir(dir: &Path, settings: &CheckSettings) -> Result<Results, Fa
             .map(|m| m.checkers.clone())
             .unwrap_or_default();
     }
-    let results = judge(&history, meta.as_ref(), &settings)?;
+    let mut results = judge(&history, meta.as_ref(), &settings)?;
+    results.history.chain = recorded_chain(dir);
     store::write_json(&dir.join(store::RESULTS_FILE), &results)?;
     for (name, verdict) in &results.checkers {
         let artifacts = verity_checkers::registry::CHECKERS
@@ -194,7 +205,7 @@ fn check_corpus(
     files.sort();
     if files.is_empty() {
         return Err(Failure::bad_input(format!(
-            "{} holds neither a run (history.jsonl) nor any .jsonl or .edn history",
+            "{} holds neither a run (history.jsonl) nor any .jsonl, .jsonl.zst or .edn history",
             dir.display()
         )));
     }
@@ -245,8 +256,7 @@ fn check_corpus(
 
 fn collect_histories(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     // A run directory contributes its history only (not its nodes' data files).
-    let run_history = dir.join(store::HISTORY_FILE);
-    if run_history.is_file() {
+    if let Some(run_history) = store::history_file(dir) {
         out.push(run_history);
         return Ok(());
     }
@@ -261,10 +271,9 @@ fn collect_histories(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> 
         }
         if path.is_dir() {
             collect_histories(&path, out)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("jsonl" | "edn")
-        ) {
+        } else if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            n.ends_with(".jsonl") || n.ends_with(".jsonl.zst") || n.ends_with(".edn")
+        }) {
             out.push(path);
         }
     }

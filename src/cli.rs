@@ -46,6 +46,9 @@ pub enum Command {
     ServeLedger(crate::serve_ledger::ServeLedgerArgs),
     /// Browse a store of runs over HTTP: an index with verdicts, reports, files, downloads, comparisons.
     Serve(crate::serve::ServeArgs),
+    /// Prove that a run's history and results.json were not edited, or name the first line that was.
+    #[command(long_about = crate::verify::LONG_ABOUT)]
+    Verify(crate::verify::VerifyArgs),
 }
 
 pub fn dispatch() -> Result<Outcome, Failure> {
@@ -90,6 +93,7 @@ pub fn dispatch() -> Result<Outcome, Failure> {
         Command::Heal(args) => crate::heal::run(args),
         Command::ServeLedger(args) => crate::serve_ledger::run(args),
         Command::Serve(args) => crate::serve::run(args),
+        Command::Verify(args) => crate::verify::run(args),
         Command::Node(args) => crate::node_cmd::run(&args)
             .map(|()| Outcome::Done)
             .map_err(Failure::Harness),

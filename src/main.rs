@@ -24,6 +24,7 @@ mod serve;
 mod serve_ledger;
 mod store;
 mod summary;
+mod verify;
 
 use std::process::ExitCode;
 

@@ -2,7 +2,7 @@
 //!
 //! Nothing here reads a clock or the machine, so `verity check` of a stored run rewrites the file
 //! byte for byte. The fields follow the design: `valid`, `anomaly_types` (sorted, unique), `seed`,
-//! `command`, `stats`, and one verdict per checker.
+//! `command`, `stats`, the history's size and hash-chain head, and one verdict per checker.
 
 use std::collections::BTreeMap;
 
@@ -105,6 +105,28 @@ pub struct HistoryInfo {
     pub events: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub torn_tail: Option<TornTail>,
+    /// The hash chain's head as the run's sidecar records it (absent for a history without one):
+    /// what `verity verify` compares the history with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainInfo>,
+}
+
+/// The end of a history's hash chain (docs/integrity.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ChainInfo {
+    /// Lines the chain covers.
+    pub lines: u64,
+    /// SHA-256 head after the last of them, in hex.
+    pub head: String,
+}
+
+impl From<verity_history::chain::Chain> for ChainInfo {
+    fn from(c: verity_history::chain::Chain) -> Self {
+        ChainInfo {
+            lines: c.lines,
+            head: c.head_hex(),
+        }
+    }
 }
 
 /// Counts operations by outcome, from the raw events (so that even a malformed history gets stats).
@@ -194,6 +216,7 @@ pub fn build(
         history: HistoryInfo {
             events: history.events.len() as u64,
             torn_tail: history.torn_tail,
+            chain: None,
         },
         checkers,
         check_seconds: BTreeMap::new(),

@@ -1,5 +1,5 @@
-//! The run directory: `results/<target>-<workload>/<YYYYMMDDTHHMMSS>/` with the history, the run's
-//! metadata, results, log and node logs; `results/latest` points at the newest run.
+//! The run directory: `results/<target>-<workload>/<YYYYMMDDTHHMMSS>/` with the history (plain or
+//! compressed) and its hash chain, the run's metadata, results, log and node logs; `results/latest` points at the newest run.
 //!
 //! `run.json` holds everything needed to re-check a run offline and to reproduce it (seed, options, the
 //! exact command), so `verity check <dir>` writes a results.json byte-identical to the run's own.
@@ -11,6 +11,10 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 pub const HISTORY_FILE: &str = "history.jsonl";
+/// The history of a run written compressed (`--compress`, the default at `--rate 0`).
+pub const HISTORY_ZST_FILE: &str = "history.jsonl.zst";
+/// The hash chain of the history's lines (docs/integrity.md).
+pub const CHAIN_FILE: &str = "history.chain";
 pub const META_FILE: &str = "run.json";
 pub const RESULTS_FILE: &str = "results.json";
 pub const LOG_FILE: &str = "verity.log";
@@ -24,6 +28,14 @@ pub const REPORT_FILE: &str = "report.html";
 /// Present while `verity run` writes the run: the controller's process id. A run directory without
 /// results whose marker names a live process is running; with a dead one, it was cut short.
 pub const RUNNING_FILE: &str = "running.pid";
+
+/// The history file of a run directory, plain or compressed, whichever it holds.
+pub fn history_file(dir: &Path) -> Option<PathBuf> {
+    [HISTORY_FILE, HISTORY_ZST_FILE]
+        .into_iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.is_file())
+}
 
 /// Marks `dir` as being written by this process.
 pub fn mark_running(dir: &Path) -> anyhow::Result<()> {

@@ -83,6 +83,11 @@ pub fn render(results: &Results) -> String {
             None => String::new(),
         }
     );
+    if let Some(c) = &results.history.chain {
+        // Published here (a CI log, a terminal) the head is what no later rewrite of the run
+        // directory can match: `verity verify` compares against it.
+        let _ = writeln!(out, "history chain: {} lines, head {}", c.lines, c.head);
+    }
     if !s.errors.is_empty() {
         let _ = writeln!(
             out,

@@ -1,13 +1,23 @@
-//! The durable history file: one JSON event per line.
+//! The durable history file: one JSON event per line, plain (`history.jsonl`) or zstd-compressed
+//! (`history.jsonl.zst`), and the hash chain beside it.
 //!
 //! Writing happens off the hot path: client workers hand events to a [`Recorder`] (a bounded channel)
-//! and a dedicated thread numbers them, serializes them, flushes at least every
-//! [`FLUSH_INTERVAL`] and fsyncs when asked (at phase boundaries) and at the end. The event index is
-//! the order in which events reach the channel, which is sound for real-time order: if the history
-//! shows a completion before an invocation, the operation really had returned before the other began.
+//! and a dedicated thread numbers and serializes them; a second one chains each line (see
+//! [`crate::chain`]), compresses it if asked and writes it. The history is flushed at least every
+//! [`FLUSH_INTERVAL`] and fsynced when asked (at phase boundaries) and at the end. The event index is the order in which events reach the channel, which is sound for real-time
+//! order: if the history shows a completion before an invocation, the operation really had returned
+//! before the other began.
 //!
-//! Reading splits the file into lines and parses them in parallel. A last line without its newline that
-//! does not parse is a torn tail — the writer was killed mid-write — and is reported, not fatal.
+//! A compressed history is one streaming zstd frame whose every flush ends a block, so a reader of a
+//! file cut by a crash decodes everything up to the last flushed block, exactly as a plain file
+//! holds everything up to its last write. A fast run writes hundreds of bytes of JSON per operation
+//! and zstd at level [`ZSTD_LEVEL`] keeps a few tens of them; the level is zstd's fastest that still
+//! compresses these repetitive lines well (measured in docs/benchmarks.md).
+//!
+//! Reading maps a plain file (or decompresses a compressed one, recognised by zstd's magic number,
+//! whatever its name), splits it into lines and parses them in parallel. A last line without its
+//! newline that does not parse is a torn tail — the writer was killed mid-write — and is reported,
+//! not fatal; so is a compressed stream that ends inside its frame.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -19,6 +29,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use thiserror::Error;
 
+use crate::chain::{Chain, SidecarWriter, MAGIC};
 use crate::event::Event;
 use crate::history::{History, TornTail};
 
@@ -26,6 +37,15 @@ use crate::history::{History, TornTail};
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// How many events may wait in the channel before workers are slowed down (back-pressure, never loss).
 pub const CHANNEL_CAPACITY: usize = 65_536;
+/// The zstd level of compressed histories: level 1 both compresses verity's lines best among the
+/// fast levels and costs the least CPU (docs/benchmarks.md).
+pub const ZSTD_LEVEL: i32 = 1;
+/// Under a steady stream of events the writer looks at the clock once per this many events.
+const CLOCK_EVERY_EVENTS: u64 = 1024;
+/// The writer hands lines to the output thread in chunks of about this many bytes...
+const CHUNK_BYTES: usize = 256 << 10;
+/// ...and at most this many chunks wait between the two (back-pressure again, bounded memory).
+const STAGES_MAX: usize = 16;
 
 enum Msg {
     Event(Event),
@@ -61,7 +81,19 @@ impl Recorder {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterStats {
     pub events: u64,
+    /// Bytes of JSON text (before compression).
     pub bytes: u64,
+    /// The hash chain's final head, when the history is chained.
+    pub chain: Option<Chain>,
+}
+
+/// How the history is written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriterOptions {
+    /// Compress with streaming zstd at [`ZSTD_LEVEL`].
+    pub compress: bool,
+    /// Where the hash chain's sidecar goes; `None` writes no chain.
+    pub chain: Option<PathBuf>,
 }
 
 /// Owns the writer thread. Drop every [`Recorder`] and call [`HistoryWriter::finish`] to end it.
@@ -71,13 +103,43 @@ pub struct HistoryWriter {
 }
 
 impl HistoryWriter {
-    /// Creates (truncates) `path` and starts the writer thread.
+    /// Creates (truncates) `path` and starts the writer thread: plain JSONL, no chain.
     pub fn create(path: &Path) -> io::Result<HistoryWriter> {
+        HistoryWriter::create_with(path, &WriterOptions::default())
+    }
+
+    /// Creates (truncates) `path`, and the chain's sidecar if asked, and starts the writer thread.
+    pub fn create_with(path: &Path, options: &WriterOptions) -> io::Result<HistoryWriter> {
         let file = File::create(path)?;
+        let sink = if options.compress {
+            let encoder = zstd::stream::write::Encoder::new(file, ZSTD_LEVEL)?;
+            Sink::Zstd(BufWriter::with_capacity(1 << 20, encoder))
+        } else {
+            Sink::Plain(BufWriter::with_capacity(1 << 20, file))
+        };
+        let sidecar = match &options.chain {
+            Some(p) => {
+                let mut f = File::create(p)?;
+                f.write_all(MAGIC)?;
+                Some((f, SidecarWriter::default()))
+            }
+            None => None,
+        };
         let (tx, rx) = mpsc::sync_channel::<Msg>(CHANNEL_CAPACITY);
+        let (out, stages) = mpsc::sync_channel::<Stage>(STAGES_MAX);
+        let output = std::thread::Builder::new()
+            .name("history-output".into())
+            .spawn(move || Output { sink, sidecar }.run(stages))?;
         let handle = std::thread::Builder::new()
             .name("history-writer".into())
-            .spawn(move || write_loop(file, rx))?;
+            .spawn(move || {
+                Writer {
+                    out,
+                    chunk: Vec::with_capacity(CHUNK_BYTES + 4096),
+                    stats: WriterStats::default(),
+                }
+                .run(rx, output)
+            })?;
         Ok(HistoryWriter {
             recorder: Some(Recorder { tx }),
             handle,
@@ -100,55 +162,227 @@ impl HistoryWriter {
     }
 }
 
-fn write_loop(file: File, rx: mpsc::Receiver<Msg>) -> io::Result<WriterStats> {
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let mut stats = WriterStats::default();
-    let mut dirty_since: Option<Instant> = None;
-    loop {
-        let msg = match dirty_since {
-            None => match rx.recv() {
-                Ok(m) => m,
-                Err(_) => break,
-            },
-            Some(t) => {
-                let left = FLUSH_INTERVAL.saturating_sub(t.elapsed());
-                match rx.recv_timeout(left) {
-                    Ok(m) => m,
-                    Err(RecvTimeoutError::Timeout) => {
-                        out.flush()?;
-                        dirty_since = None;
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-            }
+/// Where the lines go: the file, through zstd or not.
+enum Sink {
+    Plain(BufWriter<File>),
+    Zstd(BufWriter<zstd::stream::write::Encoder<'static, File>>),
+}
+
+impl Sink {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Plain(w) => w.write_all(bytes),
+            Sink::Zstd(w) => w.write_all(bytes),
+        }
+    }
+
+    /// Hands everything to the file; a compressed stream ends its current block, so that a reader
+    /// decodes up to here.
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Plain(w) => w.flush(),
+            Sink::Zstd(w) => w.flush(),
+        }
+    }
+
+    fn file(&self) -> &File {
+        match self {
+            Sink::Plain(w) => w.get_ref(),
+            Sink::Zstd(w) => w.get_ref().get_ref(),
+        }
+    }
+
+    /// Flushes, ends the compressed frame, and fsyncs.
+    fn finish(self) -> io::Result<()> {
+        let file = match self {
+            Sink::Plain(w) => w.into_inner().map_err(|e| e.into_error())?,
+            Sink::Zstd(w) => w.into_inner().map_err(|e| e.into_error())?.finish()?,
         };
-        match msg {
-            Msg::Event(mut e) => {
-                e.index = stats.events;
-                let before = out.buffer().len();
-                serde_json::to_writer(&mut out, &e).map_err(io::Error::other)?;
-                out.write_all(b"\n")?;
-                stats.events += 1;
-                stats.bytes += (out.buffer().len().saturating_sub(before)) as u64;
-                if dirty_since.is_none() {
-                    dirty_since = Some(Instant::now());
+        file.sync_all()
+    }
+}
+
+/// What the writer thread hands the output thread.
+enum Stage {
+    /// Whole lines, each ending in its newline.
+    Lines(Vec<u8>),
+    /// A flush point: the lines so far reach the file, then the chain's block that covers them.
+    Flush,
+    /// A flush point, then fsync of both files, then the answer.
+    Sync(SyncSender<io::Result<()>>),
+}
+
+/// The writer thread: numbers and serializes events into chunks of whole lines. Hashing,
+/// compressing and writing happen on the output thread, so that at `--rate 0` (where one thread
+/// doing all of it is the harness's bottleneck) the two halves run on two cores.
+struct Writer {
+    out: SyncSender<Stage>,
+    chunk: Vec<u8>,
+    stats: WriterStats,
+}
+
+impl Writer {
+    fn run(
+        mut self,
+        rx: mpsc::Receiver<Msg>,
+        output: JoinHandle<io::Result<Option<Chain>>>,
+    ) -> io::Result<WriterStats> {
+        let serialized = self.serialize(rx);
+        let Writer { out, mut stats, .. } = self;
+        drop(out);
+        // The output thread's own error, if it stopped, says more than "it stopped".
+        let written = match output.join() {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::other("the history output thread panicked")),
+        };
+        serialized?;
+        stats.chain = written?;
+        Ok(stats)
+    }
+
+    fn serialize(&mut self, rx: mpsc::Receiver<Msg>) -> io::Result<()> {
+        let mut dirty_since: Option<Instant> = None;
+        loop {
+            let msg = match dirty_since {
+                None => match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                },
+                Some(t) => {
+                    let left = FLUSH_INTERVAL.saturating_sub(t.elapsed());
+                    match rx.recv_timeout(left) {
+                        Ok(m) => m,
+                        Err(RecvTimeoutError::Timeout) => {
+                            self.stage_flush(Stage::Flush)?;
+                            dirty_since = None;
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
                 }
-            }
-            Msg::Sync(reply) => {
-                let r = out.flush().and_then(|_| out.get_ref().sync_data());
-                dirty_since = None;
-                let failed = r.is_err();
-                let _ = reply.send(r);
-                if failed {
-                    return Err(io::Error::other("fsync of the history failed"));
+            };
+            match msg {
+                Msg::Event(e) => {
+                    self.write_event(e)?;
+                    match dirty_since {
+                        None => dirty_since = Some(Instant::now()),
+                        // Under a steady stream the channel never times out: flush on the clock.
+                        Some(t)
+                            if self.stats.events.is_multiple_of(CLOCK_EVERY_EVENTS)
+                                && t.elapsed() >= FLUSH_INTERVAL =>
+                        {
+                            self.stage_flush(Stage::Flush)?;
+                            dirty_since = None;
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Msg::Sync(reply) => {
+                    self.stage_flush(Stage::Sync(reply))?;
+                    dirty_since = None;
                 }
             }
         }
+        self.stage_flush(Stage::Flush)
     }
-    out.flush()?;
-    out.get_ref().sync_all()?;
-    Ok(stats)
+
+    fn write_event(&mut self, mut e: Event) -> io::Result<()> {
+        e.index = self.stats.events;
+        let before = self.chunk.len();
+        serde_json::to_writer(&mut self.chunk, &e).map_err(io::Error::other)?;
+        self.chunk.push(b'\n');
+        self.stats.events += 1;
+        self.stats.bytes += (self.chunk.len() - before) as u64;
+        if self.chunk.len() >= CHUNK_BYTES {
+            self.send_chunk()?;
+        }
+        Ok(())
+    }
+
+    fn send_chunk(&mut self) -> io::Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BYTES + 4096));
+        self.send(Stage::Lines(full))
+    }
+
+    /// The pending lines, then a flush point.
+    fn stage_flush(&mut self, stage: Stage) -> io::Result<()> {
+        self.send_chunk()?;
+        self.send(stage)
+    }
+
+    fn send(&self, stage: Stage) -> io::Result<()> {
+        self.out
+            .send(stage)
+            .map_err(|_| io::Error::other("the history output thread stopped"))
+    }
+}
+
+/// The output thread: chains each line, and writes it (through zstd or not) to the file.
+struct Output {
+    sink: Sink,
+    sidecar: Option<(File, SidecarWriter)>,
+}
+
+impl Output {
+    fn run(mut self, stages: mpsc::Receiver<Stage>) -> io::Result<Option<Chain>> {
+        for stage in stages {
+            match stage {
+                Stage::Lines(lines) => {
+                    if let Some((_, chain)) = &mut self.sidecar {
+                        let mut start = 0;
+                        for end in memchr::memchr_iter(b'\n', &lines) {
+                            chain.push(&lines[start..=end]);
+                            start = end + 1;
+                        }
+                        debug_assert_eq!(start, lines.len(), "chunks hold whole lines");
+                    }
+                    self.sink.write_all(&lines)?;
+                    if self.sidecar.as_ref().is_some_and(|(_, c)| c.full()) {
+                        self.flush_point()?;
+                    }
+                }
+                Stage::Flush => self.flush_point()?,
+                Stage::Sync(reply) => {
+                    let r = self.flush_point().and_then(|_| self.sync_data());
+                    let failed = r.is_err();
+                    let _ = reply.send(r);
+                    if failed {
+                        return Err(io::Error::other("fsync of the history failed"));
+                    }
+                }
+            }
+        }
+        self.flush_point()?;
+        self.sink.finish()?;
+        match self.sidecar {
+            Some((file, chain)) => {
+                file.sync_all()?;
+                Ok(Some(chain.chain()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The history's bytes reach the file first, then the chain's block that covers them: a crash in
+    /// between leaves lines the chain does not cover yet, never a chain ahead of its lines.
+    fn flush_point(&mut self) -> io::Result<()> {
+        self.sink.flush()?;
+        if let Some((file, chain)) = &mut self.sidecar {
+            chain.checkpoint(file)?;
+        }
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.sink.file().sync_data()?;
+        if let Some((file, _)) = &self.sidecar {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Error)]
@@ -159,21 +393,155 @@ pub enum ReadError {
     Malformed { line: usize, message: String },
 }
 
-/// Reads a JSONL history file. The file is memory-mapped rather than copied: a history can be
-/// gigabytes, and the page cache already holds it.
-pub fn read_jsonl(path: &Path) -> Result<History, ReadError> {
+/// zstd's frame magic number, as it begins a compressed file.
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// The uncompressed text of a history file: mapped for a plain file, decompressed for a zstd one.
+pub struct HistoryText {
+    bytes: TextBytes,
+    /// The file was compressed.
+    pub compressed: bool,
+    /// A compressed file that ends inside its frame (the writer was killed): the text holds what its
+    /// complete blocks decode to.
+    pub cut_short: bool,
+    /// A compressed file whose data stops decoding (it was edited or damaged): why, and the text holds
+    /// what decoded before. Only [`read_text_lenient`] returns such a text.
+    pub corrupt: Option<String>,
+}
+
+enum TextBytes {
+    Empty,
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for HistoryText {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.bytes {
+            TextBytes::Empty => &[],
+            TextBytes::Mapped(m) => m,
+            TextBytes::Owned(v) => v,
+        }
+    }
+}
+
+/// Reads the text of a history file, plain or compressed (told apart by zstd's magic number, not by
+/// the name). A plain file is memory-mapped rather than copied: a history can be gigabytes, and the
+/// page cache already holds it. Compressed data that does not decode is an error.
+pub fn read_text(path: &Path) -> Result<HistoryText, ReadError> {
+    let text = read_text_lenient(path)?;
+    match &text.corrupt {
+        Some(why) => Err(ReadError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::InvalidData, why.clone()),
+        }),
+        None => Ok(text),
+    }
+}
+
+/// As [`read_text`], but compressed data that stops decoding gives the text decoded before it, with
+/// [`HistoryText::corrupt`] saying why (for `verity verify`, which names the first line lost).
+pub fn read_text_lenient(path: &Path) -> Result<HistoryText, ReadError> {
     let io = |source| ReadError::Io {
         path: path.to_path_buf(),
         source,
     };
     let file = File::open(path).map_err(io)?;
+    let mut text = HistoryText {
+        bytes: TextBytes::Empty,
+        compressed: false,
+        cut_short: false,
+        corrupt: None,
+    };
     if file.metadata().map_err(io)?.len() == 0 {
-        return Ok(History::default());
+        return Ok(text);
     }
-    // SAFETY: the map is read-only and dropped before returning; a history being appended to while it
-    // is read shows at worst a torn last line, which the parser reports.
+    // SAFETY: the map is read-only; a history being appended to while it is read shows at worst a
+    // torn last line, which the parser reports.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-    parse_jsonl(&map)
+    if !map.starts_with(&ZSTD_MAGIC) {
+        text.bytes = TextBytes::Mapped(map);
+        return Ok(text);
+    }
+    let decoded = decompress(&map).map_err(io)?;
+    text.bytes = TextBytes::Owned(decoded.text);
+    text.compressed = true;
+    text.cut_short = !decoded.complete;
+    text.corrupt = decoded.corrupt;
+    Ok(text)
+}
+
+/// What a zstd stream decodes to.
+pub struct Decoded {
+    pub text: Vec<u8>,
+    /// The stream ended at the end of a frame.
+    pub complete: bool,
+    /// The data stopped decoding: why (the text holds what decoded before).
+    pub corrupt: Option<String>,
+}
+
+/// Decodes a zstd stream (one frame or several), tolerating a cut and keeping what decodes before
+/// corrupt data.
+pub fn decompress(src: &[u8]) -> io::Result<Decoded> {
+    use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
+    let mut decoder = Decoder::new()?;
+    let mut input = InBuffer::around(src);
+    let mut text = Vec::with_capacity(src.len().saturating_mul(6));
+    let mut buf = vec![0u8; 1 << 20];
+    let mut frame_left;
+    loop {
+        let before = input.pos();
+        let mut out = OutBuffer::around(&mut buf[..]);
+        let step = decoder.run(&mut input, &mut out);
+        let written = out.pos();
+        text.extend_from_slice(&buf[..written]);
+        match step {
+            Ok(left) => frame_left = left,
+            Err(e) => {
+                return Ok(Decoded {
+                    text,
+                    complete: false,
+                    corrupt: Some(format!(
+                        "corrupt zstd data near compressed byte {before}: {e}"
+                    )),
+                })
+            }
+        }
+        // All input consumed and the output not filled: the decoder has given all it can.
+        let drained = written < buf.len();
+        if (input.pos() == src.len() && drained) || (input.pos() == before && written == 0) {
+            break;
+        }
+    }
+    Ok(Decoded {
+        text,
+        complete: frame_left == 0,
+        corrupt: None,
+    })
+}
+
+/// Parses the text of a history file; a compressed stream cut between lines is reported as a torn
+/// tail of no bytes.
+pub fn parse_text(text: &HistoryText) -> Result<History, ReadError> {
+    let mut history = parse_jsonl(text)?;
+    if text.cut_short && history.torn_tail.is_none() {
+        // Nothing of a line is lost that the reader could see, but the stream was cut, and the
+        // results say so.
+        let line = memchr::memchr_iter(b'\n', text).count() + 1;
+        history.torn_tail = Some(TornTail { line, bytes: 0 });
+    }
+    Ok(history)
+}
+
+/// Reads a history file, plain JSONL or zstd-compressed JSONL.
+pub fn read_history(path: &Path) -> Result<History, ReadError> {
+    parse_text(&read_text(path)?)
+}
+
+/// Reads a history file; the same as [`read_history`] (a compressed file is read too).
+pub fn read_jsonl(path: &Path) -> Result<History, ReadError> {
+    read_history(path)
 }
 
 /// Parses JSONL history text. Blank lines are skipped; a torn last line is reported in
@@ -290,6 +658,101 @@ mod tests {
             assert_eq!(e.index, i as u64);
             assert_eq!(e.value.as_transfer().unwrap().id, i as u64);
         }
+    }
+
+    fn write_with(path: &Path, options: &WriterOptions, events: u64, sync_every: u64) -> Vec<u64> {
+        let w = HistoryWriter::create_with(path, options).unwrap();
+        let r = w.recorder();
+        let mut synced_sizes = Vec::new();
+        for id in 0..events {
+            r.record(transfer_event(id % 5, EventType::Invoke, id))
+                .unwrap();
+            if (id + 1) % sync_every == 0 {
+                r.sync().unwrap();
+                synced_sizes.push(std::fs::metadata(path).unwrap().len());
+            }
+        }
+        drop(r);
+        let stats = w.finish().unwrap();
+        assert_eq!(stats.events, events);
+        synced_sizes
+    }
+
+    #[test]
+    fn compressed_and_plain_histories_read_alike_and_share_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut chains = Vec::new();
+        let mut histories = Vec::new();
+        for compress in [false, true] {
+            let path = dir.path().join(format!("h{compress}"));
+            let chain = dir.path().join(format!("c{compress}"));
+            let options = WriterOptions {
+                compress,
+                chain: Some(chain.clone()),
+            };
+            write_with(&path, &options, 5000, 700);
+            let text = read_text(&path).unwrap();
+            assert_eq!(text.compressed, compress);
+            assert!(!text.cut_short);
+            let sidecar = crate::chain::parse_sidecar(&std::fs::read(&chain).unwrap()).unwrap();
+            assert_eq!(
+                crate::chain::check(&text, &sidecar),
+                crate::chain::ChainCheck::Intact(crate::chain::chain_of(&text))
+            );
+            assert_eq!(sidecar.last().lines, 5000);
+            chains.push(sidecar.last());
+            histories.push(read_history(&path).unwrap());
+        }
+        assert_eq!(chains[0], chains[1]);
+        assert_eq!(histories[0], histories[1]);
+        assert_eq!(histories[0].events.len(), 5000);
+    }
+
+    #[test]
+    fn a_compressed_history_cut_anywhere_reads_up_to_its_last_flushed_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl.zst");
+        let options = WriterOptions {
+            compress: true,
+            chain: None,
+        };
+        let sync_every = 250;
+        let sizes = write_with(&path, &options, 2000, sync_every);
+        let whole = std::fs::read(&path).unwrap();
+        let all = read_history(&path).unwrap();
+        // Every cut, at a seeded sample of bytes: a prefix of the events, at least those flushed
+        // before the cut, and never an error.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let cut = (x % whole.len() as u64) as usize;
+            let cut_path = dir.path().join("cut.jsonl.zst");
+            std::fs::write(&cut_path, &whole[..cut]).unwrap();
+            let h = read_history(&cut_path).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            let flushed = sizes.iter().filter(|&&s| s <= cut as u64).count() as u64 * sync_every;
+            assert!(
+                h.events.len() as u64 >= flushed,
+                "cut at {cut}: {} events, {flushed} were flushed before it",
+                h.events.len()
+            );
+            assert_eq!(h.events[..], all.events[..h.events.len()]);
+            if cut >= 4 {
+                assert!(h.torn_tail.is_some(), "cut at {cut} is reported");
+            }
+        }
+    }
+
+    #[test]
+    fn corrupt_compressed_data_is_an_error_not_a_panic() {
+        let mut bytes = ZSTD_MAGIC.to_vec();
+        bytes.extend_from_slice(&[0xff; 64]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.zst");
+        std::fs::write(&path, bytes).unwrap();
+        let e = read_history(&path).unwrap_err();
+        assert!(e.to_string().contains("corrupt zstd data"), "{e}");
     }
 
     #[test]

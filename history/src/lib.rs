@@ -4,9 +4,11 @@
 //! completion of an operation by a process, or a nemesis action), a [`History`] is the ordered list of
 //! them, and [`Value`] is the payload. The shape follows Jepsen's history (`io.jepsen/history`) so that
 //! EDN import and export is a mapping rather than a translation. The JSONL codec in [`jsonl`] is the
-//! durable on-disk format written while a run happens.
+//! durable on-disk format written while a run happens (plain or zstd-compressed), and [`chain`] is the
+//! hash chain that makes it tamper-evident.
 
 pub mod anomaly;
+pub mod chain;
 pub mod edn;
 pub mod event;
 pub mod history;

@@ -310,6 +310,8 @@ fn run_files(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for name in [
         store::HISTORY_FILE,
+        store::HISTORY_ZST_FILE,
+        store::CHAIN_FILE,
         store::RESULTS_FILE,
         store::META_FILE,
         store::PERF_FILE,

@@ -78,6 +78,14 @@ pub struct RunArgs {
     /// Hide the progress bar even on a terminal.
     #[arg(long)]
     pub quiet: bool,
+    /// Write the history zstd-compressed, as history.jsonl.zst (a few tens of bytes per operation
+    /// instead of about 240; every reader takes both forms). Default: on at --rate 0, off otherwise;
+    /// --compress=false writes plain history.jsonl at any rate.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub compress: Option<bool>,
+    /// For benchmarks only: write no hash chain (history.chain), so the run cannot be verified.
+    #[arg(long, hide = true)]
+    pub no_chain: bool,
     #[command(flatten)]
     pub target_options: TargetArgs,
     #[command(flatten)]
@@ -160,6 +168,11 @@ impl RunArgs {
                 .get(&self.target)
                 .map_or(Duration::from_secs(1), |t| t.op_timeout)
         })
+    }
+
+    /// Whether the history is written compressed: `--compress`, or by default at `--rate 0`.
+    pub fn compress(&self) -> bool {
+        self.compress.unwrap_or(self.rate == 0)
     }
 
     pub fn check_settings(&self) -> crate::plan::CheckSettings {

@@ -17,7 +17,7 @@ use anyhow::Context;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
-use verity_history::jsonl::{HistoryWriter, Recorder};
+use verity_history::jsonl::{HistoryWriter, Recorder, WriterOptions};
 use verity_history::{Completion, Event, EventType, Invocation, Process};
 use verity_nemesis::{FaultKind, Nodes, ProxyMesh};
 use verity_targets::registry::{TargetEntry, TargetOptions};
@@ -576,7 +576,17 @@ async fn drive(
         _ => None,
     };
     let target = system.target.clone();
-    let writer = HistoryWriter::create(&dir.join(store::HISTORY_FILE))
+    let compress = args.compress();
+    let options = WriterOptions {
+        compress,
+        chain: (!args.no_chain).then(|| dir.join(store::CHAIN_FILE)),
+    };
+    let name = if compress {
+        store::HISTORY_ZST_FILE
+    } else {
+        store::HISTORY_FILE
+    };
+    let writer = HistoryWriter::create_with(&dir.join(name), &options)
         .context("cannot create the history file")?;
     let shared = Arc::new(Shared {
         recorder: writer.recorder(),

@@ -67,11 +67,10 @@ pub fn compare(a: RunDetail, a_dir: &Path, b: RunDetail, b_dir: &Path) -> Compar
 }
 
 fn latency_of(side: &str, dir: &Path, notes: &mut Vec<String>) -> BTreeMap<String, Quantiles> {
-    let history = dir.join(store::HISTORY_FILE);
-    if !history.is_file() {
+    let Some(history) = store::history_file(dir) else {
         notes.push(format!("run {side} has no {}", store::HISTORY_FILE));
         return BTreeMap::new();
-    }
+    };
     latency_quantiles(&history).unwrap_or_else(|e| {
         notes.push(format!("run {side}: no latency: {e:#}"));
         BTreeMap::new()

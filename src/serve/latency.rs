@@ -2,12 +2,14 @@
 //!
 //! The history is read line by line rather than through `verity_history::jsonl::read_jsonl`, which
 //! maps and parses the whole file into events: here only four fields of each line matter, and a
-//! run that is still being written (or was killed) may end in a torn line, which is skipped.
+//! run that is still being written (or was killed) may end in a torn line, which is skipped. A
+//! compressed history (`history.jsonl.zst`, told by zstd's magic number) is decoded as it is read; a
+//! stream cut by a crash ends where its last complete block does, like a torn line.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -75,17 +77,19 @@ struct Line<'a> {
 /// non-numeric processes are skipped. A malformed line is an error unless it is the last one (a
 /// torn tail); so is a history with more than [`SAMPLES_MAX`] completions.
 pub fn latency_quantiles(history: &Path) -> anyhow::Result<BTreeMap<String, Quantiles>> {
-    let file = File::open(history).with_context(|| format!("cannot open {}", history.display()))?;
-    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut reader = open_lines(history)?;
     let mut pairing = Pairing::default();
     let mut line = Vec::new();
     let mut torn: Option<(u64, serde_json::Error)> = None;
     let mut number = 0u64;
     loop {
         line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("cannot read {}", history.display()))?;
+        let read = match reader.read_until(b'\n', &mut line) {
+            Ok(n) => n,
+            // A compressed stream cut inside its frame: what came before it is all there is.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", history.display())),
+        };
         if read == 0 {
             break;
         }
@@ -102,6 +106,24 @@ pub fn latency_quantiles(history: &Path) -> anyhow::Result<BTreeMap<String, Quan
         }
     }
     Ok(pairing.finish())
+}
+
+/// The lines of a history file, decompressed as they are read when the file is zstd.
+fn open_lines(history: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+    let mut file =
+        File::open(history).with_context(|| format!("cannot open {}", history.display()))?;
+    let mut magic = [0u8; 4];
+    let n = file
+        .read(&mut magic)
+        .with_context(|| format!("cannot read {}", history.display()))?;
+    let file = std::io::Cursor::new(magic[..n].to_vec()).chain(file);
+    if magic[..n] == verity_history::jsonl::ZSTD_MAGIC {
+        let decoder = zstd::stream::read::Decoder::new(file)
+            .with_context(|| format!("cannot decode {}", history.display()))?;
+        Ok(Box::new(BufReader::with_capacity(1 << 16, decoder)))
+    } else {
+        Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
+    }
 }
 
 /// Open invocations per process and the latencies of finished ones per operation type.
@@ -198,6 +220,26 @@ mod tests {
         assert_eq!(q.keys().collect::<Vec<_>>(), ["read", "transfer"]);
         assert_eq!((q["transfer"].count, q["transfer"].max_ns), (1, 200));
         assert_eq!((q["read"].count, q["read"].p50_ns), (1, 250));
+    }
+
+    #[test]
+    fn a_compressed_history_gives_the_same_quantiles_even_when_cut() {
+        let lines = [
+            r#"{"index":0,"time_ns":100,"process":0,"type":"invoke","f":"read"}"#,
+            r#"{"index":1,"time_ns":300,"process":0,"type":"ok","f":"read"}"#,
+            "",
+        ];
+        let plain = history(&lines);
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        let text = lines.join("\n");
+        let packed = zstd::encode_all(text.as_bytes(), 1).unwrap();
+        std::io::Write::write_all(&mut file, &packed).unwrap();
+        let q = latency_quantiles(file.path()).unwrap();
+        assert_eq!(q, latency_quantiles(plain.path()).unwrap());
+        assert_eq!(q["read"].p50_ns, 200);
+        let mut cut = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut cut, &packed[..packed.len() - 3]).unwrap();
+        assert!(latency_quantiles(cut.path()).is_ok());
     }
 
     #[test]

@@ -15,3 +15,4 @@ mod run;
 mod serve;
 mod sql;
 mod support;
+mod verify;

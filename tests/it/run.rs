@@ -152,6 +152,7 @@ fn a_killed_run_leaves_a_history_that_check_reads() {
             "memory",
             "--rate",
             "0",
+            "--compress=false",
             "--time-limit",
             "60s",
             "--quiet",
