@@ -44,6 +44,9 @@ pub enum Command {
     ServeLedger(crate::serve_ledger::ServeLedgerArgs),
     /// Browse a store of runs over HTTP: an index with verdicts, reports, files, downloads, comparisons.
     Serve(crate::serve::ServeArgs),
+    /// Run every scenario of a suite file (verity.toml) with its seeds, within a time budget, and
+    /// exit by whether each came out as expected.
+    TestAll(crate::test_all::TestAllArgs),
 }
 
 pub fn dispatch() -> Result<Outcome, Failure> {
@@ -87,6 +90,7 @@ pub fn dispatch() -> Result<Outcome, Failure> {
         Command::Heal(args) => crate::heal::run(args),
         Command::ServeLedger(args) => crate::serve_ledger::run(args),
         Command::Serve(args) => crate::serve::run(args),
+        Command::TestAll(args) => crate::test_all::run(args),
         Command::Node(args) => crate::node_cmd::run(&args)
             .map(|()| Outcome::Done)
             .map_err(Failure::Harness),

@@ -22,7 +22,9 @@ mod run;
 mod serve;
 mod serve_ledger;
 mod store;
+mod suite;
 mod summary;
+mod test_all;
 
 use std::process::ExitCode;
 
