@@ -290,7 +290,17 @@ pub fn parse(text: &str) -> Result<Suite, SuiteError> {
     let mut scenarios: Vec<Scenario> = Vec::with_capacity(raw.scenario.len());
     for table in &raw.scenario {
         let at = Location::of(text, table.span().start);
-        let scenario = resolve(text, at, &merged(table.get_ref(), &defaults))?;
+        let own = table.get_ref();
+        // A seed beside a list of seeds is a mistake in one table; across tables, the list wins.
+        for t in [own, &defaults] {
+            if let (Some(seed), Some(Seeds::List(_))) = (&t.seed, t.seeds.as_ref().map(Spanned::get_ref)) {
+                return Err(SuiteError::new(
+                    Location::of(text, seed.span().start),
+                    "seed is the first of a count of seeds; with a list of seeds, leave it out",
+                ));
+            }
+        }
+        let scenario = resolve(text, at, &merged(own, &defaults))?;
         if let Some(first) = scenarios
             .iter()
             .find(|s| s.name.value == scenario.name.value)
@@ -395,15 +405,7 @@ fn seeds(text: &str, s: &RawSettings) -> Result<Vec<u64>, SuiteError> {
     let base = s.seed.as_ref().map_or(1, |b| *b.get_ref());
     match s.seeds.as_ref().map(Spanned::get_ref) {
         None => Ok(vec![base]),
-        Some(Seeds::List(list)) => {
-            if let Some(b) = &s.seed {
-                return Err(SuiteError::new(
-                    Location::of(text, b.span().start),
-                    "seed is the first of a count of seeds; with a list of seeds, leave it out",
-                ));
-            }
-            Ok(list.clone())
-        }
+        Some(Seeds::List(list)) => Ok(list.clone()),
         Some(Seeds::Count(n)) => {
             let last = base.checked_add(n - 1).ok_or_else(|| {
                 SuiteError::new(

@@ -13,4 +13,5 @@ mod report;
 mod run;
 mod serve;
 mod sql;
+mod suite;
 mod support;
