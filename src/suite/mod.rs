@@ -265,7 +265,9 @@ pub fn parse(text: &str) -> Result<Suite, SuiteError> {
         ));
     }
     let raw: RawSuite = toml::from_str(text).map_err(|e| {
-        let at = e.span().map_or(Location::START, |s| Location::of(text, s.start));
+        let at = e
+            .span()
+            .map_or(Location::START, |s| Location::of(text, s.start));
         SuiteError::new(at, one_line(e.message()))
     })?;
     let defaults = raw.defaults.map(Spanned::into_inner).unwrap_or_default();
@@ -293,7 +295,9 @@ pub fn parse(text: &str) -> Result<Suite, SuiteError> {
         let own = table.get_ref();
         // A seed beside a list of seeds is a mistake in one table; across tables, the list wins.
         for t in [own, &defaults] {
-            if let (Some(seed), Some(Seeds::List(_))) = (&t.seed, t.seeds.as_ref().map(Spanned::get_ref)) {
+            if let (Some(seed), Some(Seeds::List(_))) =
+                (&t.seed, t.seeds.as_ref().map(Spanned::get_ref))
+            {
                 return Err(SuiteError::new(
                     Location::of(text, seed.span().start),
                     "seed is the first of a count of seeds; with a list of seeds, leave it out",
@@ -458,10 +462,12 @@ fn flags(text: &str, s: &RawSettings) -> Vec<Flag> {
         }
     };
     fn word<T: ToString>(s: &Option<Spanned<T>>) -> Option<(String, usize)> {
-        s.as_ref().map(|v| (v.get_ref().to_string(), v.span().start))
+        s.as_ref()
+            .map(|v| (v.get_ref().to_string(), v.span().start))
     }
     fn dur(s: &Option<Spanned<Dur>>) -> Option<(String, usize)> {
-        s.as_ref().map(|v| (v.get_ref().text.clone(), v.span().start))
+        s.as_ref()
+            .map(|v| (v.get_ref().text.clone(), v.span().start))
     }
     fn list(s: &Option<Spanned<Names>>) -> Option<(String, usize)> {
         s.as_ref()

@@ -132,8 +132,17 @@ fn an_unknown_key_is_located_and_the_valid_keys_are_named() {
 
 #[test]
 fn a_bad_duration_is_located_at_its_value() {
-    let e = error("[defaults]\ntarget = \"memory\"\n\n[[scenario]]\nname = \"a\"\nrecovery = \"ten\"\n");
-    assert_eq!(e.at, Location { line: 6, column: 12 }, "{e}");
+    let e = error(
+        "[defaults]\ntarget = \"memory\"\n\n[[scenario]]\nname = \"a\"\nrecovery = \"ten\"\n",
+    );
+    assert_eq!(
+        e.at,
+        Location {
+            line: 6,
+            column: 12
+        },
+        "{e}"
+    );
     assert!(e.message.contains("malformed duration"), "{e}");
     let e = error("[[scenario]]\nname = \"a\"\ntarget = \"memory\"\ntime-limit = -3\n");
     assert_eq!(e.at.line, 4, "{e}");
@@ -143,8 +152,18 @@ fn a_bad_duration_is_located_at_its_value() {
 #[test]
 fn unknown_names_are_located_with_the_valid_choices() {
     let e = error("[[scenario]]\nname = \"a\"\ntarget = \"memroy\"\n");
-    assert_eq!(e.at, Location { line: 3, column: 10 }, "{e}");
-    assert!(e.message.contains("memroy") && e.message.contains("memory, postgres"), "{e}");
+    assert_eq!(
+        e.at,
+        Location {
+            line: 3,
+            column: 10
+        },
+        "{e}"
+    );
+    assert!(
+        e.message.contains("memroy") && e.message.contains("memory, postgres"),
+        "{e}"
+    );
 
     let e = error("[[scenario]]\nname = \"a\"\ntarget = \"memory\"\nworkload = \"ledger-append\"\nbugs = \"lost-update\"\n");
     assert_eq!(e.at.line, 5, "{e}");
@@ -154,14 +173,16 @@ fn unknown_names_are_located_with_the_valid_choices() {
     assert_eq!(e.at.line, 4, "{e}");
     assert!(e.message.contains("anomaly \"G2item\""), "{e}");
 
-    let e = error("[[scenario]]\nname = \"a\"\ntarget = \"memory\"\nisolation = \"serializable\"\n");
+    let e =
+        error("[[scenario]]\nname = \"a\"\ntarget = \"memory\"\nisolation = \"serializable\"\n");
     assert_eq!(e.at.line, 4, "{e}");
     assert!(e.message.contains("takes no isolation"), "{e}");
 
     let e = error("[[scenario]]\nname = \"a\"\ntarget = \"postgres\"\nisolation = \"snapshot\"\n");
     assert!(e.message.contains("read-committed, serializable"), "{e}");
 
-    let e = error("[[scenario]]\nname = \"a\"\ntarget = \"memory\"\nnemesis = \"partition,pause\"\n");
+    let e =
+        error("[[scenario]]\nname = \"a\"\ntarget = \"memory\"\nnemesis = \"partition,pause\"\n");
     assert!(e.message.contains("fault \"pause\""), "{e}");
 }
 
@@ -172,7 +193,9 @@ fn scenarios_need_a_name_and_a_target_and_names_are_unique() {
     assert!(e.message.contains("no name"), "{e}");
     let e = error("[[scenario]]\nname = \"a\"\n");
     assert!(e.message.contains("no target"), "{e}");
-    let e = error("[defaults]\ntarget = \"memory\"\n[[scenario]]\nname = \"a\"\n[[scenario]]\nname = \"a\"\n");
+    let e = error(
+        "[defaults]\ntarget = \"memory\"\n[[scenario]]\nname = \"a\"\n[[scenario]]\nname = \"a\"\n",
+    );
     assert_eq!(e.at.line, 6, "{e}");
     assert!(e.message.contains("line 4"), "{e}");
     let e = error("[[scenario]]\nname = \"a b\"\ntarget = \"memory\"\n");
@@ -183,7 +206,9 @@ fn scenarios_need_a_name_and_a_target_and_names_are_unique() {
 
 #[test]
 fn a_verdict_cannot_hide_in_a_list_of_anomalies() {
-    let e = error("[[scenario]]\nname = \"a\"\ntarget = \"memory\"\nexpect = [\"invalid\", \"G2-item\"]\n");
+    let e = error(
+        "[[scenario]]\nname = \"a\"\ntarget = \"memory\"\nexpect = [\"invalid\", \"G2-item\"]\n",
+    );
     assert_eq!(e.at.line, 4, "{e}");
     assert!(e.message.contains("is a verdict"), "{e}");
     let e = error("[[scenario]]\nname = \"a\"\ntarget = \"memory\"\nexpect = []\n");
@@ -204,12 +229,17 @@ fn seeds_are_a_count_or_a_list() {
 
 #[test]
 fn a_server_needs_a_target_that_takes_a_url() {
-    let e = error("[[scenario]]\nname = \"a\"\ntarget = \"memory\"\nserver = \"verity serve-ledger\"\n");
+    let e = error(
+        "[[scenario]]\nname = \"a\"\ntarget = \"memory\"\nserver = \"verity serve-ledger\"\n",
+    );
     assert!(e.message.contains("takes no url"), "{e}");
-    let e = error("[[scenario]]\nname = \"a\"\ntarget = \"http\"\nserver = \"x\"\nurl = \"http://h\"\n");
+    let e = error(
+        "[[scenario]]\nname = \"a\"\ntarget = \"http\"\nserver = \"x\"\nurl = \"http://h\"\n",
+    );
     assert!(e.message.contains("not both"), "{e}");
-    let ok = parse("[[scenario]]\nname = \"a\"\ntarget = \"http\"\nserver = \"verity serve-ledger\"\n")
-        .expect("parses");
+    let ok =
+        parse("[[scenario]]\nname = \"a\"\ntarget = \"http\"\nserver = \"verity serve-ledger\"\n")
+            .expect("parses");
     validate(&ok, &catalog()).expect("valid");
 }
 
@@ -228,20 +258,66 @@ fn locations_count_characters_not_bytes_and_clamp_to_the_text() {
 /// Lines that are almost a suite: real keys and tables with values of every shape, right and wrong.
 fn line() -> impl Strategy<Value = String> {
     let keys = prop::sample::select(vec![
-        "name", "target", "workload", "bugs", "seeds", "seed", "expect", "forbid", "server",
-        "time-limit", "concurrency", "rate", "nemesis", "recovery", "hot", "checkers", "nodes",
-        "url", "isolation", "read-from", "bogus", "time_limit",
+        "name",
+        "target",
+        "workload",
+        "bugs",
+        "seeds",
+        "seed",
+        "expect",
+        "forbid",
+        "server",
+        "time-limit",
+        "concurrency",
+        "rate",
+        "nemesis",
+        "recovery",
+        "hot",
+        "checkers",
+        "nodes",
+        "url",
+        "isolation",
+        "read-from",
+        "bogus",
+        "time_limit",
     ]);
     let values = prop::sample::select(vec![
-        "\"memory\"", "\"postgres\"", "\"x\"", "\"1s\"", "\"ten\"", "3", "-1", "0", "1.5",
-        "[1, 2]", "[1, 1]", "[]", "[\"G2-item\"]", "[\"valid\", \"G2-item\"]", "\"valid\"",
-        "true", "{ a = 1 }", "\"serializable\"", "18446744073709551615", "\"\"", "[\"partition\"]",
-        "\"é\"", "\"a b\"",
+        "\"memory\"",
+        "\"postgres\"",
+        "\"x\"",
+        "\"1s\"",
+        "\"ten\"",
+        "3",
+        "-1",
+        "0",
+        "1.5",
+        "[1, 2]",
+        "[1, 1]",
+        "[]",
+        "[\"G2-item\"]",
+        "[\"valid\", \"G2-item\"]",
+        "\"valid\"",
+        "true",
+        "{ a = 1 }",
+        "\"serializable\"",
+        "18446744073709551615",
+        "\"\"",
+        "[\"partition\"]",
+        "\"é\"",
+        "\"a b\"",
     ]);
     prop_oneof![
         (keys, values).prop_map(|(k, v)| format!("{k} = {v}")),
-        prop::sample::select(vec!["[[scenario]]", "[defaults]", "[scenario]", "[[defaults]]", "[x]", "# c", ""])
-            .prop_map(String::from),
+        prop::sample::select(vec![
+            "[[scenario]]",
+            "[defaults]",
+            "[scenario]",
+            "[[defaults]]",
+            "[x]",
+            "# c",
+            ""
+        ])
+        .prop_map(String::from),
         "[ -~]{0,20}",
     ]
 }

@@ -31,8 +31,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             return Ok(Duration::from_secs_f64(secs));
         }
     }
-    humantime::parse_duration(s)
-        .map_err(|_| format!("malformed duration {s:?}: expected e.g. \"30s\", \"2m\", \"1m30s\" or \"500ms\""))
+    humantime::parse_duration(s).map_err(|_| {
+        format!("malformed duration {s:?}: expected e.g. \"30s\", \"2m\", \"1m30s\" or \"500ms\"")
+    })
 }
 
 impl<'de> Deserialize<'de> for Dur {

@@ -10,8 +10,8 @@
 //! abort `verity run` itself.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -104,7 +104,12 @@ fn run_dir_of(line: &str) -> Option<PathBuf> {
 }
 
 /// Runs `exe run --json <args>`, interrupting it at `deadline` and killing it `grace` later.
-pub fn run(exe: &Path, args: &[String], deadline: Instant, grace: Duration) -> anyhow::Result<Finished> {
+pub fn run(
+    exe: &Path,
+    args: &[String],
+    deadline: Instant,
+    grace: Duration,
+) -> anyhow::Result<Finished> {
     let mut child = Command::new(exe)
         .arg("run")
         .arg("--json")
@@ -202,7 +207,10 @@ pub struct Server {
 /// Starts `command` with `sh -c`, `verity` on its PATH meaning this binary, and waits until it
 /// prints a URL (the first word starting `http://` or `https://` on its stdout).
 pub fn start_server(exe: &Path, command: &str) -> Result<Server, String> {
-    let mut path = exe.parent().map(|p| p.as_os_str().to_owned()).unwrap_or_default();
+    let mut path = exe
+        .parent()
+        .map(|p| p.as_os_str().to_owned())
+        .unwrap_or_default();
     if let Some(old) = std::env::var_os("PATH") {
         path.push(":");
         path.push(old);
@@ -254,10 +262,9 @@ pub fn start_server(exe: &Path, command: &str) -> Result<Server, String> {
             drop(server);
             let last = err_tail.lock().expect("no holder panics").clone();
             let why = match e {
-                mpsc::RecvTimeoutError::Timeout => format!(
-                    "printed no URL within {}s",
-                    SERVER_START_TIMEOUT.as_secs()
-                ),
+                mpsc::RecvTimeoutError::Timeout => {
+                    format!("printed no URL within {}s", SERVER_START_TIMEOUT.as_secs())
+                }
                 mpsc::RecvTimeoutError::Disconnected => "exited without printing a URL".into(),
             };
             Err(format!(

@@ -34,10 +34,12 @@ use case::{Case, Status};
 pub const DEFAULT_SUITE: &str = "verity.toml";
 
 #[derive(Debug, Clone, Args)]
-#[command(after_help = "Exit codes: 255 if any run crashed, else 2 if any was unknown (or skipped, \
+#[command(
+    after_help = "Exit codes: 255 if any run crashed, else 2 if any was unknown (or skipped, \
 unless --allow-skip), else 1 if any verdict differed from what its scenario expected, else 0. A \
 known-bad scenario that shows its expected anomaly passes. 254: the suite file is malformed (the \
-error names its line and column). See docs/ci.md.")]
+error names its line and column). See docs/ci.md."
+)]
 pub struct TestAllArgs {
     /// The suite file: [[scenario]] tables with a name, a target, its options and the expected
     /// verdict or anomaly; [defaults] for all of them (see docs/ci.md).
@@ -98,7 +100,11 @@ pub fn run(args: TestAllArgs) -> Result<Outcome, Failure> {
         .filter(|s| args.filter.is_empty() || args.filter.iter().any(|f| s.name.value.contains(f)))
         .collect();
     if scenarios.is_empty() {
-        let names: Vec<&str> = suite.scenarios.iter().map(|s| s.name.value.as_str()).collect();
+        let names: Vec<&str> = suite
+            .scenarios
+            .iter()
+            .map(|s| s.name.value.as_str())
+            .collect();
         return Err(Failure::bad_input(format!(
             "--filter {} matches no scenario of {}: its scenarios are {}",
             args.filter.join(", "),
@@ -249,10 +255,15 @@ fn planned<'a>(args: &TestAllArgs, s: &'a Scenario, seed: u64) -> Result<Planned
         .map_err(|e| {
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("bad option");
+            // Located at the option clap names, or else at the scenario.
+            let at = s
+                .flags
+                .iter()
+                .find(|f| first.contains(&format!("'--{} ", f.name)))
+                .map_or(s.name.at, |f| f.at);
             Failure::bad_input(format!(
-                "{}:{}: scenario {:?}: {}",
+                "{}:{at}: scenario {:?}: {}",
                 args.suite.display(),
-                s.name.at,
                 s.name.value,
                 first.trim_start_matches("error: ")
             ))
@@ -263,7 +274,12 @@ fn planned<'a>(args: &TestAllArgs, s: &'a Scenario, seed: u64) -> Result<Planned
         && parsed.target_options.url.is_none()
         && s.server.is_none()
         && parsed.nemesis.as_deref() != Some("none");
-    let base = parsed.time_limit + if nodes { parsed.recovery } else { Duration::ZERO };
+    let base = parsed.time_limit
+        + if nodes {
+            parsed.recovery
+        } else {
+            Duration::ZERO
+        };
     Ok(Planned {
         scenario: s,
         seed,
@@ -304,10 +320,7 @@ fn reproduce(p: &Planned, server_url: Option<&str>) -> String {
     }
     let command = words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
     match &p.scenario.server {
-        Some(server) => format!(
-            "{}  # prints its URL; then: {command}",
-            server.value
-        ),
+        Some(server) => format!("{}  # prints its URL; then: {command}", server.value),
         None => command,
     }
 }
@@ -402,4 +415,93 @@ fn judge_finished(case: &mut Case, p: &Planned, f: child::Finished, exe: &Path, 
     case.got = Some(got);
     case.anomalies = anomalies;
     case.results = results;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_suites_name_only_what_this_build_knows() {
+        for (file, text) in [
+            (
+                "all-targets.toml",
+                include_str!("../../examples/suites/all-targets.toml"),
+            ),
+            (
+                "quick.toml",
+                include_str!("../../examples/suites/quick.toml"),
+            ),
+        ] {
+            let suite = suite::parse(text).unwrap_or_else(|e| panic!("{file}:{e}"));
+            suite::validate(&suite, &catalog()).unwrap_or_else(|e| panic!("{file}:{e}"));
+            let args = TestAllArgs::try_parse_from_for_test(file);
+            for s in &suite.scenarios {
+                for &seed in &s.seeds {
+                    planned(&args, s, seed).unwrap_or_else(|e| panic!("{file}: {e}"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_example_suite_covers_every_target_with_a_good_and_where_possible_a_bad_scenario() {
+        let text = include_str!("../../examples/suites/all-targets.toml");
+        let suite = suite::parse(text).expect("it parses");
+        for t in catalog().targets {
+            let of_target: Vec<&Scenario> = suite
+                .scenarios
+                .iter()
+                .filter(|s| s.target.value == t.name)
+                .collect();
+            assert!(
+                of_target
+                    .iter()
+                    .any(|s| s.expect == suite::Expectation::Verdict(suite::Verdict::Valid)),
+                "no good scenario for {}",
+                t.name
+            );
+            let has_knobs = t.bugs.iter().any(|(_, k)| !k.is_empty());
+            let has_modes = t
+                .options
+                .iter()
+                .any(|(o, _)| ["style", "isolation", "read"].contains(&o.as_str()));
+            if has_knobs || has_modes {
+                assert!(
+                    of_target
+                        .iter()
+                        .any(|s| matches!(s.expect, suite::Expectation::AnyOf(_))),
+                    "no known-bad scenario for {}",
+                    t.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_value_verity_run_refuses_is_located_at_its_key() {
+        let text = "[[scenario]]\nname = \"a\"\ntarget = \"memory\"\nconcurrency = 0\n";
+        let suite = suite::parse(text).expect("it parses");
+        let args = TestAllArgs::try_parse_from_for_test("s.toml");
+        let Err(Failure::BadInput(e)) = planned(&args, &suite.scenarios[0], 1) else {
+            panic!("concurrency 0 is refused");
+        };
+        assert!(
+            e.starts_with("s.toml:4:15: ") && e.contains("--concurrency"),
+            "{e}"
+        );
+    }
+
+    impl TestAllArgs {
+        fn try_parse_from_for_test(suite: &str) -> TestAllArgs {
+            #[derive(Parser)]
+            struct Wrapper {
+                #[command(flatten)]
+                args: TestAllArgs,
+            }
+            Wrapper::try_parse_from(["test-all", "--suite", suite])
+                .expect("the arguments parse")
+                .args
+        }
+    }
 }

@@ -37,7 +37,8 @@ impl Progress {
         let tty = std::env::var_os("CI").is_none()
             && std::io::IsTerminal::is_terminal(&std::io::stderr());
         let bar = (tty && !quiet).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template("{spinner} {elapsed:>4} [{bar:30}] {pos}/{len} {msg}")
                     .expect("the template is valid")
@@ -51,7 +52,10 @@ impl Progress {
 
     pub fn starting(&self, i: usize, s: &Scenario, seed: u64, deadline: Instant) {
         let left = deadline.saturating_duration_since(Instant::now()).as_secs();
-        let what = format!("{} seed {seed} ({}s of the budget left)", s.name.value, left);
+        let what = format!(
+            "{} seed {seed} ({}s of the budget left)",
+            s.name.value, left
+        );
         match &self.bar {
             Some(bar) => bar.set_message(what),
             None if !self.quiet => eprintln!("[{}/{}] {what}", i + 1, self.total),
@@ -69,7 +73,10 @@ impl Progress {
             c.status.label(),
             got(c),
             c.duration.as_secs_f64(),
-            c.reason.as_ref().map(|r| format!(" — {r}")).unwrap_or_default()
+            c.reason
+                .as_ref()
+                .map(|r| format!(" — {r}"))
+                .unwrap_or_default()
         );
         match &self.bar {
             Some(bar) => {
@@ -139,7 +146,11 @@ pub fn table(cases: &[Case], elapsed: Duration, status: Status) -> String {
         );
         if c.status != Status::Skip {
             if let Some(d) = &c.run_dir {
-                let _ = writeln!(out, "  report:    {}", d.join(crate::store::REPORT_FILE).display());
+                let _ = writeln!(
+                    out,
+                    "  report:    {}",
+                    d.join(crate::store::REPORT_FILE).display()
+                );
             }
         }
         let _ = writeln!(out, "  reproduce: {}", c.reproduce);
@@ -187,7 +198,7 @@ struct Document<'a> {
     suite: String,
     budget_s: f64,
     elapsed_s: f64,
-    /// pass, fail, unknown, crash (skip when every case was skipped and --allow-skip).
+    /// The suite's outcome by the exit code's precedence: pass, fail, unknown or crash.
     status: Status,
     exit_code: u8,
     counts: std::collections::BTreeMap<Status, usize>,
@@ -223,7 +234,13 @@ pub fn exit_code(status: Status) -> u8 {
 
 pub fn document(args: &TestAllArgs, cases: &[Case], elapsed: Duration, status: Status) -> String {
     let mut counts = std::collections::BTreeMap::new();
-    for s in [Status::Pass, Status::Fail, Status::Unknown, Status::Crash, Status::Skip] {
+    for s in [
+        Status::Pass,
+        Status::Fail,
+        Status::Unknown,
+        Status::Crash,
+        Status::Skip,
+    ] {
         counts.insert(s, cases.iter().filter(|c| c.status == s).count());
     }
     let doc = Document {
@@ -314,7 +331,11 @@ pub fn junit(args: &TestAllArgs, cases: &[Case], elapsed: Duration) -> String {
         let mut out = format!("expected: {}\ngot: {}\n", c.expected, got(c));
         if let Some(d) = &c.run_dir {
             let _ = writeln!(out, "run directory: {}", d.display());
-            let _ = writeln!(out, "report: {}", d.join(crate::store::REPORT_FILE).display());
+            let _ = writeln!(
+                out,
+                "report: {}",
+                d.join(crate::store::REPORT_FILE).display()
+            );
         }
         let _ = writeln!(out, "reproduce: {}", c.reproduce);
         t.set_system_out(out);
@@ -338,9 +359,8 @@ pub fn emit(
     status: Status,
 ) -> Result<(), Failure> {
     if let Some(path) = &args.junit {
-        std::fs::write(path, junit(args, cases, elapsed)).map_err(|e| {
-            Failure::bad_input(format!("cannot write {}: {e}", path.display()))
-        })?;
+        std::fs::write(path, junit(args, cases, elapsed))
+            .map_err(|e| Failure::bad_input(format!("cannot write {}: {e}", path.display())))?;
     }
     let table = table(cases, elapsed, status);
     if args.json {

@@ -100,7 +100,12 @@ fn junit_cases(xml: &str) -> Vec<Element> {
     let suite = suites[0];
     assert!(suite.attr("name").is_some_and(|n| !n.is_empty()), "{xml}");
     let cases = suite.children("testcase");
-    let with = |kind: &str| cases.iter().filter(|c| !c.children(kind).is_empty()).count();
+    let with = |kind: &str| {
+        cases
+            .iter()
+            .filter(|c| !c.children(kind).is_empty())
+            .count()
+    };
     assert_eq!(suite.count_attr("tests"), cases.len(), "{xml}");
     assert_eq!(suite.count_attr("failures"), with("failure"), "{xml}");
     assert_eq!(suite.count_attr("errors"), with("error"), "{xml}");
@@ -116,7 +121,12 @@ fn junit_cases(xml: &str) -> Vec<Element> {
             .sum::<usize>();
         assert!(outcomes <= 1, "at most one outcome per case: {xml}");
     }
-    suite.children.iter().filter(|c| c.name == "testcase").map(clone).collect()
+    suite
+        .children
+        .iter()
+        .filter(|c| c.name == "testcase")
+        .map(clone)
+        .collect()
 }
 
 fn clone(e: &Element) -> Element {
@@ -213,7 +223,12 @@ fn a_suite_whose_known_bad_scenario_is_caught_passes_with_junit_and_json_that_sa
         .collect();
     assert_eq!(
         names,
-        [("good", 1), ("good", 2), ("lost-update", 1), ("undecidable", 1)]
+        [
+            ("good", 1),
+            ("good", 2),
+            ("lost-update", 1),
+            ("undecidable", 1)
+        ]
     );
     for c in cases {
         assert_eq!(c["pass"], true, "{c}");
@@ -226,7 +241,10 @@ fn a_suite_whose_known_bad_scenario_is_caught_passes_with_junit_and_json_that_sa
         assert_eq!(c["results"]["seed"], c["seed"], "{c}");
     }
     let bad = &cases[2];
-    assert_eq!(bad["results"]["valid"], false, "the known-bad run is invalid");
+    assert_eq!(
+        bad["results"]["valid"], false,
+        "the known-bad run is invalid"
+    );
     let anomalies: Vec<&str> = bad["anomalies"]
         .as_array()
         .unwrap()
@@ -243,7 +261,9 @@ fn a_suite_whose_known_bad_scenario_is_caught_passes_with_junit_and_json_that_sa
     assert_eq!(junit.len(), 4, "{}", run.junit);
     assert_eq!(junit[2].attr("classname"), Some("lost-update"));
     assert_eq!(junit[2].attr("name"), Some("seed 1"));
-    assert!(junit.iter().all(|c| c.children.iter().all(|e| e.name == "system-out")));
+    assert!(junit
+        .iter()
+        .all(|c| c.children.iter().all(|e| e.name == "system-out")));
     let out = &junit[0].children("system-out")[0].text;
     assert!(out.contains("run directory: "), "{out}");
     // The table went to stderr, stdout held the document alone.
@@ -277,7 +297,8 @@ expect = "G2-item"
     assert_eq!(failures.len(), 1, "{}", run.junit);
     let f = failures[0];
     assert!(
-        f.attr("message").is_some_and(|m| m.contains("expected G2-item")),
+        f.attr("message")
+            .is_some_and(|m| m.contains("expected G2-item")),
         "{}",
         run.junit
     );
@@ -317,7 +338,10 @@ expect = "invalid"
     assert_eq!(outcomes, ["pass", "crash", "fail"], "{doc}");
     let crash = &doc["cases"][1];
     assert!(
-        crash["reason"].as_str().unwrap().contains("without printing a URL"),
+        crash["reason"]
+            .as_str()
+            .unwrap()
+            .contains("without printing a URL"),
         "{crash}"
     );
     let junit = junit_cases(&run.junit);
@@ -327,7 +351,8 @@ expect = "invalid"
 
 #[test]
 fn a_malformed_suite_is_refused_at_its_line_and_column() {
-    let suite = "[defaults]\ntarget = \"memory\"\n\n[[scenario]]\nname = \"a\"\ntime-limit = \"fast\"\n";
+    let suite =
+        "[defaults]\ntarget = \"memory\"\n\n[[scenario]]\nname = \"a\"\ntime-limit = \"fast\"\n";
     let run = test_all(suite, &[]);
     assert_eq!(run.code(), 254, "{}", run.stderr());
     let err = run.stderr();
@@ -341,7 +366,8 @@ fn a_malformed_suite_is_refused_at_its_line_and_column() {
     );
     assert_eq!(run.code(), 254, "{}", run.stderr());
     assert!(
-        run.stderr().contains("verity.toml:4:8: unknown bug knob \"lost-updates\""),
+        run.stderr()
+            .contains("verity.toml:4:8: unknown bug knob \"lost-updates\""),
         "{}",
         run.stderr()
     );
@@ -363,7 +389,10 @@ time-limit = "1h"
     let case = &doc["cases"][0];
     assert_eq!(case["outcome"], "skip", "{doc}");
     assert_eq!(case["run_dir"], serde_json::Value::Null, "never started");
-    assert!(case["reason"].as_str().unwrap().contains("budget"), "{case}");
+    assert!(
+        case["reason"].as_str().unwrap().contains("budget"),
+        "{case}"
+    );
     assert!(
         !run.store.path().join("latest").exists(),
         "no run was started"
