@@ -138,8 +138,8 @@ pub fn run(args: TestAllArgs) -> Result<Outcome, Failure> {
             skipped(
                 p,
                 format!(
-                    "needs about {:.0}s, {:.0}s of the budget left",
-                    estimate.as_secs_f64().ceil(),
+                    "needs about {:.1}s, {:.1}s of the budget left",
+                    estimate.as_secs_f64(),
                     left.as_secs_f64()
                 ),
             )
@@ -401,6 +401,15 @@ fn judge_finished(case: &mut Case, p: &Planned, f: child::Finished, exe: &Path, 
         _ => None,
     };
     let Some((got, anomalies)) = results.as_ref().and_then(case::verdict_of) else {
+        if f.interrupted {
+            // Interrupted once its processes were gone (while checking), a run ends at once: the
+            // budget's doing, not a crash; the history is on disk.
+            case.status = Status::Unknown;
+            case.reason = Some(format!(
+                "interrupted by the end of the budget before its verdict ({last_error}); `verity check` on its run directory judges what it recorded"
+            ));
+            return;
+        }
         case.status = Status::Crash;
         case.reason = Some(match f.code {
             Some(c) => format!("verity run exited {c}: {last_error}"),

@@ -144,14 +144,8 @@ pub fn table(cases: &[Case], elapsed: Duration, status: Status) -> String {
             c.seed,
             c.reason.as_deref().unwrap_or("")
         );
-        if c.status != Status::Skip {
-            if let Some(d) = &c.run_dir {
-                let _ = writeln!(
-                    out,
-                    "  report:    {}",
-                    d.join(crate::store::REPORT_FILE).display()
-                );
-            }
+        if let Some(report) = report_of(c) {
+            let _ = writeln!(out, "  report:    {}", report.display());
         }
         let _ = writeln!(out, "  reproduce: {}", c.reproduce);
     }
@@ -174,6 +168,12 @@ pub fn table(cases: &[Case], elapsed: Duration, status: Status) -> String {
         }
     );
     out
+}
+
+/// The run's report, if it was written (a killed run has none).
+fn report_of(c: &Case) -> Option<std::path::PathBuf> {
+    let report = c.run_dir.as_ref()?.join(crate::store::REPORT_FILE);
+    report.is_file().then_some(report)
 }
 
 fn short_list(names: &[String]) -> String {
@@ -331,11 +331,9 @@ pub fn junit(args: &TestAllArgs, cases: &[Case], elapsed: Duration) -> String {
         let mut out = format!("expected: {}\ngot: {}\n", c.expected, got(c));
         if let Some(d) = &c.run_dir {
             let _ = writeln!(out, "run directory: {}", d.display());
-            let _ = writeln!(
-                out,
-                "report: {}",
-                d.join(crate::store::REPORT_FILE).display()
-            );
+        }
+        if let Some(report) = report_of(c) {
+            let _ = writeln!(out, "report: {}", report.display());
         }
         let _ = writeln!(out, "reproduce: {}", c.reproduce);
         t.set_system_out(out);
@@ -370,4 +368,109 @@ pub fn emit(
         print!("{table}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suite::Verdict;
+    use clap::Parser;
+
+    fn cases() -> Vec<Case> {
+        let case =
+            |scenario: &str, seed, status, got, anomalies: &[&str], reason: Option<&str>| Case {
+                scenario: scenario.into(),
+                seed,
+                expected: if scenario == "bank" {
+                    "valid"
+                } else {
+                    "wrong-total|balance-mismatch"
+                }
+                .into(),
+                status,
+                got,
+                anomalies: anomalies.iter().map(|a| a.to_string()).collect(),
+                duration: Duration::from_millis(1234),
+                run_dir: got.map(|_| format!("results/memory-bank/2026120{seed}T000000").into()),
+                reproduce: format!("verity run --target memory --seed {seed}"),
+                reason: reason.map(String::from),
+                results: None,
+            };
+        vec![
+            case("bank", 1, Status::Pass, Some(Verdict::Valid), &[], None),
+            case(
+                "lost-update",
+                1,
+                Status::Pass,
+                Some(Verdict::Invalid),
+                &[
+                    "balance-mismatch",
+                    "nonlinearizable",
+                    "wrong-total",
+                    "lost-transfer",
+                ],
+                None,
+            ),
+            case(
+                "lost-update",
+                2,
+                Status::Fail,
+                Some(Verdict::Valid),
+                &[],
+                Some("expected wrong-total|balance-mismatch, got valid"),
+            ),
+            case(
+                "bank",
+                2,
+                Status::Skip,
+                None,
+                &[],
+                Some("needs about 3.0s, 1.0s of the budget left"),
+            ),
+        ]
+    }
+
+    fn args() -> TestAllArgs {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: TestAllArgs,
+        }
+        Wrapper::parse_from(["test-all", "--suite", "verity.toml", "--budget", "1m"]).args
+    }
+
+    #[test]
+    fn the_summary_table_names_every_case_and_how_to_reproduce_what_did_not_pass() {
+        let text = table(&cases(), Duration::from_secs(5), Status::Unknown);
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn the_junit_of_a_suite_has_one_case_per_scenario_and_seed() {
+        insta::assert_snapshot!(junit(&args(), &cases(), Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn the_document_parses_and_holds_every_case_field() {
+        let text = document(&args(), &cases(), Duration::from_secs(5), Status::Unknown);
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(doc["exit_code"], 2);
+        assert_eq!(doc["counts"]["skip"], 1);
+        assert_eq!(doc["cases"][2]["outcome"], "fail");
+        assert_eq!(doc["cases"][2]["pass"], false);
+        assert_eq!(doc["cases"][3]["got"], serde_json::Value::Null);
+        let keys: Vec<&String> = doc["cases"][0]
+            .as_object()
+            .expect("an object")
+            .keys()
+            .collect();
+        for k in [
+            "scenario", "seed", "expected", "outcome", "pass", "run_dir", "results",
+        ] {
+            assert!(
+                keys.iter().any(|key| key.as_str() == k),
+                "{k} missing from {keys:?}"
+            );
+        }
+    }
 }

@@ -279,6 +279,13 @@ target = "memory"
 time-limit = "300ms"
 seed = 5
 expect = "G2-item"
+
+[[scenario]]
+name = "lost-update-is-not-valid"
+target = "memory"
+time-limit = "300ms"
+bugs = ["lost-update"]
+hot = 0.5
 "#;
     let run = test_all(suite, &[]);
     assert_eq!(run.code(), 1, "{}\n{}", run.stdout(), run.stderr());
@@ -303,6 +310,16 @@ expect = "G2-item"
         run.junit
     );
     assert!(f.text.contains("reproduce: verity run"), "{}", run.junit);
+    // An unexpected anomaly is named with its first example.
+    let failures = junit[1].children("failure");
+    assert_eq!(failures.len(), 1, "{}", run.junit);
+    let text = &failures[0].text;
+    assert!(
+        text.contains("expected valid, got invalid")
+            && (text.contains("wrong-total ×") || text.contains("balance-mismatch ×"))
+            && text.contains("reproduce: verity run --target memory --bug lost-update"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -403,4 +420,33 @@ time-limit = "1h"
     let run = test_all(suite, &["--budget", "2s", "--allow-skip"]);
     assert_eq!(run.code(), 0, "{}\n{}", run.stdout(), run.stderr());
     assert!(run.stdout().contains("SKIP"), "{}", run.stdout());
+}
+
+#[test]
+fn a_run_still_going_at_the_end_of_the_budget_is_interrupted_and_reported_with_its_directory() {
+    // The budget fits the main phase and the recovery, which is all test-all can know in advance of
+    // the first cluster case, but not the cluster's start-up, final reads and checks: the run is
+    // interrupted and judged as cut short (or, interrupted while checking, left for `verity check`).
+    let suite = r#"
+[[scenario]]
+name = "cluster"
+target = "cluster"
+time-limit = "1s"
+recovery = "1s"
+"#;
+    let run = test_all(suite, &["--budget", "2200ms", "--json"]);
+    assert_eq!(run.code(), 2, "{}\n{}", run.stdout(), run.stderr());
+    let doc = run.json();
+    let case = &doc["cases"][0];
+    assert_eq!(case["outcome"], "unknown", "{doc}");
+    assert!(
+        case["reason"].as_str().unwrap().contains("budget"),
+        "{case}"
+    );
+    let dir = Path::new(
+        case["run_dir"]
+            .as_str()
+            .expect("the run directory is reported"),
+    );
+    assert!(dir.join("history.jsonl").is_file(), "{}", dir.display());
 }
