@@ -84,7 +84,7 @@ pub fn judge(
     forbid: &[String],
     got: Verdict,
     anomalies: &[String],
-    cut_short: bool,
+    cut_short_by: Option<&str>,
 ) -> (Status, Option<String>) {
     let forbidden: Vec<&String> = anomalies.iter().filter(|a| forbid.contains(a)).collect();
     if !forbidden.is_empty() {
@@ -101,11 +101,11 @@ pub fn judge(
         }
     };
     let got_text = describe(got, anomalies);
-    if cut_short && got != Verdict::Invalid {
+    if let (Some(by), false) = (cut_short_by, got == Verdict::Invalid) {
         return (
             Status::Unknown,
             Some(format!(
-                "cut short by the budget before it could show {}: got {got_text}",
+                "cut short by {by} before it could show {}: got {got_text}",
                 expect.describe()
             )),
         );
@@ -173,11 +173,11 @@ mod tests {
         let expect = any_of(&["wrong-total", "balance-mismatch"]);
         let found = names(&["balance-mismatch", "nonlinearizable"]);
         assert_eq!(
-            judge(&expect, &[], Verdict::Invalid, &found, false).0,
+            judge(&expect, &[], Verdict::Invalid, &found, None).0,
             Status::Pass
         );
         let other = names(&["nonlinearizable"]);
-        let (status, why) = judge(&expect, &[], Verdict::Invalid, &other, false);
+        let (status, why) = judge(&expect, &[], Verdict::Invalid, &other, None);
         assert_eq!(status, Status::Fail);
         let why = why.expect("a failure says why");
         assert!(
@@ -185,7 +185,7 @@ mod tests {
             "{why}"
         );
         assert_eq!(
-            judge(&expect, &[], Verdict::Valid, &[], false).0,
+            judge(&expect, &[], Verdict::Valid, &[], None).0,
             Status::Fail
         );
     }
@@ -194,16 +194,16 @@ mod tests {
     fn unknown_passes_only_where_it_is_expected() {
         let unknown = Expectation::Verdict(Verdict::Unknown);
         assert_eq!(
-            judge(&unknown, &[], Verdict::Unknown, &[], false).0,
+            judge(&unknown, &[], Verdict::Unknown, &[], None).0,
             Status::Pass
         );
         let valid = Expectation::Verdict(Verdict::Valid);
         assert_eq!(
-            judge(&valid, &[], Verdict::Unknown, &[], false).0,
+            judge(&valid, &[], Verdict::Unknown, &[], None).0,
             Status::Unknown
         );
         assert_eq!(
-            judge(&unknown, &[], Verdict::Valid, &[], false).0,
+            judge(&unknown, &[], Verdict::Valid, &[], None).0,
             Status::Fail
         );
     }
@@ -217,7 +217,7 @@ mod tests {
             &names(&["lost-transfer"]),
             Verdict::Invalid,
             &found,
-            false,
+            None,
         );
         assert_eq!(status, Status::Fail);
         assert!(why.unwrap().contains("lost-transfer"));
@@ -227,16 +227,23 @@ mod tests {
     fn a_run_cut_short_keeps_its_anomalies_but_not_its_valid_verdict() {
         let valid = Expectation::Verdict(Verdict::Valid);
         assert_eq!(
-            judge(&valid, &[], Verdict::Valid, &[], true).0,
+            judge(&valid, &[], Verdict::Valid, &[], Some("the budget")).0,
             Status::Unknown
         );
         let found = names(&["G2-item"]);
         assert_eq!(
-            judge(&valid, &[], Verdict::Invalid, &found, true).0,
+            judge(&valid, &[], Verdict::Invalid, &found, Some("the budget")).0,
             Status::Fail
         );
         assert_eq!(
-            judge(&any_of(&["G2-item"]), &[], Verdict::Invalid, &found, true).0,
+            judge(
+                &any_of(&["G2-item"]),
+                &[],
+                Verdict::Invalid,
+                &found,
+                Some("the budget")
+            )
+            .0,
             Status::Pass
         );
     }

@@ -81,8 +81,8 @@ pub struct Finished {
     pub stdout: String,
     pub stderr_tail: Vec<String>,
     pub run_dir: Option<PathBuf>,
-    /// test-all interrupted it (the budget ran out, or test-all was interrupted).
-    pub interrupted: bool,
+    /// Why test-all interrupted it, if it did: "the budget" or "an interrupt" (of test-all).
+    pub interrupted: Option<&'static str>,
     /// …and finally killed it, or aborted it with a second interrupt.
     pub aborted: bool,
 }
@@ -144,6 +144,7 @@ pub fn run(
     let seen = interrupts();
     let mut forwarded = 0;
     let mut interrupted_at: Option<Instant> = None;
+    let mut interrupted_by = None;
     let mut aborted = false;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -155,11 +156,13 @@ pub fn run(
             let _ = kill(pid, Signal::SIGTERM);
             forwarded += 1;
             interrupted_at.get_or_insert(now);
+            interrupted_by.get_or_insert("an interrupt");
             aborted |= forwarded >= 2;
         }
         if now >= deadline && interrupted_at.is_none() {
             let _ = kill(pid, Signal::SIGTERM);
             interrupted_at = Some(now);
+            interrupted_by = Some("the budget");
         }
         if interrupted_at.is_some_and(|t| now >= t + grace) && !aborted {
             let _ = killpg(pid, Signal::SIGKILL);
@@ -175,7 +178,7 @@ pub fn run(
         stdout,
         stderr_tail: state.tail.iter().cloned().collect(),
         run_dir: state.run_dir.clone(),
-        interrupted: interrupted_at.is_some(),
+        interrupted: interrupted_by,
         aborted,
     })
 }

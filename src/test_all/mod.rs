@@ -392,7 +392,11 @@ fn judge_finished(case: &mut Case, p: &Planned, f: child::Finished, exe: &Path, 
         };
         case.status = Status::Unknown;
         case.reason = Some(format!(
-            "killed after the budget ran out{healed}; `verity check` on its run directory judges what it recorded"
+            "killed after {} ran out{healed}; `verity check` on its run directory judges what it recorded",
+            match f.interrupted {
+                Some("an interrupt") => "a second interrupt",
+                _ => "the budget's grace",
+            }
         ));
         return;
     }
@@ -401,12 +405,12 @@ fn judge_finished(case: &mut Case, p: &Planned, f: child::Finished, exe: &Path, 
         _ => None,
     };
     let Some((got, anomalies)) = results.as_ref().and_then(case::verdict_of) else {
-        if f.interrupted {
+        if let Some(by) = f.interrupted {
             // Interrupted once its processes were gone (while checking), a run ends at once: the
             // budget's doing, not a crash; the history is on disk.
             case.status = Status::Unknown;
             case.reason = Some(format!(
-                "interrupted by the end of the budget before its verdict ({last_error}); `verity check` on its run directory judges what it recorded"
+                "interrupted by {by} before its verdict ({last_error}); `verity check` on its run directory judges what it recorded"
             ));
             return;
         }
