@@ -49,6 +49,9 @@ pub enum Command {
     /// Prove that a run's history and results.json were not edited, or name the first line that was.
     #[command(long_about = crate::verify::LONG_ABOUT)]
     Verify(crate::verify::VerifyArgs),
+    /// Run every scenario of a suite file (verity.toml) with its seeds, within a time budget, and
+    /// exit by whether each came out as expected.
+    TestAll(crate::test_all::TestAllArgs),
 }
 
 pub fn dispatch() -> Result<Outcome, Failure> {
@@ -94,6 +97,7 @@ pub fn dispatch() -> Result<Outcome, Failure> {
         Command::ServeLedger(args) => crate::serve_ledger::run(args),
         Command::Serve(args) => crate::serve::run(args),
         Command::Verify(args) => crate::verify::run(args),
+        Command::TestAll(args) => crate::test_all::run(args),
         Command::Node(args) => crate::node_cmd::run(&args)
             .map(|()| Outcome::Done)
             .map_err(Failure::Harness),

@@ -23,7 +23,9 @@ mod run;
 mod serve;
 mod serve_ledger;
 mod store;
+mod suite;
 mod summary;
+mod test_all;
 mod verify;
 
 use std::process::ExitCode;

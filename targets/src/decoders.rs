@@ -85,7 +85,8 @@ mod tests {
             value.prop_map(|v| format!(r#""ops":{v}"#)),
             scalar.prop_map(|v| format!(r#""error":{v}"#)),
         ];
-        let object = prop::collection::vec(field, 0..6).prop_map(|f| format!("{{{}}}", f.join(",")));
+        let object =
+            prop::collection::vec(field, 0..6).prop_map(|f| format!("{{{}}}", f.join(",")));
         (object, any::<usize>(), any::<bool>()).prop_map(|(text, cut, truncate)| {
             if truncate && !text.is_empty() {
                 let mut at = cut % text.len();

@@ -202,7 +202,10 @@ pub fn answer(op: &Invocation, status: u16, text: &str) -> Completion {
         return Completion::fail(op.value.clone(), why);
     }
     if !(200..300).contains(&status) {
-        let why = error.map_or_else(|| format!("HTTP {status}"), |e| format!("HTTP {status}: {e}"));
+        let why = error.map_or_else(
+            || format!("HTTP {status}"),
+            |e| format!("HTTP {status}: {e}"),
+        );
         return unknown(why);
     }
     let Some(json) = json else {

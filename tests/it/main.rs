@@ -14,5 +14,6 @@ mod report;
 mod run;
 mod serve;
 mod sql;
+mod suite;
 mod support;
 mod verify;

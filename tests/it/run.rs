@@ -469,7 +469,8 @@ fn a_copied_run_rechecks_to_the_same_bytes_elsewhere() {
     let elsewhere = tempfile::tempdir().unwrap();
     let copy = elsewhere.path().join("copied-run");
     std::fs::create_dir(&copy).unwrap();
-    for f in ["history.jsonl", "run.json"] {
+    // What the run wrote for itself; the verdicts, report and logs are written again by the check.
+    for f in ["history.jsonl", "history.chain", "run.json"] {
         std::fs::copy(dir.join(f), copy.join(f)).unwrap();
     }
     let out = verity()
