@@ -69,7 +69,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     pub hot: f64,
     /// Run again what a stored run ran: the seed and every option recorded in its run.json. Only
-    /// --json, --junit, --quiet and the check budget may be given beside it. Prints what differs
+    /// --json, --junit, --quiet, --compress and the check budget may be given beside it. Prints what differs
     /// from the verity version and machine that recorded the run, and whether the verdict is the
     /// same (a concurrent run takes its own interleaving: the seed fixes every choice verity makes,
     /// not the target's timing).

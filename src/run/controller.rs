@@ -366,6 +366,9 @@ pub fn reproduce_args(args: &RunArgs, seed: u64) -> Vec<String> {
     if !args.checker.is_empty() {
         opt("checker", args.checker.join(","));
     }
+    if let Some(compress) = args.compress {
+        opt("compress", compress.to_string());
+    }
     if args.store != Path::new("results") {
         opt("store", args.store.display().to_string());
     }

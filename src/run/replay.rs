@@ -58,6 +58,7 @@ pub fn prepare(args: &RunArgs, dir: &Path) -> Result<(RunArgs, Original), Failur
     };
     replay.output = args.output.clone();
     replay.quiet = args.quiet;
+    replay.compress = args.compress.or(replay.compress);
     replay.budget = args.budget.clone();
     let original = Original {
         dir: dir.to_path_buf(),
@@ -107,12 +108,15 @@ fn refuse_shaping_options(args: &RunArgs) -> Result<(), Failure> {
         }) => r,
         _ => unreachable!("`verity run` parses"),
     };
-    let given = super::controller::reproduce_args(args, 0);
+    // --compress changes the file form, not the run: it may be set anew.
+    let mut args = args.clone();
+    args.compress = None;
+    let given = super::controller::reproduce_args(&args, 0);
     let defaults = super::controller::reproduce_args(&plain, 0);
     if given != defaults || args.seed.is_some() {
         return Err(Failure::bad_input(
-            "--replay runs the stored run's own options and seed: only --json, --junit, --quiet \
-             and the check budget may be given beside it",
+            "--replay runs the stored run's own options and seed: only --json, --junit, --quiet, \
+             --compress and the check budget may be given beside it",
         ));
     }
     Ok(())

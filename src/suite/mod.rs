@@ -221,6 +221,7 @@ struct RawSettings {
     checkers: Option<Spanned<Names>>,
     check_time_limit: Option<Spanned<Dur>>,
     check_memory_mib: Option<Spanned<u64>>,
+    compress: Option<Spanned<bool>>,
     nodes: Option<Spanned<u32>>,
     url: Option<Spanned<String>>,
     isolation: Option<Spanned<String>>,
@@ -249,7 +250,7 @@ macro_rules! merge {
 fn merged(s: &RawSettings, d: &RawSettings) -> RawSettings {
     merge!(s, d; name, target, workload, bugs, seeds, seed, expect, forbid, server, time_limit,
         concurrency, rate, ops, op_timeout, nemesis, nemesis_interval, recovery, accounts, hot,
-        checkers, check_time_limit, check_memory_mib, nodes, url, isolation, style, replicas, cmd,
+        checkers, check_time_limit, check_memory_mib, compress, nodes, url, isolation, style, replicas, cmd,
         read, read_from)
 }
 
@@ -486,6 +487,7 @@ fn flags(text: &str, s: &RawSettings) -> Vec<Flag> {
     push("hot", word(&s.hot), false);
     push("check-time-limit", dur(&s.check_time_limit), false);
     push("check-memory-mib", word(&s.check_memory_mib), false);
+    push("compress", word(&s.compress), false);
     push("nodes", word(&s.nodes), true);
     push("url", word(&s.url), true);
     push("isolation", word(&s.isolation), true);
