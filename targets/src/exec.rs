@@ -363,7 +363,8 @@ pub fn interpret(op: &Invocation, id: u64, line: &str) -> Result<Completion, Str
     }
     let error = reply
         .get("error")
-        .map(|e| e.as_str().map_or_else(|| e.to_string(), String::from));
+        .map(|e| e.as_str().map_or_else(|| e.to_string(), String::from))
+        .filter(|e| !e.trim().is_empty());
     let kind = match reply.get("type") {
         None => None,
         Some(serde_json::Value::String(t)) => Some(t.as_str()),

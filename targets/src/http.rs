@@ -196,7 +196,9 @@ pub fn answer(op: &Invocation, status: u16, text: &str) -> Completion {
     let error = json
         .as_ref()
         .and_then(|j| j.get("error"))
-        .map(|e| e.as_str().map_or_else(|| e.to_string(), String::from));
+        .map(|e| e.as_str().map_or_else(|| e.to_string(), String::from))
+        // An empty reason says nothing: the status says more.
+        .filter(|e| !e.trim().is_empty());
     if (400..500).contains(&status) {
         let why = error.unwrap_or_else(|| format!("HTTP {status}"));
         return Completion::fail(op.value.clone(), why);
