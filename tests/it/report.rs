@@ -270,7 +270,7 @@ fn reports_of_every_kind_of_verdict_render_in_a_browser() {
 /// (docs/benchmarks.md). A benchmark, not a test: it asserts nothing about time. Run with
 /// `cargo test --release --test it report::report_size_and_first_paint -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "a benchmark: run it by name (see the doc comment and docs/benchmarks.md)"]
 fn report_size_and_first_paint() {
     let store = tempfile::tempdir().expect("temp dir");
     let sizes = [

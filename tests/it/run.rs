@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{anomaly_types, results_of, run, verity};
+use crate::support::{anomaly_types, results_of, run, verity, wait_for_run_file};
 
 #[test]
 fn a_correct_run_is_valid_and_recheck_reproduces_results_byte_for_byte() {
@@ -164,20 +164,7 @@ fn a_killed_run_leaves_a_history_that_check_reads() {
         .spawn()
         .unwrap();
     // Wait for the history to grow past a few megabytes, then SIGKILL mid-write.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let history = loop {
-        let found = std::fs::read_dir(store.path().join("memory-bank"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| e.ok())
-            .map(|e| e.path().join("history.jsonl"));
-        if let Some(h) = found.filter(|h| h.metadata().map(|m| m.len() > 4 << 20).unwrap_or(false))
-        {
-            break h;
-        }
-        assert!(Instant::now() < deadline, "the run never wrote its history");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let history = wait_for_run_file(store.path(), "history.jsonl", 4 << 20).join("history.jsonl");
     child.kill().unwrap();
     child.wait().unwrap();
     let dir = history.parent().unwrap();

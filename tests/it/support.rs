@@ -160,3 +160,22 @@ macro_rules! args {
         A
     }};
 }
+
+/// The directory of the memory-bank run being written under `store`, once its `file` has grown past
+/// `min_bytes` (for killing a run mid-write); fails after 30 s.
+pub fn wait_for_run_file(store: &Path, file: &str, min_bytes: u64) -> PathBuf {
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let dir = std::fs::read_dir(store.join("memory-bank"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path());
+        if let Some(d) = dir.filter(|d| d.join(file).metadata().is_ok_and(|m| m.len() > min_bytes))
+        {
+            return d;
+        }
+        assert!(Instant::now() < deadline, "the run never wrote its {file}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

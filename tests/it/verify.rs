@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 
-use crate::support::{run, verity, Run};
+use crate::support::{run, verity, wait_for_run_file, Run};
 
 fn verify(dir: &Path, extra: &[&str]) -> (i32, String) {
     let out = verity()
@@ -177,7 +177,6 @@ fn a_run_cut_short_is_unproven_not_tampered_and_a_non_run_is_bad_input() {
 
 #[test]
 fn a_compressed_run_killed_mid_write_is_read_and_never_called_tampered() {
-    use std::time::{Duration, Instant};
     let store = tempfile::tempdir().unwrap();
     let mut child = verity()
         .args([
@@ -197,24 +196,7 @@ fn a_compressed_run_killed_mid_write_is_read_and_never_called_tampered() {
         .spawn()
         .unwrap();
     // Wait for the compressed history to pass a megabyte, then SIGKILL mid-write.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let dir = loop {
-        let found = std::fs::read_dir(store.path().join("memory-bank"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| e.ok())
-            .map(|e| e.path());
-        let big = |d: &PathBuf| {
-            d.join("history.jsonl.zst")
-                .metadata()
-                .is_ok_and(|m| m.len() > 1 << 20)
-        };
-        if let Some(d) = found.filter(big) {
-            break d;
-        }
-        assert!(Instant::now() < deadline, "the run never wrote its history");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let dir = wait_for_run_file(store.path(), "history.jsonl.zst", 1 << 20);
     child.kill().unwrap();
     child.wait().unwrap();
     let out = verity().arg("check").arg(&dir).output().unwrap();
