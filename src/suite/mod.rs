@@ -24,7 +24,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use check::{validate, Catalog, TargetInfo};
-pub use values::{Dur, Names, Seeds};
+pub use values::{parse_duration, Dur, Names, Seeds};
 
 /// A suite file larger than this is refused (a suite is a page of text, not data).
 pub const TEXT_BYTES_MAX: usize = 1 << 20;
