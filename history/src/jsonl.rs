@@ -112,8 +112,9 @@ impl HistoryWriter {
     pub fn create_with(path: &Path, options: &WriterOptions) -> io::Result<HistoryWriter> {
         let file = File::create(path)?;
         let sink = if options.compress {
-            let encoder = zstd::stream::write::Encoder::new(file, ZSTD_LEVEL)?;
-            Sink::Zstd(BufWriter::with_capacity(1 << 20, encoder))
+            // No buffer in front of the encoder: the lines come in chunks of whole lines already, and
+            // the encoder keeps its own window.
+            Sink::Zstd(zstd::stream::write::Encoder::new(file, ZSTD_LEVEL)?)
         } else {
             Sink::Plain(BufWriter::with_capacity(1 << 20, file))
         };
@@ -127,14 +128,25 @@ impl HistoryWriter {
         };
         let (tx, rx) = mpsc::sync_channel::<Msg>(CHANNEL_CAPACITY);
         let (out, stages) = mpsc::sync_channel::<Stage>(STAGES_MAX);
+        // Written chunks come back to be filled again: fresh 256 KiB buffers at a million lines a
+        // second would mean the kernel zeroing new pages for every one of them.
+        let (recycle, spare) = mpsc::sync_channel::<Vec<u8>>(STAGES_MAX + 1);
         let output = std::thread::Builder::new()
             .name("history-output".into())
-            .spawn(move || Output { sink, sidecar }.run(stages))?;
+            .spawn(move || {
+                Output {
+                    sink,
+                    sidecar,
+                    recycle,
+                }
+                .run(stages)
+            })?;
         let handle = std::thread::Builder::new()
             .name("history-writer".into())
             .spawn(move || {
                 Writer {
                     out,
+                    spare,
                     chunk: Vec::with_capacity(CHUNK_BYTES + 4096),
                     stats: WriterStats::default(),
                 }
@@ -165,7 +177,7 @@ impl HistoryWriter {
 /// Where the lines go: the file, through zstd or not.
 enum Sink {
     Plain(BufWriter<File>),
-    Zstd(BufWriter<zstd::stream::write::Encoder<'static, File>>),
+    Zstd(zstd::stream::write::Encoder<'static, File>),
 }
 
 impl Sink {
@@ -188,7 +200,7 @@ impl Sink {
     fn file(&self) -> &File {
         match self {
             Sink::Plain(w) => w.get_ref(),
-            Sink::Zstd(w) => w.get_ref().get_ref(),
+            Sink::Zstd(w) => w.get_ref(),
         }
     }
 
@@ -196,7 +208,7 @@ impl Sink {
     fn finish(self) -> io::Result<()> {
         let file = match self {
             Sink::Plain(w) => w.into_inner().map_err(|e| e.into_error())?,
-            Sink::Zstd(w) => w.into_inner().map_err(|e| e.into_error())?.finish()?,
+            Sink::Zstd(w) => w.finish()?,
         };
         file.sync_all()
     }
@@ -217,6 +229,8 @@ enum Stage {
 /// doing all of it is the harness's bottleneck) the two halves run on two cores.
 struct Writer {
     out: SyncSender<Stage>,
+    /// Emptied chunks returned by the output thread.
+    spare: mpsc::Receiver<Vec<u8>>,
     chunk: Vec<u8>,
     stats: WriterStats,
 }
@@ -303,7 +317,11 @@ impl Writer {
         if self.chunk.is_empty() {
             return Ok(());
         }
-        let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BYTES + 4096));
+        let next = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES + 4096));
+        let full = std::mem::replace(&mut self.chunk, next);
         self.send(Stage::Lines(full))
     }
 
@@ -324,13 +342,14 @@ impl Writer {
 struct Output {
     sink: Sink,
     sidecar: Option<(File, SidecarWriter)>,
+    recycle: SyncSender<Vec<u8>>,
 }
 
 impl Output {
     fn run(mut self, stages: mpsc::Receiver<Stage>) -> io::Result<Option<Chain>> {
         for stage in stages {
             match stage {
-                Stage::Lines(lines) => {
+                Stage::Lines(mut lines) => {
                     if let Some((_, chain)) = &mut self.sidecar {
                         let mut start = 0;
                         for end in memchr::memchr_iter(b'\n', &lines) {
@@ -340,6 +359,9 @@ impl Output {
                         debug_assert_eq!(start, lines.len(), "chunks hold whole lines");
                     }
                     self.sink.write_all(&lines)?;
+                    lines.clear();
+                    // A full pool means the writer has spares enough: this one is dropped.
+                    let _ = self.recycle.try_send(lines);
                     if self.sidecar.as_ref().is_some_and(|(_, c)| c.full()) {
                         self.flush_point()?;
                     }
