@@ -84,7 +84,7 @@ fn event(i: u64) -> Event {
         index: 0,
         time_ns: 1_000_000 + i * 1_537,
         process: Process::Client(id % 10),
-        kind: if i % 2 == 0 {
+        kind: if i.is_multiple_of(2) {
             EventType::Invoke
         } else {
             EventType::Ok
