@@ -27,6 +27,7 @@ fuzz_target!(|bytes: &[u8]| {
                     workloads: vec!["bank".into(), "ledger-append".into()],
                     bugs: vec![("bank".into(), vec!["lost-update".into()])],
                     options: vec![("style".into(), vec!["atomic".into()])],
+                    required: vec![],
                 }],
                 default_workload: "bank".into(),
                 faults: vec!["partition".into()],

@@ -17,6 +17,8 @@ pub struct TargetInfo {
     pub bugs: Vec<(String, Vec<String>)>,
     /// The target options it takes, with their valid values (empty: any value).
     pub options: Vec<(String, Vec<String>)>,
+    /// The options it cannot run without.
+    pub required: Vec<String>,
 }
 
 /// Every name a suite may use.
@@ -99,6 +101,24 @@ fn scenario(s: &Scenario, catalog: &Catalog) -> Result<(), SuiteError> {
     }
     for a in &s.forbid {
         known("anomaly", a, &catalog.anomalies, " in forbid")?;
+    }
+    for r in &target.required {
+        let given = s.flags.iter().any(|f| f.target_option && f.name == r)
+            || (r == "url" && s.server.is_some());
+        if !given {
+            let also = if r == "url" {
+                " (or a server that prints it)"
+            } else {
+                ""
+            };
+            return Err(SuiteError::new(
+                s.name.at,
+                format!(
+                    "scenario {:?}: target {} needs {r}{also}",
+                    s.name.value, target.name
+                ),
+            ));
+        }
     }
     if let Some(server) = &s.server {
         if !target.options.iter().any(|(o, _)| o == "url") {

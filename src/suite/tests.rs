@@ -14,6 +14,7 @@ fn catalog() -> Catalog {
             ("ledger-append".into(), vec!["snapshot-isolation".into()]),
         ],
         options: vec![],
+        required: vec![],
     };
     let postgres = TargetInfo {
         name: "postgres".into(),
@@ -23,12 +24,14 @@ fn catalog() -> Catalog {
             "isolation".into(),
             vec!["read-committed".into(), "serializable".into()],
         )],
+        required: vec![],
     };
     let http = TargetInfo {
         name: "http".into(),
         workloads: vec!["bank".into()],
         bugs: vec![],
         options: vec![("url".into(), vec![])],
+        required: vec!["url".into()],
     };
     Catalog {
         targets: vec![memory, postgres, http],
@@ -241,6 +244,20 @@ fn a_server_needs_a_target_that_takes_a_url() {
         parse("[[scenario]]\nname = \"a\"\ntarget = \"http\"\nserver = \"verity serve-ledger\"\n")
             .expect("parses");
     validate(&ok, &catalog()).expect("valid");
+}
+
+#[test]
+fn a_target_that_needs_an_option_is_refused_without_it_before_anything_runs() {
+    let e = error("[[scenario]]\nname = \"a\"\ntarget = \"http\"\n");
+    assert!(e.message.contains("needs url"), "{e}");
+    assert_eq!(e.at.line, 2, "located at the scenario's name: {e}");
+    let given = parse("[[scenario]]\nname = \"a\"\ntarget = \"http\"\nurl = \"http://h\"\n")
+        .expect("parses");
+    validate(&given, &catalog()).expect("a url given in the scenario is enough");
+    let inherited =
+        parse("[defaults]\nurl = \"http://h\"\n[[scenario]]\nname = \"a\"\ntarget = \"http\"\n")
+            .expect("parses");
+    validate(&inherited, &catalog()).expect("a url from [defaults] is enough");
 }
 
 #[test]

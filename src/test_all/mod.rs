@@ -212,6 +212,12 @@ pub fn catalog() -> Catalog {
                     (o.name.to_string(), values)
                 })
                 .collect(),
+            required: t
+                .options
+                .iter()
+                .filter(|o| o.required)
+                .map(|o| o.name.to_string())
+                .collect(),
         })
         .collect();
     let mut anomalies: Vec<String> = verity_history::anomaly::CONSERVATION

@@ -44,12 +44,14 @@ pub const READ: OptionSpec = OptionSpec {
     name: "read",
     about: "how reads are served: linearizable (the leader's read index) or serializable (any member's own state)",
     values: &["linearizable", "serializable"],
+    required: false,
     default: Some("linearizable"),
 };
 pub const NODES: OptionSpec = OptionSpec {
     name: "nodes",
     about: "cluster members",
     values: &[],
+    required: false,
     default: Some("3"),
 };
 pub const OPTIONS: &[OptionSpec] = &[NODES, READ];

@@ -30,6 +30,7 @@ pub const CMD: OptionSpec = OptionSpec {
     name: "cmd",
     about: "the adapter: a shell command that speaks JSON lines (docs/protocols/exec.md)",
     values: &[],
+    required: true,
     default: None,
 };
 

@@ -22,6 +22,7 @@ pub const URL: OptionSpec = OptionSpec {
     name: "url",
     about: "the ledger's base URL, e.g. http://127.0.0.1:8080 (docs/protocols/http.md)",
     values: &[],
+    required: true,
     default: None,
 };
 

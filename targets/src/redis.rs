@@ -41,12 +41,14 @@ pub const STYLE: OptionSpec = OptionSpec {
     name: "style",
     about: "how a transfer or transaction is written",
     values: &["plain", "watch-multi", "lua"],
+    required: false,
     default: Some("lua"),
 };
 pub const URL: OptionSpec = OptionSpec {
     name: "url",
     about: "a running server to use instead of starting one (redis://host:port; no nodes to fault)",
     values: &[],
+    required: false,
     default: None,
 };
 pub const OPTIONS: &[OptionSpec] = &[

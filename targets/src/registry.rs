@@ -29,6 +29,8 @@ pub struct OptionSpec {
     pub about: &'static str,
     /// The values it accepts; empty means any value.
     pub values: &'static [&'static str],
+    /// The target cannot run without it (`--cmd` of exec, `--url` of http).
+    pub required: bool,
     /// Its value when not given; `None`: absent unless given.
     pub default: Option<&'static str>,
 }
@@ -182,6 +184,7 @@ const NODES: OptionSpec = OptionSpec {
     name: "nodes",
     about: "number of replicas",
     values: &[],
+    required: false,
     default: Some("3"),
 };
 

@@ -29,12 +29,14 @@ pub const REPLICAS: OptionSpec = OptionSpec {
     name: "replicas",
     about: "streaming replicas beside the primary, replicating through the proxy mesh",
     values: &[],
+    required: false,
     default: Some("0"),
 };
 pub const READ_FROM: OptionSpec = OptionSpec {
     name: "read-from",
     about: "where read-only operations go",
     values: &["primary", "replica"],
+    required: false,
     default: Some("primary"),
 };
 /// How long starting the servers may take.

@@ -82,18 +82,21 @@ pub const ISOLATION: OptionSpec = OptionSpec {
     name: "isolation",
     about: "transaction isolation level",
     values: &["read-committed", "repeatable-read", "serializable"],
+    required: false,
     default: None,
 };
 pub const STYLE: OptionSpec = OptionSpec {
     name: "style",
     about: "how a transfer is written",
     values: &["atomic", "read-modify-write", "select-for-update"],
+    required: false,
     default: Some("atomic"),
 };
 pub const URL: OptionSpec = OptionSpec {
     name: "url",
     about: "a running server to use instead of starting one (no nodes to fault then)",
     values: &[],
+    required: false,
     default: None,
 };
 /// The options both SQL targets take.
