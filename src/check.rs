@@ -68,7 +68,7 @@ impl CheckOptions {
 pub fn run(args: CheckArgs) -> Result<Outcome, Failure> {
     let settings = args.options.settings()?;
     let path = &args.path;
-    if path.is_dir() && store::history_file(path).is_none() {
+    if path.is_dir() && !is_run_dir(path) {
         if args.output.json || args.output.junit.is_some() {
             return Err(Failure::bad_input(
                 "--json and --junit take a run directory or one history file, not a folder of histories",
@@ -115,11 +115,21 @@ pub fn recorded_chain(dir: &Path) -> Option<results::ChainInfo> {
     Some(sidecar.last().into())
 }
 
-/// Judges the history of a run directory and (re)writes its results.json and junit.xml.
+/// A run's directory: it holds a history, or the run.json of a run killed before its history was
+/// created (not a folder of histories).
+fn is_run_dir(dir: &Path) -> bool {
+    store::history_file(dir).is_some() || dir.join(store::META_FILE).is_file()
+}
+
+/// Judges the history of a run directory and (re)writes its results.json and junit.xml. A run killed
+/// before it created its history is judged as an empty one: nothing was observed, so nothing is
+/// proven (the checkers say unknown where they need a final read).
 pub fn judge_run_dir(dir: &Path, settings: &CheckSettings) -> Result<Results, Failure> {
-    let history_path = history_of_run_dir(dir)?;
     let meta = store::read_meta(dir).map_err(|e| Failure::bad_input(format!("{e:#}")))?;
-    let history = load(&history_path, Some("jsonl"))?;
+    let history = match (store::history_file(dir), &meta) {
+        (None, Some(_)) => History::new(Vec::new()),
+        _ => load(&history_of_run_dir(dir)?, Some("jsonl"))?,
+    };
     let mut settings = settings.clone();
     if settings.checkers.is_empty() {
         settings.checkers = meta

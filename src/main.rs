@@ -11,6 +11,7 @@ mod cli;
 mod clock;
 mod exit;
 mod export;
+mod failpoint;
 mod heal;
 mod junit;
 mod list;

@@ -133,9 +133,21 @@ pub fn create_run_dir(
     )
 }
 
+/// Puts `<store>/latest` back to what it pointed at before (a link read with `read_link`), or
+/// removes it if there was none.
+pub fn restore_latest(store: &Path, previous: Option<&Path>) {
+    let _ = match previous {
+        Some(p) => point_latest(store, p),
+        None => fs::remove_file(store.join("latest")).map_err(Into::into),
+    };
+}
+
 /// Points `<store>/latest` at `dir` (a relative symlink, replaced atomically).
 pub fn update_latest(store: &Path, dir: &Path) -> anyhow::Result<()> {
-    let rel = dir.strip_prefix(store).unwrap_or(dir);
+    point_latest(store, dir.strip_prefix(store).unwrap_or(dir))
+}
+
+fn point_latest(store: &Path, rel: &Path) -> anyhow::Result<()> {
     let tmp = store.join(".latest.tmp");
     let _ = fs::remove_file(&tmp);
     std::os::unix::fs::symlink(rel, &tmp).context("cannot create the latest link")?;
@@ -143,10 +155,16 @@ pub fn update_latest(store: &Path, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes `value` as pretty JSON, atomically: to a temporary file beside `path`, then renamed over
+/// it, so a run killed mid-write leaves the old file or the new one, never half of one.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(value).context("cannot serialize")?;
     text.push('\n');
-    fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub fn read_meta(dir: &Path) -> anyhow::Result<Option<RunMeta>> {

@@ -114,6 +114,9 @@ fn verify(args: &VerifyArgs) -> Result<Finding, Failure> {
             dir.display()
         )));
     }
+    if store::history_file(dir).is_none() && dir.join(store::META_FILE).is_file() {
+        return no_history(dir);
+    }
     let history_path = crate::check::history_of_run_dir(dir)?;
     let name = history_path
         .file_name()
@@ -161,6 +164,30 @@ fn verify(args: &VerifyArgs) -> Result<Finding, Failure> {
 }
 
 /// results.json as stored (`None` when there is none); a file that is not JSON was edited.
+/// A run directory with its run.json and no history: a run killed before it created one (nothing
+/// to prove), unless its results count events that must then have been deleted.
+fn no_history(dir: &Path) -> Result<Finding, Failure> {
+    let mut f = Finding {
+        validity: Validity::Valid,
+        lines: Vec::new(),
+    };
+    let recorded = read_results(dir)?
+        .and_then(|r| r["history"]["events"].as_u64())
+        .unwrap_or(0);
+    if recorded > 0 {
+        f.edited(format!(
+            "{} records {recorded} history events, but the history file is gone",
+            store::RESULTS_FILE
+        ));
+    } else {
+        f.unproven(format!(
+            "{} holds no history: the run was stopped before it recorded anything",
+            dir.display()
+        ));
+    }
+    Ok(f)
+}
+
 fn read_results(dir: &Path) -> Result<Option<Json>, Failure> {
     let path = dir.join(store::RESULTS_FILE);
     match std::fs::read(&path) {

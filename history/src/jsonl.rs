@@ -249,9 +249,13 @@ impl Writer {
             Ok(r) => r,
             Err(_) => Err(io::Error::other("the history output thread panicked")),
         };
-        serialized?;
-        stats.chain = written?;
-        Ok(stats)
+        match (serialized, written) {
+            (_, Err(e)) | (Err(e), Ok(_)) => Err(e),
+            (Ok(()), Ok(chain)) => {
+                stats.chain = chain;
+                Ok(stats)
+            }
+        }
     }
 
     fn serialize(&mut self, rx: mpsc::Receiver<Msg>) -> io::Result<()> {

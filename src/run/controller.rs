@@ -49,6 +49,7 @@ pub fn run(args: RunArgs) -> Result<Outcome, Failure> {
         None => (args, None),
     };
     let executed = execute(&args)?;
+    crate::failpoint::reached("check");
     let results = check::judge_run_dir(&executed.dir, &args.check_settings())?;
     store::mark_done(&executed.dir);
     store::update_latest(&args.store, &executed.dir)?;
@@ -129,17 +130,22 @@ pub fn execute(args: &RunArgs) -> Result<Executed, Failure> {
     };
     store::write_json(&dir.join(store::META_FILE), &meta)?;
     store::mark_running(&dir)?;
+    // From here on the run exists, crashed or not: `latest` finds it, even while its servers start.
+    let previous = std::fs::read_link(args.store.join("latest")).ok();
+    store::update_latest(&args.store, &dir)?;
+    crate::failpoint::arm(&dir);
     let system = match build_target(args, entry, params, seed, &dir) {
         Ok(s) => s,
         Err(e @ Failure::BadInput(_)) => {
-            // Bad input leaves no run behind (a server binary that is not installed, say).
+            // Bad input leaves no run behind (a server binary that is not installed, say), and
+            // `latest` where it was.
             let _ = std::fs::remove_dir_all(&dir);
+            store::restore_latest(&args.store, previous.as_deref());
             return Err(e);
         }
         Err(e) => return Err(e),
     };
-    // From here on the run exists, crashed or not: `latest` finds it.
-    store::update_latest(&args.store, &dir)?;
+    crate::failpoint::reached("start");
     tracing::info!(dir = %dir.display(), seed, command = %meta.command, "run starting");
     if !args.quiet {
         eprintln!("verity: run {} (seed {seed})", dir.display());
@@ -665,6 +671,7 @@ async fn phases(
     );
     shared.recorder.sync().context("cannot sync the history")?;
     tracing::info!("setup done; main phase for {:?}", args.time_limit);
+    crate::failpoint::reached("setup");
 
     // Main.
     let mut clients = Vec::with_capacity(args.concurrency as usize);
@@ -746,6 +753,7 @@ async fn phases(
 
     // Final reads, through the first worker's client under a fresh process id.
     progress.phase("final reads");
+    crate::failpoint::reached("final-reads");
     finals.sort_by_key(|(p, _)| *p % shared.concurrency);
     let (last_process, mut client) = finals.into_iter().next().expect("at least one worker");
     let mut process = last_process + shared.concurrency;

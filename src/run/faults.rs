@@ -107,6 +107,7 @@ impl Faults {
                 .run(&steps, started, move |applied| {
                     tracing::info!(f = %applied.f, value = %applied.value, error = ?applied.error, "nemesis");
                     let _ = record_applied(&recorder, &clock, applied);
+                    crate::failpoint::reached("fault");
                 })
                 .await;
         })

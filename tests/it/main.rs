@@ -4,6 +4,7 @@ mod browser;
 mod check;
 mod cli;
 mod cluster;
+mod crash;
 mod etcd;
 mod exec;
 mod http;

@@ -161,21 +161,32 @@ macro_rules! args {
     }};
 }
 
-/// The directory of the memory-bank run being written under `store`, once its `file` has grown past
-/// `min_bytes` (for killing a run mid-write); fails after 30 s.
+/// The directory of the run being written under `store` (found through `latest`, which a run points
+/// at itself as soon as it exists), once its `file` has grown past `min_bytes` (for killing a run
+/// mid-write); fails after 30 s.
 pub fn wait_for_run_file(store: &Path, file: &str, min_bytes: u64) -> PathBuf {
-    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    wait_for_run(store, std::time::Duration::from_secs(30), |d| {
+        d.join(file).metadata().is_ok_and(|m| m.len() > min_bytes)
+    })
+    .unwrap_or_else(|| panic!("the run never wrote {min_bytes} bytes of its {file}"))
+}
+
+/// The directory `store/latest` points at, once `ready` holds for it; `None` after `timeout`.
+pub fn wait_for_run(
+    store: &Path,
+    timeout: std::time::Duration,
+    ready: impl Fn(&Path) -> bool,
+) -> Option<PathBuf> {
+    let deadline = Instant::now() + timeout;
     loop {
-        let dir = std::fs::read_dir(store.join("memory-bank"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| e.ok())
-            .map(|e| e.path());
-        if let Some(d) = dir.filter(|d| d.join(file).metadata().is_ok_and(|m| m.len() > min_bytes))
-        {
-            return d;
+        if let Ok(d) = std::fs::canonicalize(store.join("latest")) {
+            if ready(&d) {
+                return Some(d);
+            }
         }
-        assert!(Instant::now() < deadline, "the run never wrote its {file}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
