@@ -93,7 +93,20 @@ pub fn parse_edn<T: AsRef<[u8]> + ?Sized>(input: &T) -> Result<History, EdnError
 /// aside (any file it cannot be sure to read exactly as the generic reader does, every malformed
 /// one among them). For tests, fuzzing and benchmarks; [`parse_edn`] is the reader to use.
 pub fn parse_edn_fast<T: AsRef<[u8]> + ?Sized>(input: &T) -> Option<History> {
-    fast::parse(std::str::from_utf8(input.as_ref()).ok()?)
+    parse_edn_fast_in_pieces(input, fast::PIECE_BYTES)
+}
+
+/// [`parse_edn_fast`] with the file split for parallel reading into pieces of about `piece_bytes`
+/// (rather than a megabyte), so that tests meet every kind of line start on small files.
+#[doc(hidden)]
+pub fn parse_edn_fast_in_pieces<T: AsRef<[u8]> + ?Sized>(
+    input: &T,
+    piece_bytes: usize,
+) -> Option<History> {
+    fast::parse(
+        std::str::from_utf8(input.as_ref()).ok()?,
+        piece_bytes.max(1),
+    )
 }
 
 /// The generic reader alone (built on `clojure-reader`): any EDN, every error located. For tests,

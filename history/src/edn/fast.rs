@@ -32,13 +32,13 @@ use crate::value::{Map, Transfer, Value};
 
 /// Files whose ops take fewer bytes than twice this are read in one piece; larger ones in pieces of
 /// about this size, in parallel.
-const PIECE_BYTES: usize = 1 << 20;
+pub const PIECE_BYTES: usize = 1 << 20;
 
 /// Maps with at most this many keys are checked for colliding keys pairwise, without allocating.
 const PAIRWISE_KEYS_MAX: usize = 8;
 
 /// Reads a history, or returns `None` where the generic reader must (see the module's comment).
-pub fn parse(text: &str) -> Option<History> {
+pub fn parse(text: &str, piece_bytes: usize) -> Option<History> {
     let mut top = Parser::new(text, 0, 0);
     top.blank()?;
     let close = match top.peek() {
@@ -47,13 +47,19 @@ pub fn parse(text: &str) -> Option<History> {
         _ => None,
     };
     let depth = usize::from(close.is_some());
-    let ops = read_body(text, top.pos + depth, close, depth)?;
+    let ops = read_body(text, top.pos + depth, close, depth, piece_bytes)?;
     build(ops)
 }
 
 /// The op maps of the file, from `start` (just inside the top-level collection, if there is one).
-fn read_body(text: &str, start: usize, close: Option<u8>, depth: usize) -> Option<Vec<RawOp>> {
-    let starts = piece_starts(text.as_bytes(), start);
+fn read_body(
+    text: &str,
+    start: usize,
+    close: Option<u8>,
+    depth: usize,
+    piece_bytes: usize,
+) -> Option<Vec<RawOp>> {
+    let starts = piece_starts(text.as_bytes(), start, piece_bytes);
     if starts.len() > 1 {
         let ends: Vec<usize> = starts[1..].iter().copied().chain([text.len()]).collect();
         let pieces: Vec<Option<Piece>> = starts
@@ -84,13 +90,13 @@ fn read_body(text: &str, start: usize, close: Option<u8>, depth: usize) -> Optio
     (close.is_none() || piece.closed).then_some(piece.ops)
 }
 
-/// Where the pieces of a large file begin: line starts about [`PIECE_BYTES`] apart.
-fn piece_starts(bytes: &[u8], start: usize) -> Vec<usize> {
+/// Where the pieces of a large file begin: line starts about `piece_bytes` apart.
+fn piece_starts(bytes: &[u8], start: usize, piece_bytes: usize) -> Vec<usize> {
     let mut starts = vec![start];
-    if bytes.len().saturating_sub(start) < 2 * PIECE_BYTES {
+    if bytes.len().saturating_sub(start) < 2 * piece_bytes {
         return starts;
     }
-    let mut target = start + PIECE_BYTES;
+    let mut target = start + piece_bytes;
     while target < bytes.len() {
         let Some(newline) = memchr::memchr(b'\n', &bytes[target..]) else {
             break;
@@ -100,7 +106,7 @@ fn piece_starts(bytes: &[u8], start: usize) -> Vec<usize> {
             break;
         }
         starts.push(at);
-        target = at + PIECE_BYTES;
+        target = at + piece_bytes;
     }
     starts
 }
