@@ -47,8 +47,26 @@ pub fn parse(text: &str, piece_bytes: usize) -> Option<History> {
         _ => None,
     };
     let depth = usize::from(close.is_some());
-    let ops = read_body(text, top.pos + depth, close, depth, piece_bytes)?;
-    build(ops)
+    let read = read_body(text, top.pos + depth, close, depth, piece_bytes)?;
+    finish(read)
+}
+
+/// What an event read from an op map still lacks, to be filled in file order by [`finish`].
+mod lacks {
+    /// No `:index`: the event's position in the file.
+    pub const INDEX: u8 = 1;
+    /// No usable `:time`: the time of the event before (or the index).
+    pub const TIME: u8 = 2;
+    /// No `:process`: one from the pairing of invocations and completions.
+    pub const PROCESS: u8 = 4;
+    /// A transfer without an `:id`: a synthetic one.
+    pub const ID: u8 = 8;
+}
+
+/// The events of the file in order, each with what it [`lacks`].
+struct Read {
+    events: Vec<Event>,
+    lacks: Vec<u8>,
 }
 
 /// The op maps of the file, from `start` (just inside the top-level collection, if there is one).
@@ -58,7 +76,7 @@ fn read_body(
     close: Option<u8>,
     depth: usize,
     piece_bytes: usize,
-) -> Option<Vec<RawOp>> {
+) -> Option<Read> {
     let starts = piece_starts(text.as_bytes(), start, piece_bytes);
     if starts.len() > 1 {
         let ends: Vec<usize> = starts[1..].iter().copied().chain([text.len()]).collect();
@@ -79,15 +97,20 @@ fn read_body(
             if close.is_some() && !pieces.iter().any(|p| p.closed) {
                 return None;
             }
-            let mut ops = Vec::with_capacity(pieces.iter().map(|p| p.ops.len()).sum());
+            let total = pieces.iter().map(|p| p.read.events.len()).sum();
+            let mut read = Read {
+                events: Vec::with_capacity(total),
+                lacks: Vec::with_capacity(total),
+            };
             for p in pieces {
-                ops.extend(p.ops);
+                read.events.extend(p.read.events);
+                read.lacks.extend(p.read.lacks);
             }
-            return Some(ops);
+            return Some(read);
         }
     }
     let piece = read_piece(text, start, text.len(), close, depth)?;
-    (close.is_none() || piece.closed).then_some(piece.ops)
+    (close.is_none() || piece.closed).then_some(piece.read)
 }
 
 /// Where the pieces of a large file begin: line starts about `piece_bytes` apart.
@@ -111,9 +134,9 @@ fn piece_starts(bytes: &[u8], start: usize, piece_bytes: usize) -> Vec<usize> {
     starts
 }
 
-/// The ops read from one piece of the file.
+/// The events read from one piece of the file.
 struct Piece {
-    ops: Vec<RawOp>,
+    read: Read,
     /// Where its first op begins (past blanks and comments)...
     first: usize,
     /// ...and where reading stopped: at or past the piece's end, past blanks and comments.
@@ -131,13 +154,21 @@ fn read_piece(
 ) -> Option<Piece> {
     let mut p = Parser::new(text, from, depth);
     // Jepsen's lines are about a hundred bytes long; a guess that saves most regrowth.
-    let mut ops = Vec::with_capacity((to - from) / 64);
+    let guess = (to - from) / 80;
+    let mut read = Read {
+        events: Vec::with_capacity(guess),
+        lacks: Vec::with_capacity(guess),
+    };
     p.blank()?;
     let first = p.pos;
     let mut closed = false;
     while p.pos < to {
         match p.peek() {
-            Some(b'{') => ops.push(p.op()?),
+            Some(b'{') => {
+                let (event, lacks) = p.op()?;
+                read.events.push(event);
+                read.lacks.push(lacks);
+            }
             Some(c) if Some(c) == close => {
                 p.pos += 1;
                 p.blank()?;
@@ -152,88 +183,55 @@ fn read_piece(
         p.blank()?;
     }
     Some(Piece {
-        ops,
+        read,
         first,
         end: p.pos,
         closed,
     })
 }
 
-/// One op map, read and checked; only the synthetic transfer ids and the clock wait for the
-/// sequential pass in [`build`].
-struct RawOp {
-    kind: EventType,
-    process: Option<Process>,
-    f: F,
-    index: Option<u64>,
-    time_ns: Option<u64>,
-    error: Option<String>,
-    payload: Payload,
-}
-
-enum Payload {
-    Value(Value),
-    /// A transfer without an `:id`: it gets a synthetic one, in file order.
-    Transfer {
-        from: u32,
-        to: u32,
-        amount: i64,
-    },
-}
-
-/// The events, from the ops in file order: processes for ops without one, indices, times and
-/// synthetic transfer ids, exactly as the generic reader assigns them.
-fn build(ops: Vec<RawOp>) -> Option<History> {
-    let processes: Vec<Process> = if ops.iter().all(|op| op.process.is_some()) {
-        ops.iter().filter_map(|op| op.process).collect()
-    } else {
-        let null = Value::Null;
-        let headers: Vec<pairing::Header<'_>> = ops
+/// Fills in, in file order, what the events lack: processes for ops without one, indices, times
+/// and synthetic transfer ids, exactly as the generic reader assigns them.
+fn finish(read: Read) -> Option<History> {
+    let Read { mut events, lacks } = read;
+    if lacks.iter().any(|&l| l & lacks::PROCESS != 0) {
+        let headers: Vec<pairing::Header<'_>> = events
             .iter()
-            .map(|op| pairing::Header {
-                line: 0,
-                kind: op.kind,
-                process: op.process,
-                f: &op.f,
-                // Pairing reads only a transaction's micro-ops; a transfer has none either way.
-                value: op.process.is_none().then(|| {
-                    Cow::Borrowed(match &op.payload {
-                        Payload::Value(v) => v,
-                        Payload::Transfer { .. } => &null,
-                    })
-                }),
+            .zip(&lacks)
+            .map(|(e, &l)| {
+                let given = l & lacks::PROCESS == 0;
+                pairing::Header {
+                    line: 0,
+                    kind: e.kind,
+                    process: given.then_some(e.process),
+                    f: &e.f,
+                    // Pairing reads only a transaction's micro-ops, which a transfer does not have
+                    // whatever its id.
+                    value: (!given).then_some(Cow::Borrowed(&e.value)),
+                }
             })
             .collect();
-        pairing::assign(&headers).ok()?
-    };
-    let mut clock = Clock::new(ops.iter().any(|op| op.time_ns.is_some()));
-    let mut ids = TransferIds::default();
-    let events = ops
-        .into_iter()
-        .zip(processes)
-        .enumerate()
-        .map(|(position, (op, process))| {
-            let index = op.index.unwrap_or(position as u64);
-            let value = match op.payload {
-                Payload::Value(v) => v,
-                Payload::Transfer { from, to, amount } => Value::Transfer(Transfer {
-                    id: ids.id(op.kind, process),
-                    from,
-                    to,
-                    amount,
-                }),
-            };
-            Event {
-                index,
-                time_ns: clock.time(op.time_ns, index),
-                process,
-                kind: op.kind,
-                f: op.f,
-                value,
-                error: op.error,
+        let processes = pairing::assign(&headers).ok()?;
+        for (e, p) in events.iter_mut().zip(processes) {
+            e.process = p;
+        }
+    }
+    if lacks.iter().any(|&l| l != 0) {
+        let mut clock = Clock::new(lacks.iter().any(|&l| l & lacks::TIME == 0));
+        let mut ids = TransferIds::default();
+        for (position, (e, &l)) in events.iter_mut().zip(&lacks).enumerate() {
+            if l & lacks::INDEX != 0 {
+                e.index = position as u64;
             }
-        })
-        .collect();
+            let written = (l & lacks::TIME == 0).then_some(e.time_ns);
+            e.time_ns = clock.time(written, e.index);
+            if l & lacks::ID != 0 {
+                if let Value::Transfer(t) = &mut e.value {
+                    t.id = ids.id(e.kind, e.process);
+                }
+            }
+        }
+    }
     Some(History::new(events))
 }
 
@@ -513,7 +511,7 @@ fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
 impl Fields<'_> {
     /// The op, with what depends on whether it is the nemesis's checked as `OpMap::new` does, and
     /// its value normalized as `Normalizer::value` does; `None` where those refuse it.
-    fn into_op(self) -> Option<RawOp> {
+    fn into_op(self) -> Option<(Event, u8)> {
         let process = self.process.flatten();
         let nemesis = process == Some(Process::Nemesis);
         let kind = match self.kind {
@@ -528,38 +526,54 @@ impl Fields<'_> {
             _ => return None,
         };
         let is_final = self.is_final == Some(true);
-        let payload = match (&f, self.value) {
+        let mut missing = 0;
+        let value = match (&f, self.value) {
             (F::Transfer, Some(Raw::Map(m))) => match transfer_fields(&m) {
-                Some((from, to, amount, None)) => Payload::Transfer { from, to, amount },
-                Some((from, to, amount, Some(id))) => Payload::Value(Value::Transfer(Transfer {
-                    id,
-                    from,
-                    to,
-                    amount,
-                })),
-                None => Payload::Value(map_value(m)),
+                Some((from, to, amount, id)) => {
+                    if id.is_none() {
+                        missing |= lacks::ID;
+                    }
+                    Value::Transfer(Transfer {
+                        id: id.unwrap_or(0),
+                        from,
+                        to,
+                        amount,
+                    })
+                }
+                None => map_value(m),
             },
             (F::Read, Some(Raw::Map(m))) if !nemesis => {
-                Payload::Value(bank_read(&m).unwrap_or_else(|| map_value(m)))
+                bank_read(&m).unwrap_or_else(|| map_value(m))
             }
-            (_, Some(Raw::Map(m))) => Payload::Value(map_value(m)),
+            (_, Some(Raw::Map(m))) => map_value(m),
             (F::Read, None | Some(Raw::Value(Value::Null)))
                 if is_final && kind == EventType::Invoke =>
             {
-                Payload::Value(Value::map([("final", Value::Bool(true))]))
+                Value::map([("final", Value::Bool(true))])
             }
-            (_, Some(Raw::Value(v))) => Payload::Value(v),
-            (_, None) => Payload::Value(Value::Null),
+            (_, Some(Raw::Value(v))) => v,
+            (_, None) => Value::Null,
         };
-        Some(RawOp {
+        let time_ns = self.time.flatten();
+        for (absent, mark) in [
+            (self.index.is_none(), lacks::INDEX),
+            (time_ns.is_none(), lacks::TIME),
+            (process.is_none(), lacks::PROCESS),
+        ] {
+            if absent {
+                missing |= mark;
+            }
+        }
+        let event = Event {
+            index: self.index.unwrap_or(0),
+            time_ns: time_ns.unwrap_or(0),
+            process: process.unwrap_or(Process::Client(0)),
             kind,
-            process,
             f,
-            index: self.index,
-            time_ns: self.time.flatten(),
+            value,
             error: self.error,
-            payload,
-        })
+        };
+        Some((event, missing))
     }
 }
 
@@ -649,7 +663,7 @@ impl<'t> Parser<'t> {
     }
 
     /// Reads one op map (the cursor is on its `{`).
-    fn op(&mut self) -> Option<RawOp> {
+    fn op(&mut self) -> Option<(Event, u8)> {
         self.open(1)?;
         let mut fields = Fields::default();
         loop {
