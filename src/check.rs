@@ -80,7 +80,10 @@ pub fn run(args: CheckArgs) -> Result<Outcome, Failure> {
         judge_run_dir(path, &settings)?
     } else {
         let history = load(path, args.options.format.as_deref())?;
-        judge(&history, None, &settings)?
+        let results = judge(&history, None, &settings)?;
+        // As in judge_run_dir: freeing every value one by one costs more than the process's end.
+        std::mem::forget(history);
+        results
     };
     let lines = if path.is_dir() {
         vec![format!(
@@ -227,6 +230,8 @@ fn check_corpus(
         })
         .collect();
     let (mut valid, mut invalid, mut unknown, mut bad) = (0, 0, 0, 0);
+    // One write for all the lines, not one per file (stdout flushes at every newline).
+    let mut out = String::new();
     for (file, r) in &verdicts {
         let shown = file.strip_prefix(dir).unwrap_or(file).display();
         match r {
@@ -236,22 +241,30 @@ fn check_corpus(
                     Validity::Invalid => invalid += 1,
                     Validity::Unknown => unknown += 1,
                 }
-                println!(
-                    "{shown}\t{}\t{}",
+                out.push_str(&format!(
+                    "{shown}\t{}\t{}\n",
                     results.valid.as_str(),
                     results.anomaly_types.join(",")
-                );
+                ));
             }
             Err(e) => {
                 bad += 1;
-                println!("{shown}\terror\t{e}");
+                out.push_str(&format!("{shown}\terror\t{e}\n"));
             }
         }
     }
-    println!(
-        "{} histories: {valid} valid, {invalid} invalid, {unknown} unknown, {bad} unreadable",
+    out.push_str(&format!(
+        "{} histories: {valid} valid, {invalid} invalid, {unknown} unknown, {bad} unreadable\n",
         verdicts.len()
-    );
+    ));
+    {
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(out.as_bytes())
+            .and_then(|()| stdout.flush())
+            .map_err(|e| Failure::Harness(anyhow::anyhow!("cannot write to stdout: {e}")))?;
+    }
     if bad > 0 {
         return Err(Failure::bad_input(format!(
             "{bad} histories could not be read"
@@ -271,7 +284,8 @@ fn collect_histories(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> 
         return Ok(());
     }
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
+        let entry = entry?;
+        let path = entry.path();
         let hidden = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -279,7 +293,12 @@ fn collect_histories(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> 
         if hidden {
             continue;
         }
-        if path.is_dir() {
+        // The entry's own type (no further stat), following a symbolic link only when it is one.
+        let is_dir = match entry.file_type()? {
+            t if t.is_symlink() => path.is_dir(),
+            t => t.is_dir(),
+        };
+        if is_dir {
             collect_histories(&path, out)?;
         } else if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
             n.ends_with(".jsonl") || n.ends_with(".jsonl.zst") || n.ends_with(".edn")

@@ -20,6 +20,10 @@
 //! returns the journal) becomes `{"applied":[1,2,5],"balances":[…]}`; a read marked `:final? true`
 //! is invoked as `{"final": true}`. A read in any other shape is kept as written, for the checker to
 //! report as uninterpretable.
+//!
+//! [`parse_edn`] first tries a fast reader written for exactly these op maps ([`fast`]); where it
+//! cannot be sure to read a file as [`parse_edn_generic`] does, it steps aside and the generic reader
+//! reads the file, so the two never give different answers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -33,6 +37,7 @@ use crate::value::{Transfer, Value};
 
 pub mod write;
 
+mod fast;
 mod forms;
 mod pairing;
 
@@ -78,6 +83,35 @@ pub fn read_edn(path: impl AsRef<Path>) -> Result<History, EdnError> {
 /// Parses an EDN history from text or raw bytes (which must be UTF-8). Every error names its line and
 /// what was expected there; no input makes it panic.
 pub fn parse_edn<T: AsRef<[u8]> + ?Sized>(input: &T) -> Result<History, EdnError> {
+    match parse_edn_fast(input) {
+        Some(history) => Ok(history),
+        None => parse_edn_generic(input),
+    }
+}
+
+/// The fast reader alone: the history [`parse_edn_generic`] would give, or `None` where it steps
+/// aside (any file it cannot be sure to read exactly as the generic reader does, every malformed
+/// one among them). For tests, fuzzing and benchmarks; [`parse_edn`] is the reader to use.
+pub fn parse_edn_fast<T: AsRef<[u8]> + ?Sized>(input: &T) -> Option<History> {
+    parse_edn_fast_in_pieces(input, fast::PIECE_BYTES)
+}
+
+/// [`parse_edn_fast`] with the file split for parallel reading into pieces of about `piece_bytes`
+/// (rather than a megabyte), so that tests meet every kind of line start on small files.
+#[doc(hidden)]
+pub fn parse_edn_fast_in_pieces<T: AsRef<[u8]> + ?Sized>(
+    input: &T,
+    piece_bytes: usize,
+) -> Option<History> {
+    fast::parse(
+        std::str::from_utf8(input.as_ref()).ok()?,
+        piece_bytes.max(1),
+    )
+}
+
+/// The generic reader alone (built on `clojure-reader`): any EDN, every error located. For tests,
+/// fuzzing and benchmarks; [`parse_edn`] is the reader to use.
+pub fn parse_edn_generic<T: AsRef<[u8]> + ?Sized>(input: &T) -> Result<History, EdnError> {
     let bytes = input.as_ref();
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let before = &bytes[..e.valid_up_to()];
@@ -109,15 +143,18 @@ pub fn parse_edn<T: AsRef<[u8]> + ?Sized>(input: &T) -> Result<History, EdnError
             kind: op.kind,
             process: op.process,
             f: &op.f,
-            value: op.process.is_none().then(|| to_value(op.value)),
+            value: op
+                .process
+                .is_none()
+                .then(|| std::borrow::Cow::Owned(to_value(op.value))),
         })
         .collect();
     let processes =
         pairing::assign(&headers).map_err(|(line, problem)| EdnError::Op { line, problem })?;
     drop(headers);
     let mut normalizer = Normalizer {
-        timed: ops.iter().any(|op| op.time_ns.is_some()),
-        ..Normalizer::default()
+        ids: TransferIds::default(),
+        clock: Clock::new(ops.iter().any(|op| op.time_ns.is_some())),
     };
     let mut events = Vec::with_capacity(ops.len());
     for (position, (op, process)) in ops.into_iter().zip(processes).enumerate() {
@@ -282,27 +319,65 @@ fn key_string(k: &Edn<'_>) -> String {
     }
 }
 
-/// Per-file state of the normalization: synthetic transfer ids, paired by process, and the clock.
-#[derive(Default)]
-struct Normalizer {
-    next_id: u64,
-    open: HashMap<Process, u64>,
-    /// Whether any op of the file carries a `:time`; if none does, time is the event's index.
+/// The time of each event: as written, or, without one, the time of the event before it (Jepsen's
+/// nemesis ops sometimes carry none) — or its index when no op of the file carries a time.
+struct Clock {
+    /// Whether any op of the file carries a `:time`.
     timed: bool,
     last_time_ns: u64,
 }
 
-impl Normalizer {
-    fn event(&mut self, op: OpMap<'_, '_>, process: Process, position: usize) -> Event {
-        let index = op.index.unwrap_or(position as u64);
-        // Without a time of its own an event happens when the one before it did (Jepsen's
-        // nemesis ops sometimes carry none).
-        let time_ns = match op.time_ns {
+impl Clock {
+    fn new(timed: bool) -> Self {
+        Clock {
+            timed,
+            last_time_ns: 0,
+        }
+    }
+
+    fn time(&mut self, written: Option<u64>, index: u64) -> u64 {
+        let time_ns = match written {
             Some(t) => t,
             None if self.timed => self.last_time_ns,
             None => index,
         };
         self.last_time_ns = time_ns;
+        time_ns
+    }
+}
+
+/// Synthetic ids for transfers written without one: a fresh id at each invocation, the same one on
+/// the completion from the same process.
+#[derive(Default)]
+struct TransferIds {
+    next_id: u64,
+    open: HashMap<Process, u64>,
+}
+
+impl TransferIds {
+    fn id(&mut self, kind: EventType, process: Process) -> u64 {
+        if kind == EventType::Invoke {
+            self.next_id += 1;
+            self.open.insert(process, self.next_id);
+            return self.next_id;
+        }
+        self.open.remove(&process).unwrap_or_else(|| {
+            self.next_id += 1;
+            self.next_id
+        })
+    }
+}
+
+/// Per-file state of the normalization: synthetic transfer ids, paired by process, and the clock.
+struct Normalizer {
+    ids: TransferIds,
+    clock: Clock,
+}
+
+impl Normalizer {
+    fn event(&mut self, op: OpMap<'_, '_>, process: Process, position: usize) -> Event {
+        let index = op.index.unwrap_or(position as u64);
+        let time_ns = self.clock.time(op.time_ns, index);
         let value = self.value(&op.f, op.kind, process, op.value, op.is_final);
         Event {
             index,
@@ -355,18 +430,7 @@ impl Normalizer {
         );
         let id = match int("id") {
             Some(id) => u64::try_from(id).ok()?,
-            None if kind == EventType::Invoke => {
-                self.next_id += 1;
-                self.open.insert(process, self.next_id);
-                self.next_id
-            }
-            None => match self.open.remove(&process) {
-                Some(id) => id,
-                None => {
-                    self.next_id += 1;
-                    self.next_id
-                }
-            },
+            None => self.ids.id(kind, process),
         };
         Some(Value::Transfer(Transfer {
             id,

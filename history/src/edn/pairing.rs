@@ -7,6 +7,8 @@
 //! own process, numbered after every process the file does name. One process per operation means no
 //! process order at all: a checker sees that no process issued twice and claims nothing that needs it.
 
+use std::borrow::Cow;
+
 use crate::event::{EventType, Process, F};
 use crate::value::{MicroOp, Value};
 
@@ -17,7 +19,7 @@ pub struct Header<'a> {
     pub process: Option<Process>,
     pub f: &'a F,
     /// The op's value, decoded only for ops without a process.
-    pub value: Option<Value>,
+    pub value: Option<Cow<'a, Value>>,
 }
 
 /// The process of every op: its own, or a fresh one shared by an invocation and its completion.
