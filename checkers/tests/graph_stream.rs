@@ -113,7 +113,11 @@ fn compare(path: &Path, what: &str) {
             assert_eq!(g.to_string(), s.to_string(), "{what}");
             return;
         }
-        (g, s) => panic!("{what}: {:?} vs {:?}", g.err(), s.err().map(|e| e.to_string())),
+        (g, s) => panic!(
+            "{what}: {:?} vs {:?}",
+            g.err(),
+            s.err().map(|e| e.to_string())
+        ),
     };
     assert_eq!(general.torn_tail, streamed.history.torn_tail, "{what}");
     assert_eq!(thin(&general), streamed.history.events, "{what}");
@@ -129,8 +133,20 @@ fn compare(path: &Path, what: &str) {
     for t in 0..store.len() as u32 {
         let (a, b) = (&store.txns[t as usize], &decoded.txns[t as usize]);
         assert_eq!(
-            (a.invoke, a.completion(), a.invoke_index, a.process, a.outcome),
-            (b.invoke, b.completion(), b.invoke_index, b.process, b.outcome),
+            (
+                a.invoke,
+                a.completion(),
+                a.invoke_index,
+                a.process,
+                a.outcome
+            ),
+            (
+                b.invoke,
+                b.completion(),
+                b.invoke_index,
+                b.process,
+                b.outcome
+            ),
             "{what}: txn {t}"
         );
         assert!(store.mops(t).eq(decoded.mops(t)), "{what}: mops of txn {t}");
@@ -156,7 +172,9 @@ fn streaming_reads_plain_histories_as_the_general_reader_does() {
         std::fs::write(&path, &text).unwrap();
         compare(&path, &format!("seed {seed}"));
         let h = jsonl::read_history(&path).unwrap();
-        if GraphChecker::default().check(&h, &Budget::unlimited()).valid
+        if GraphChecker::default()
+            .check(&h, &Budget::unlimited())
+            .valid
             != verity_checkers::Validity::Valid
         {
             invalid += 1;
@@ -214,6 +232,11 @@ fn a_malformed_micro_op_is_unknown_on_both_paths() {
     let general = jsonl::read_history(&path).unwrap();
     let v1 = GraphChecker::default().check(&general, &Budget::unlimited());
     let streamed = stream::read_file(&path).unwrap();
-    let e = streamed.store.expect_err("a read list holding a float is malformed");
-    assert_eq!(v1.cause.as_deref(), Some(format!("malformed history: {e}").as_str()));
+    let e = streamed
+        .store
+        .expect_err("a read list holding a float is malformed");
+    assert_eq!(
+        v1.cause.as_deref(),
+        Some(format!("malformed history: {e}").as_str())
+    );
 }

@@ -706,7 +706,8 @@ fn read_blocks(file: &mut File, tx: SyncSender<Vec<u8>>) -> io::Result<StreamEnd
             if n == 0 || block.len() >= STREAM_BLOCK_BYTES {
                 let done = n == 0;
                 if !block.is_empty() {
-                    let full = std::mem::replace(&mut block, Vec::with_capacity(STREAM_BLOCK_BYTES));
+                    let full =
+                        std::mem::replace(&mut block, Vec::with_capacity(STREAM_BLOCK_BYTES));
                     if send(full).is_err() {
                         return Ok(StreamEnd::default());
                     }
@@ -753,7 +754,10 @@ fn read_blocks(file: &mut File, tx: SyncSender<Vec<u8>>) -> io::Result<StreamEnd
             // After a frame's end, a run without input answers for the next frame's header: the
             // state that counts is that of the last run that consumed input or produced output.
             let hint = decoder.run(&mut empty, &mut dst).map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("corrupt zstd data: {e}"))
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("corrupt zstd data: {e}"),
+                )
             })?;
             let written = dst.pos();
             if written == 0 {

@@ -36,8 +36,8 @@ use verity_history::History;
 
 use crate::{Anomaly, Budget, Checker, Verdict};
 use cycles::{Local, Search, LEVELS, SEARCHES};
-pub use txn::Store;
 use infer::{Found, Inference, PROCESS, REALTIME};
+pub use txn::Store;
 
 /// The default limit on the cycle search (Elle's default is similar: searches that take longer
 /// than this report `unknown` instead of running on).

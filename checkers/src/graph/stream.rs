@@ -205,7 +205,10 @@ impl Reader {
                 if outcome == OpOutcome::Ok {
                     match self.scratch(&e, fast) {
                         Ok(()) => {
-                            let (tmp, ints) = (std::mem::take(&mut self.tmp), std::mem::take(&mut self.ints));
+                            let (tmp, ints) = (
+                                std::mem::take(&mut self.tmp),
+                                std::mem::take(&mut self.ints),
+                            );
                             self.fill(o.slot, head, &tmp, &ints);
                             (self.tmp, self.ints) = (tmp, ints);
                         }

@@ -539,7 +539,10 @@ fn decode_mop<'h>(index: u64, m: &Value, ints: &mut Vec<i64>) -> Result<Decoded<
             Value::List(l) => {
                 let start = ints.len();
                 for e in l {
-                    ints.push(e.as_i64().ok_or_else(|| bad("read list holds a non-integer"))?);
+                    ints.push(
+                        e.as_i64()
+                            .ok_or_else(|| bad("read list holds a non-integer"))?,
+                    );
                 }
                 return Ok(Decoded::Copied(key, start..ints.len()));
             }
