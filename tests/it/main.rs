@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod etcd;
 mod exec;
+mod graph_scale;
 mod http;
 mod interop;
 mod nemesis;

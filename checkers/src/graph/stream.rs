@@ -437,3 +437,59 @@ fn mops(c: &mut Cursor<'_>, tmp: &mut Vec<Tmp>, ints: &mut Vec<i64>) -> Option<(
         c.lit(b",")?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fast(line: &str) -> Option<(Event, Vec<Tmp>, Vec<i64>)> {
+        let (mut tmp, mut ints) = (Vec::new(), Vec::new());
+        fast_event(line.as_bytes(), &mut tmp, &mut ints).map(|e| (e, tmp, ints))
+    }
+
+    #[test]
+    fn verity_lines_take_the_fast_path_and_read_as_serde_reads_them() {
+        let line = r#"{"index":7,"time_ns":12,"process":3,"type":"ok","f":"txn","value":[["r",1,[2,-3]],["r",2,null],["append",1,-4],["w",5,6],["r",5,6]],"error":"slow"}"#;
+        let (e, tmp, ints) = fast(line).expect("the fast path takes verity's own line");
+        let mut general: Event = serde_json::from_str(line).unwrap();
+        general.value = Value::Null;
+        assert_eq!(e, general);
+        assert_eq!(ints, vec![2, -3]);
+        assert!(matches!(tmp[0], Tmp::ReadList(1, 0, 2)));
+        assert!(matches!(tmp[1], Tmp::ReadNil(2)));
+        assert!(matches!(tmp[2], Tmp::Append(1, -4)));
+        assert!(matches!(tmp[3], Tmp::Write(5, 6)));
+        assert!(matches!(tmp[4], Tmp::ReadInt(5, 6)));
+        assert!(fast(
+            r#"{"index":0,"time_ns":0,"process":0,"type":"invoke","f":"txn","value":[]}"#
+        )
+        .is_some());
+    }
+
+    #[test]
+    fn anything_unusual_is_left_to_serde_json() {
+        let head = r#"{"index":1,"time_ns":2,"process":3,"type":"ok","f":"txn","value":"#;
+        for tail in [
+            r#"[["r",1,[1.5]]]}"#,
+            r#"[["r",1,[01]]]}"#,
+            r#"[["r",-0,null]]}"#,
+            r#"[["append",1,null]]}"#,
+            r#"[["x",1,2]]}"#,
+            r#"[["r",1,[9223372036854775808]]]}"#,
+            r#"[["r",1,null]],"error":"a\"b"}"#,
+            r#"[["r",1,null]]} "#,
+            r#"[["r",1,null]],"extra":1}"#,
+            r#"null}"#,
+        ] {
+            assert!(fast(&format!("{head}{tail}")).is_none(), "{tail}");
+        }
+        assert!(fast(
+            r#"{"index":1,"time_ns":2,"process":"nemesis","type":"info","f":"txn","value":[]}"#
+        )
+        .is_none());
+        assert!(
+            fast(r#"{"time_ns":2,"index":1,"process":3,"type":"ok","f":"txn","value":[]}"#)
+                .is_none()
+        );
+    }
+}
