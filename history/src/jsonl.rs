@@ -632,6 +632,182 @@ fn parse_line(line: usize, text: &[u8]) -> Result<Option<Event>, ReadError> {
         })
 }
 
+/// How a streamed history file ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamEnd {
+    /// The file was compressed.
+    pub compressed: bool,
+    /// A compressed file that ends inside its frame (the writer was killed).
+    pub cut_short: bool,
+}
+
+/// Size of the blocks of text a streamed history is handed over in.
+const STREAM_BLOCK_BYTES: usize = 4 << 20;
+/// Blocks decoded ahead of the consumer (bounded memory: about 16 MiB in flight).
+const STREAM_BLOCKS_AHEAD: usize = 4;
+
+/// Streams the text of a history file, plain or compressed, without ever holding all of it: a
+/// thread reads (and decompresses) blocks while `lines` is called, in order, with runs of whole
+/// lines, each ending in its newline. Returns how the file ended and the text after its last
+/// newline (a last line without one, possibly torn), which `lines` is not given. For a history of
+/// gigabytes this keeps memory to a few blocks where [`read_text`] holds the whole text (and the
+/// page cache is not counted against the process, as a mapped file's pages are).
+pub fn stream_lines<E>(
+    path: &Path,
+    mut lines: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<Result<(StreamEnd, Vec<u8>), E>, ReadError> {
+    let io = |source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(STREAM_BLOCKS_AHEAD);
+    let reader = std::thread::Builder::new()
+        .name("history-stream".into())
+        .spawn(move || read_blocks(&mut file, tx))
+        .map_err(io)?;
+    let mut carry: Vec<u8> = Vec::new();
+    let mut failed: Option<E> = None;
+    for block in rx.iter() {
+        if failed.is_some() {
+            continue;
+        }
+        let Some(last) = memchr::memrchr(b'\n', &block) else {
+            carry.extend_from_slice(&block);
+            continue;
+        };
+        let result = if carry.is_empty() {
+            lines(&block[..=last])
+        } else {
+            // The line cut by the block boundary, then the block's own whole lines.
+            let cut = memchr::memchr(b'\n', &block).expect("the block holds a newline");
+            carry.extend_from_slice(&block[..=cut]);
+            let r = lines(&carry);
+            carry.clear();
+            r.and_then(|()| match cut < last {
+                true => lines(&block[cut + 1..=last]),
+                false => Ok(()),
+            })
+        };
+        if let Err(e) = result {
+            failed = Some(e);
+        }
+        carry.extend_from_slice(&block[last + 1..]);
+    }
+    let end = match reader.join() {
+        Ok(r) => r.map_err(io)?,
+        Err(_) => return Err(io(io::Error::other("the history reader thread panicked"))),
+    };
+    Ok(match failed {
+        Some(e) => Err(e),
+        None => Ok((end, carry)),
+    })
+}
+
+/// The reader thread of [`stream_lines`]: blocks of text, decompressed when the file begins with
+/// zstd's magic number. A compressed stream cut short ends quietly (the caller reports it, as
+/// [`read_text`] does); data that does not decode is an error.
+fn read_blocks(file: &mut File, tx: SyncSender<Vec<u8>>) -> io::Result<StreamEnd> {
+    use std::io::Read;
+    use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
+    let mut input = vec![0u8; 1 << 20];
+    let mut filled = 0;
+    while filled < ZSTD_MAGIC.len() {
+        let n = file.read(&mut input[filled..])?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    let send = |block: Vec<u8>| tx.send(block).map_err(|_| io::Error::other("stopped"));
+    if !input[..filled].starts_with(&ZSTD_MAGIC) {
+        // Plain text: the blocks as they are read.
+        let mut block = Vec::with_capacity(STREAM_BLOCK_BYTES);
+        block.extend_from_slice(&input[..filled]);
+        loop {
+            let at = block.len();
+            block.resize(STREAM_BLOCK_BYTES.max(at + 1), 0);
+            let n = file.read(&mut block[at..])?;
+            block.truncate(at + n);
+            if n == 0 || block.len() >= STREAM_BLOCK_BYTES {
+                let done = n == 0;
+                if !block.is_empty() {
+                    let full =
+                        std::mem::replace(&mut block, Vec::with_capacity(STREAM_BLOCK_BYTES));
+                    if send(full).is_err() {
+                        return Ok(StreamEnd::default());
+                    }
+                }
+                if done {
+                    return Ok(StreamEnd::default());
+                }
+            }
+        }
+    }
+    let mut decoder = Decoder::new()?;
+    let mut frame_left = 1;
+    let mut compressed_at: u64 = 0;
+    let mut out = vec![0u8; STREAM_BLOCK_BYTES];
+    loop {
+        if filled == 0 {
+            break;
+        }
+        let mut src = InBuffer::around(&input[..filled]);
+        while src.pos() < filled {
+            let before = src.pos();
+            let mut dst = OutBuffer::around(&mut out[..]);
+            frame_left = decoder.run(&mut src, &mut dst).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "corrupt zstd data near compressed byte {}: {e}",
+                        compressed_at + before as u64
+                    ),
+                )
+            })?;
+            let written = dst.pos();
+            if written > 0 && send(out[..written].to_vec()).is_err() {
+                return Ok(StreamEnd::default());
+            }
+            if src.pos() == before && written == 0 {
+                break;
+            }
+        }
+        // Flush what the decoder still holds for this input.
+        loop {
+            let mut dst = OutBuffer::around(&mut out[..]);
+            let mut empty = InBuffer::around(&[]);
+            // After a frame's end, a run without input answers for the next frame's header: the
+            // state that counts is that of the last run that consumed input or produced output.
+            let hint = decoder.run(&mut empty, &mut dst).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("corrupt zstd data: {e}"),
+                )
+            })?;
+            let written = dst.pos();
+            if written == 0 {
+                break;
+            }
+            frame_left = hint;
+            if send(out[..written].to_vec()).is_err() {
+                return Ok(StreamEnd::default());
+            }
+        }
+        compressed_at += filled as u64;
+        filled = file.read(&mut input)?;
+    }
+    Ok(StreamEnd {
+        compressed: true,
+        cut_short: frame_left != 0,
+    })
+}
+
+/// Parses one line of a history the way [`parse_jsonl`] does: `None` for a blank line.
+pub fn parse_event_line(line: usize, text: &[u8]) -> Result<Option<Event>, ReadError> {
+    parse_line(line, text)
+}
+
 /// Writes a whole history at once (for tests, imports and exports).
 pub fn write_jsonl<W: Write>(mut out: W, events: &[Event]) -> io::Result<()> {
     for e in events {

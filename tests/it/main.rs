@@ -7,6 +7,7 @@ mod cluster;
 mod crash;
 mod etcd;
 mod exec;
+mod graph_scale;
 mod http;
 mod interop;
 mod nemesis;

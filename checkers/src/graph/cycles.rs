@@ -33,14 +33,15 @@ pub type Cycle = Vec<(u32, u8)>;
 /// remaining successor, leaves only nodes that lie between cycles. Only that remainder — empty for
 /// a valid history — is handed to petgraph's SCC search. Linear time, no recursion.
 pub fn sccs(inf: &Inference<'_>, with_process: bool, with_realtime: bool) -> Vec<Vec<u32>> {
-    let n = inf.txns.len();
+    let n = inf.store.len();
     // Virtual time nodes: one per ok completion, in history order.
-    let mut completions: Vec<(usize, u32)> = inf
+    let mut completions: Vec<(u32, u32)> = inf
+        .store
         .txns
         .iter()
         .enumerate()
         .filter_map(|(i, t)| {
-            t.completion
+            t.completion()
                 .filter(|_| t.is_ok() && with_realtime)
                 .map(|c| (c, i as u32))
         })
@@ -61,7 +62,7 @@ pub fn sccs(inf: &Inference<'_>, with_process: bool, with_realtime: bool) -> Vec
             edges.push(((n + rank) as u32, (n + rank + 1) as u32));
         }
     }
-    for (i, t) in inf.txns.iter().enumerate() {
+    for (i, t) in inf.store.txns.iter().enumerate() {
         if !t.may_commit() || time_nodes == 0 {
             continue;
         }

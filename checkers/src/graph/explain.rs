@@ -65,8 +65,8 @@ fn write_noun(inf: &Inference<'_>) -> (&'static str, &'static str) {
 /// (label, reason) for the edge a → b of `kind`.
 fn why(inf: &Inference<'_>, a: u32, b: u32, kind: u8) -> (String, String) {
     let (na, nb) = (inf.name(a), inf.name(b));
-    let ta = &inf.txns[a as usize];
-    let tb = &inf.txns[b as usize];
+    let ta = &inf.store.txns[a as usize];
+    let tb = &inf.store.txns[b as usize];
     let (verb, noun) = write_noun(inf);
     match kind {
         WW => match ww_evidence(inf, a, b) {
@@ -105,8 +105,8 @@ fn why(inf: &Inference<'_>, a: u32, b: u32, kind: u8) -> (String, String) {
             "realtime".into(),
             format!(
                 "{na} completed (event {}) before {nb} was invoked (event {})",
-                ta.completion.map_or(0, |c| inf.history.events[c].index),
-                inf.history.events[tb.invoke].index
+                ta.completion().map_or(0, |_| ta.completion_index),
+                tb.invoke_index
             ),
         ),
         _ => ("?".into(), "of an edge of unknown kind".into()),
@@ -114,8 +114,8 @@ fn why(inf: &Inference<'_>, a: u32, b: u32, kind: u8) -> (String, String) {
 }
 
 fn ww_evidence(inf: &Inference<'_>, a: u32, b: u32) -> Option<(i64, i64, i64)> {
-    for m in &inf.txns[b as usize].mops {
-        let (Mop::Append { key, value } | Mop::Write { key, value }) = *m else {
+    for m in inf.store.mops(b) {
+        let (Mop::Append { key, value } | Mop::Write { key, value }) = m else {
             continue;
         };
         match inf.kind {
@@ -131,7 +131,7 @@ fn ww_evidence(inf: &Inference<'_>, a: u32, b: u32) -> Option<(i64, i64, i64)> {
                 }
             }
             DataKind::RwRegister => {
-                for (k, v) in external_reads(&inf.txns[b as usize]) {
+                for (k, v) in external_reads(inf.store, b) {
                     if let (true, ReadValue::Int(x)) = (k == key, v) {
                         if inf.writers.get(&(k, x)).is_some_and(|w| w.txn == a) {
                             return Some((key, x, value));
@@ -145,7 +145,7 @@ fn ww_evidence(inf: &Inference<'_>, a: u32, b: u32) -> Option<(i64, i64, i64)> {
 }
 
 fn wr_evidence(inf: &Inference<'_>, a: u32, b: u32) -> Option<(i64, i64)> {
-    for (k, v) in external_reads(&inf.txns[b as usize]) {
+    for (k, v) in external_reads(inf.store, b) {
         let last = match v {
             ReadValue::Int(x) => Some(x),
             ReadValue::List(_) => v.list().and_then(|l| l.last()),
@@ -161,7 +161,7 @@ fn wr_evidence(inf: &Inference<'_>, a: u32, b: u32) -> Option<(i64, i64)> {
 }
 
 fn rw_evidence(inf: &Inference<'_>, a: u32, b: u32) -> Option<(i64, i64)> {
-    for (k, v) in external_reads(&inf.txns[a as usize]) {
+    for (k, v) in external_reads(inf.store, a) {
         match inf.kind {
             DataKind::ListAppend => {
                 let Some(l) = v.list() else { continue };
@@ -175,8 +175,8 @@ fn rw_evidence(inf: &Inference<'_>, a: u32, b: u32) -> Option<(i64, i64)> {
                     }
                 } else {
                     // b's committed append that no read observed.
-                    for m in &inf.txns[b as usize].mops {
-                        if let Mop::Append { key, value } = *m {
+                    for m in inf.store.mops(b) {
+                        if let Mop::Append { key, value } = m {
                             if key == k && !order.iter().any(|e| e == value) {
                                 return Some((k, value));
                             }
@@ -185,8 +185,8 @@ fn rw_evidence(inf: &Inference<'_>, a: u32, b: u32) -> Option<(i64, i64)> {
                 }
             }
             DataKind::RwRegister => {
-                for m in &inf.txns[b as usize].mops {
-                    if let Mop::Write { key, value } = *m {
+                for m in inf.store.mops(b) {
+                    if let Mop::Write { key, value } = m {
                         if key == k {
                             return Some((k, value));
                         }

@@ -19,10 +19,9 @@
 //! that T reaches U through the chain exactly when T completed before U was invoked. Pairwise
 //! real-time edges are computed later, only among the members of a non-trivial SCC.
 
-use rustc_hash::FxHashMap;
-use verity_history::History;
+use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::txn::{DataKind, ListView, Mop, ReadValue, Txn};
+use super::txn::{DataKind, ListView, Mop, ReadValue, Store};
 
 /// Edge kinds, as bits of a mask (an edge may be several kinds at once).
 pub const WW: u8 = 1;
@@ -72,8 +71,7 @@ pub struct Found {
 
 /// Everything the later stages need.
 pub struct Inference<'h> {
-    pub history: &'h History,
-    pub txns: Vec<Txn<'h>>,
+    pub store: &'h Store,
     pub kind: DataKind,
     pub writers: FxHashMap<(i64, i64), Writer>,
     /// list-append: the longest read of each key (its version order) and the transaction that read it.
@@ -96,39 +94,93 @@ impl<'h> Inference<'h> {
 
     /// Event index of a transaction's invocation (its name in reports: `T<index>`).
     pub fn name(&self, t: u32) -> String {
-        format!(
-            "T{}",
-            self.history.events[self.txns[t as usize].invoke].index
-        )
+        format!("T{}", self.store.txns[t as usize].invoke_index)
     }
 
     /// Event indices of a transaction: its invocation and completion.
     pub fn event_indices(&self, t: u32) -> Vec<u64> {
-        let tx = &self.txns[t as usize];
-        let mut v = vec![self.history.events[tx.invoke].index];
-        if let Some(c) = tx.completion {
-            v.push(self.history.events[c].index);
+        let tx = &self.store.txns[t as usize];
+        let mut v = vec![tx.invoke_index];
+        if tx.completion().is_some() {
+            v.push(tx.completion_index);
         }
         v
     }
+}
+
+/// Transactions with more micro-ops than this look keys up in a hash map rather than by scanning
+/// a vector: a final read of every key (hundreds of thousands of them in a long history) would
+/// otherwise cost quadratic time, and short transactions — nearly all of them — stay allocation-
+/// and hash-free.
+const SCAN_MAX: usize = 32;
+
+/// A map from keys for the micro-ops of one transaction.
+pub(crate) enum KeyMap<V> {
+    Small(Vec<(i64, V)>),
+    Large(FxHashMap<i64, V>),
+}
+
+impl<V> KeyMap<V> {
+    pub(crate) fn for_mops(mops: usize) -> KeyMap<V> {
+        if mops > SCAN_MAX {
+            KeyMap::Large(FxHashMap::default())
+        } else {
+            KeyMap::Small(Vec::new())
+        }
+    }
+    pub(crate) fn get_mut(&mut self, key: i64) -> Option<&mut V> {
+        match self {
+            KeyMap::Small(v) => v.iter_mut().find(|e| e.0 == key).map(|e| &mut e.1),
+            KeyMap::Large(m) => m.get_mut(&key),
+        }
+    }
+    pub(crate) fn contains(&self, key: i64) -> bool {
+        match self {
+            KeyMap::Small(v) => v.iter().any(|e| e.0 == key),
+            KeyMap::Large(m) => m.contains_key(&key),
+        }
+    }
+    /// Inserts a key known to be absent.
+    pub(crate) fn insert_new(&mut self, key: i64, value: V) {
+        match self {
+            KeyMap::Small(v) => v.push((key, value)),
+            KeyMap::Large(m) => {
+                m.insert(key, value);
+            }
+        }
+    }
+}
+
+/// The keys a transaction appends to or writes.
+fn written_keys(store: &Store, t: u32) -> KeyMap<()> {
+    let mops = store.mops(t);
+    let mut keys = KeyMap::for_mops(mops.len());
+    for m in mops {
+        if let Mop::Append { key, .. } | Mop::Write { key, .. } = m {
+            if !keys.contains(key) {
+                keys.insert_new(key, ());
+            }
+        }
+    }
+    keys
 }
 
 /// A transaction's external reads: the first read of each key, as the state outside the transaction
 /// was. A list read that follows the transaction's own appends counts with those appends taken off
 /// its end (when it does not end with them, that is an `internal` anomaly and the read says nothing
 /// about the outside); a register read after the transaction's own write says nothing outside.
-pub fn external_reads<'a, 'h>(t: &'a Txn<'h>) -> impl Iterator<Item = (i64, ReadValue<'h>)> + 'a {
-    // Transactions are short: a vector scan beats hashing.
-    let mut done: Vec<i64> = Vec::new();
-    let mut own: Vec<(i64, Vec<i64>)> = Vec::new();
-    t.mops.iter().filter_map(move |m| match *m {
+pub fn external_reads(store: &Store, t: u32) -> impl Iterator<Item = (i64, ReadValue<'_>)> + '_ {
+    let mops = store.mops(t);
+    let mut done: KeyMap<()> = KeyMap::for_mops(mops.len());
+    let mut own: KeyMap<Vec<i64>> = KeyMap::for_mops(mops.len());
+    mops.filter_map(move |m| match m {
         Mop::Read { key, value } => {
-            if done.contains(&key) {
+            if done.contains(key) {
                 return None;
             }
-            done.push(key);
+            done.insert_new(key, ());
             let v = value?;
-            let Some((_, mine)) = own.iter().find(|(k, _)| *k == key) else {
+            let Some(mine) = own.get_mut(key) else {
                 return Some((key, v));
             };
             let ReadValue::List(l) = v else { return None };
@@ -137,17 +189,17 @@ pub fn external_reads<'a, 'h>(t: &'a Txn<'h>) -> impl Iterator<Item = (i64, Read
             tail_is_mine.then(|| (key, ReadValue::List(l.prefix(cut))))
         }
         Mop::Append { key, value } => {
-            if !done.contains(&key) {
-                match own.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, v)) => v.push(value),
-                    None => own.push((key, vec![value])),
+            if !done.contains(key) {
+                match own.get_mut(key) {
+                    Some(v) => v.push(value),
+                    None => own.insert_new(key, vec![value]),
                 }
             }
             None
         }
         Mop::Write { key, .. } => {
-            if !done.contains(&key) {
-                done.push(key);
+            if !done.contains(key) {
+                done.insert_new(key, ());
             }
             None
         }
@@ -155,10 +207,10 @@ pub fn external_reads<'a, 'h>(t: &'a Txn<'h>) -> impl Iterator<Item = (i64, Read
 }
 
 /// Keys a transaction writes, each once, with the last value written.
-pub fn final_writes(t: &Txn<'_>) -> Vec<(i64, i64)> {
+pub fn final_writes(store: &Store, t: u32) -> Vec<(i64, i64)> {
     let mut out: Vec<(i64, i64)> = Vec::new();
-    for m in &t.mops {
-        if let Mop::Append { key, value } | Mop::Write { key, value } = *m {
+    for m in store.mops(t) {
+        if let Mop::Append { key, value } | Mop::Write { key, value } = m {
             match out.iter_mut().find(|(k, _)| *k == key) {
                 Some(slot) => slot.1 = value,
                 None => out.push((key, value)),
@@ -169,10 +221,9 @@ pub fn final_writes(t: &Txn<'_>) -> Vec<(i64, i64)> {
 }
 
 /// Runs the whole inference.
-pub fn infer<'h>(history: &'h History, txns: Vec<Txn<'h>>, kind: DataKind) -> Inference<'h> {
+pub fn infer(store: &Store, kind: DataKind) -> Inference<'_> {
     let mut inf = Inference {
-        history,
-        txns,
+        store,
         kind,
         writers: FxHashMap::default(),
         orders: FxHashMap::default(),
@@ -182,7 +233,7 @@ pub fn infer<'h>(history: &'h History, txns: Vec<Txn<'h>>, kind: DataKind) -> In
     };
     index_writers(&mut inf);
     check_internal(&mut inf);
-    let mut raw: Vec<(u32, u32, u8)> = Vec::with_capacity(inf.txns.len() * 6);
+    let mut raw: Vec<(u32, u32, u8)> = Vec::with_capacity(inf.store.len() * 6);
     match kind {
         DataKind::ListAppend => list_append_edges(&mut inf, &mut raw),
         DataKind::RwRegister => register_edges(&mut inf, &mut raw),
@@ -196,16 +247,33 @@ pub fn infer<'h>(history: &'h History, txns: Vec<Txn<'h>>, kind: DataKind) -> In
 }
 
 fn index_writers(inf: &mut Inference<'_>) {
+    let store = inf.store;
     let mut writers: FxHashMap<(i64, i64), Writer> = FxHashMap::default();
-    writers.reserve(inf.txns.len() * 2);
-    for (i, t) in inf.txns.iter().enumerate() {
-        for (j, m) in t.mops.iter().enumerate() {
-            let (Mop::Append { key, value } | Mop::Write { key, value }) = *m else {
+    writers.reserve(store.len() * 2);
+    let mut last: Vec<bool> = Vec::new();
+    for (i, t) in store.txns.iter().enumerate() {
+        // Whether each micro-op is the last write of its key in the transaction, from the end.
+        let mops = store.mops(i as u32);
+        let mut later: KeyMap<()> = KeyMap::for_mops(mops.len());
+        last.clear();
+        let mut rev: Vec<Mop<'_>> = mops.clone().collect();
+        rev.reverse();
+        for m in &rev {
+            let (Mop::Append { key, .. } | Mop::Write { key, .. }) = *m else {
+                last.push(false);
                 continue;
             };
-            let last_in_txn = !t.mops[j + 1..].iter().any(
-                |n| matches!(*n, Mop::Append { key: k, .. } | Mop::Write { key: k, .. } if k == key),
-            );
+            last.push(!later.contains(key));
+            if !later.contains(key) {
+                later.insert_new(key, ());
+            }
+        }
+        last.reverse();
+        for (j, m) in mops.enumerate() {
+            let (Mop::Append { key, value } | Mop::Write { key, value }) = m else {
+                continue;
+            };
+            let last_in_txn = last[j];
             let w = Writer {
                 txn: i as u32,
                 last_in_txn,
@@ -241,13 +309,14 @@ enum Known<'h> {
 /// Per transaction and independent, so it runs in parallel.
 fn check_internal(inf: &mut Inference<'_>) {
     use rayon::prelude::*;
-    let found: Vec<Found> = inf
+    let store = inf.store;
+    let found: Vec<Found> = store
         .txns
         .par_iter()
         .enumerate()
-        .filter(|(_, t)| t.is_ok() && t.mops.len() > 1)
-        .filter_map(|(i, t)| {
-            internal_of(t).map(|message| Found {
+        .filter(|(i, t)| t.is_ok() && store.mops(*i as u32).len() > 1)
+        .filter_map(|(i, _)| {
+            internal_of(store, i as u32).map(|message| Found {
                 name: "internal",
                 txns: vec![i as u32],
                 message,
@@ -258,45 +327,46 @@ fn check_internal(inf: &mut Inference<'_>) {
 }
 
 /// The first internal inconsistency of a transaction, if any.
-fn internal_of(t: &Txn<'_>) -> Option<String> {
+fn internal_of(store: &Store, t: u32) -> Option<String> {
     // key -> (what is known, values appended since)
-    let mut known: Vec<(i64, Known<'_>, Vec<i64>)> = Vec::new();
-    for m in &t.mops {
-        match *m {
-            Mop::Append { key, value } => match known.iter_mut().find(|e| e.0 == key) {
-                Some(e) => e.2.push(value),
-                None => known.push((key, Known::Appended, vec![value])),
+    let mops = store.mops(t);
+    let mut known: KeyMap<(Known<'_>, Vec<i64>)> = KeyMap::for_mops(mops.len());
+    for m in mops {
+        match m {
+            Mop::Append { key, value } => match known.get_mut(key) {
+                Some(e) => e.1.push(value),
+                None => known.insert_new(key, (Known::Appended, vec![value])),
             },
-            Mop::Write { key, value } => match known.iter_mut().find(|e| e.0 == key) {
-                Some(e) => *e = (key, Known::Written(value), Vec::new()),
-                None => known.push((key, Known::Written(value), Vec::new())),
+            Mop::Write { key, value } => match known.get_mut(key) {
+                Some(e) => *e = (Known::Written(value), Vec::new()),
+                None => known.insert_new(key, (Known::Written(value), Vec::new())),
             },
             Mop::Read {
                 key,
                 value: Some(v),
             } => {
-                let Some(e) = known.iter_mut().find(|e| e.0 == key) else {
-                    known.push((key, Known::Read(v), Vec::new()));
+                let Some(e) = known.get_mut(key) else {
+                    known.insert_new(key, (Known::Read(v), Vec::new()));
                     continue;
                 };
-                if !agrees(e.1, &e.2, v) {
+                if !agrees(e.0, &e.1, v) {
                     let observed: Vec<i64> = match v {
                         ReadValue::Nil => Vec::new(),
                         ReadValue::Int(x) => vec![x],
                         ReadValue::List(l) => l.iter().collect(),
                     };
-                    let expected = match e.1 {
+                    let expected = match e.0 {
                         Known::Read(ReadValue::List(l)) => format!(
                             "{:?}",
-                            l.iter().chain(e.2.iter().copied()).collect::<Vec<_>>()
+                            l.iter().chain(e.1.iter().copied()).collect::<Vec<_>>()
                         ),
-                        Known::Read(ReadValue::Nil) => format!("{:?}", e.2),
+                        Known::Read(ReadValue::Nil) => format!("{:?}", e.1),
                         Known::Read(ReadValue::Int(x)) | Known::Written(x) => format!("[{x}]"),
-                        Known::Appended => format!("a list ending in {:?}", e.2),
+                        Known::Appended => format!("a list ending in {:?}", e.1),
                     };
                     return Some(format!("read key {key} as {observed:?}, but its own earlier operations imply {expected}"));
                 }
-                *e = (key, Known::Read(v), Vec::new());
+                *e = (Known::Read(v), Vec::new());
             }
             Mop::Read { value: None, .. } => {}
         }
@@ -361,16 +431,18 @@ impl ReadScan {
 type Orders<'h> = FxHashMap<i64, (ListView<'h>, u32)>;
 
 /// The longest read of each key, in parallel: ties go to the earliest transaction (determinism).
-fn longest_reads<'h>(txns: &[Txn<'h>]) -> Orders<'h> {
+fn longest_reads(store: &Store) -> Orders<'_> {
     use rayon::prelude::*;
-    let better = |a: &(ListView<'h>, u32), b: &(ListView<'h>, u32)| {
+    let better = |a: &(ListView<'_>, u32), b: &(ListView<'_>, u32)| {
         b.0.len() > a.0.len() || (b.0.len() == a.0.len() && b.1 < a.1)
     };
-    txns.par_iter()
+    store
+        .txns
+        .par_iter()
         .enumerate()
         .filter(|(_, t)| t.is_ok())
-        .fold(Orders::default, |mut orders, (i, t)| {
-            for (key, v) in external_reads(t) {
+        .fold(Orders::default, |mut orders, (i, _)| {
+            for (key, v) in external_reads(store, i as u32) {
                 let Some(l) = v.list() else { continue };
                 let cand = (l, i as u32);
                 let e = orders.entry(key).or_insert(cand);
@@ -394,7 +466,7 @@ fn longest_reads<'h>(txns: &[Txn<'h>]) -> Orders<'h> {
 fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
     use rayon::prelude::*;
     // 1. The longest read of each key is its version order.
-    let orders = longest_reads(&inf.txns);
+    let orders = longest_reads(inf.store);
     // 2. Every element of an order: its position, duplicates, dirty writers; ww edges.
     let mut keys: Vec<i64> = orders.keys().copied().collect();
     keys.sort_unstable();
@@ -450,12 +522,13 @@ fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
     //    reads that lost-update needs.
     let inf_ref: &Inference<'_> = inf;
     let scan = inf_ref
+        .store
         .txns
         .par_iter()
         .enumerate()
         .filter(|(_, t)| t.is_ok())
-        .fold(ReadScan::default, |mut acc, (i, t)| {
-            scan_reads(inf_ref, &orders, &order_writers, i as u32, t, &mut acc);
+        .fold(ReadScan::default, |mut acc, (i, _)| {
+            scan_reads(inf_ref, &orders, &order_writers, i as u32, &mut acc);
             acc
         })
         .reduce(ReadScan::default, ReadScan::merge);
@@ -475,15 +548,11 @@ fn scan_reads<'h>(
     orders: &Orders<'h>,
     order_writers: &FxHashMap<i64, Vec<Option<Writer>>>,
     i: u32,
-    t: &Txn<'h>,
     acc: &mut ReadScan,
 ) {
-    let writes_key = |key: i64| {
-        t.mops.iter().any(
-            |m| matches!(*m, Mop::Append { key: k, .. } | Mop::Write { key: k, .. } if k == key),
-        )
-    };
-    for (key, v) in external_reads(t) {
+    let written = written_keys(inf.store, i);
+    let writes_key = |key: i64| written.contains(key);
+    for (key, v) in external_reads(inf.store, i) {
         let Some(l) = v.list() else { continue };
         let (order, longest) = orders[&key];
         if !is_prefix(l, order) {
@@ -542,7 +611,7 @@ const UNOBSERVED_EDGES_PER_KEY_MAX: usize = 1 << 16;
 fn unobserved_appends(inf: &Inference<'_>, orders: &Orders<'_>, raw: &mut Vec<(u32, u32, u8)>) {
     let mut unobserved: FxHashMap<i64, Vec<u32>> = FxHashMap::default();
     for (&(key, _), w) in &inf.writers {
-        let committed = !w.failed && !w.ambiguous && inf.txns[w.txn as usize].is_ok();
+        let committed = !w.failed && !w.ambiguous && inf.store.txns[w.txn as usize].is_ok();
         if committed && w.pos == UNOBSERVED && orders.contains_key(&key) {
             unobserved.entry(key).or_default().push(w.txn);
         }
@@ -551,8 +620,8 @@ fn unobserved_appends(inf: &Inference<'_>, orders: &Orders<'_>, raw: &mut Vec<(u
         return;
     }
     let mut budget: FxHashMap<i64, usize> = FxHashMap::default();
-    for (i, t) in inf.txns.iter().enumerate().filter(|(_, t)| t.is_ok()) {
-        for (key, v) in external_reads(t) {
+    for (i, _) in inf.store.txns.iter().enumerate().filter(|(_, t)| t.is_ok()) {
+        for (key, v) in external_reads(inf.store, i as u32) {
             let (Some(l), Some(ws)) = (v.list(), unobserved.get(&key)) else {
                 continue;
             };
@@ -614,17 +683,18 @@ fn register_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
     let mut readers: FxHashMap<(i64, Option<i64>), Vec<u32>> = FxHashMap::default();
     let mut successions: Vec<(i64, Option<i64>, u32)> = Vec::new();
     let mut read_then_write: Vec<(i64, usize, u32)> = Vec::new();
-    for (i, t) in inf.txns.iter().enumerate().filter(|(_, t)| t.is_ok()) {
+    let store = inf.store;
+    for (i, _) in store.txns.iter().enumerate().filter(|(_, t)| t.is_ok()) {
         let i = i as u32;
-        let writes = final_writes(t);
-        for (key, v) in external_reads(t) {
+        let writes: FxHashSet<i64> = final_writes(store, i).into_iter().map(|w| w.0).collect();
+        for (key, v) in external_reads(store, i) {
             let read = match v {
                 ReadValue::Nil => None,
                 ReadValue::Int(x) => Some(x),
                 ReadValue::List(_) => continue,
             };
             readers.entry((key, read)).or_default().push(i);
-            if writes.iter().any(|(k, _)| *k == key) {
+            if writes.contains(&key) {
                 successions.push((key, read, i));
                 // Encode the version read for lost-update grouping: nil as 0, v as v's bits + 1.
                 let version = read.map_or(0, |x| (x as u64 as usize).wrapping_add(1));
@@ -681,7 +751,7 @@ fn register_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
     // A read of the initial nil precedes every committed write of the key.
     let mut committed_writers: FxHashMap<i64, Vec<u32>> = FxHashMap::default();
     for (&(key, _), w) in &inf.writers {
-        if !w.failed && !w.ambiguous && inf.txns[w.txn as usize].is_ok() && w.last_in_txn {
+        if !w.failed && !w.ambiguous && store.txns[w.txn as usize].is_ok() && w.last_in_txn {
             committed_writers.entry(key).or_default().push(w.txn);
         }
     }
@@ -707,7 +777,7 @@ fn register_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
 /// Successive transactions of one process, from a committed one to the next that may commit.
 fn process_edges(inf: &Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
     let mut last: FxHashMap<u64, u32> = FxHashMap::default();
-    for (i, t) in inf.txns.iter().enumerate() {
+    for (i, t) in inf.store.txns.iter().enumerate() {
         if !t.may_commit() {
             continue;
         }
@@ -732,7 +802,7 @@ fn finish_edges(inf: &mut Inference<'_>, mut raw: Vec<(u32, u32, u8)>) {
             _ => edges.push((a, b, k)),
         }
     }
-    let n = inf.txns.len();
+    let n = inf.store.len();
     let mut offsets = vec![0u32; n + 1];
     for &(a, _, _) in &edges {
         offsets[a as usize + 1] += 1;
@@ -749,11 +819,11 @@ fn finish_edges(inf: &mut Inference<'_>, mut raw: Vec<(u32, u32, u8)>) {
 pub fn realtime_edges(inf: &Inference<'_>, members: &[u32]) -> Vec<(u32, u32)> {
     // (position, is_completion, txn): completions sort before an invocation at the same position,
     // which never happens anyway since positions are distinct events.
-    let mut evs: Vec<(usize, bool, u32)> = Vec::with_capacity(members.len() * 2);
+    let mut evs: Vec<(u32, bool, u32)> = Vec::with_capacity(members.len() * 2);
     for &m in members {
-        let t = &inf.txns[m as usize];
+        let t = &inf.store.txns[m as usize];
         evs.push((t.invoke, false, m));
-        if let (true, Some(c)) = (t.is_ok(), t.completion) {
+        if let (true, Some(c)) = (t.is_ok(), t.completion()) {
             evs.push((c, true, m));
         }
     }
@@ -769,7 +839,7 @@ pub fn realtime_edges(inf: &Inference<'_>, members: &[u32]) -> Vec<(u32, u32)> {
             frontier.push(m);
         } else {
             out.extend(frontier.iter().map(|&f| (f, m)));
-            if inf.txns[m as usize].is_ok() {
+            if inf.store.txns[m as usize].is_ok() {
                 seen_at_invoke.insert(m, frontier.clone());
             }
         }

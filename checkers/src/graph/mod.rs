@@ -24,6 +24,7 @@ pub mod dot;
 pub mod explain;
 pub mod infer;
 pub mod models;
+pub mod stream;
 pub mod svg;
 pub mod txn;
 
@@ -36,6 +37,7 @@ use verity_history::History;
 use crate::{Anomaly, Budget, Checker, Verdict};
 use cycles::{Local, Search, LEVELS, SEARCHES};
 use infer::{Found, Inference, PROCESS, REALTIME};
+pub use txn::Store;
 
 /// The default limit on the cycle search (Elle's default is similar: searches that take longer
 /// than this report `unknown` instead of running on).
@@ -71,24 +73,31 @@ impl Checker for GraphChecker {
     }
 
     fn check(&self, history: &History, budget: &Budget) -> Verdict {
-        let txns = match txn::decode(history) {
-            Ok(t) => t,
-            Err(e) => return Verdict::unknown(format!("malformed history: {e}")),
-        };
-        let kind = match txn::data_kind(&txns) {
+        match txn::decode(history) {
+            Ok(store) => self.check_store(&store, budget),
+            Err(e) => Verdict::unknown(format!("malformed history: {e}")),
+        }
+    }
+}
+
+impl GraphChecker {
+    /// Judges transactions already decoded into a [`Store`] (by [`txn::decode`] from a history, or
+    /// straight from a file by [`stream`]).
+    pub fn check_store(&self, store: &Store, budget: &Budget) -> Verdict {
+        let kind = match txn::data_kind(store) {
             Ok(k) => k,
             Err(e) => return Verdict::unknown(e),
         };
         let mut verdict = Verdict::valid();
-        verdict.detail("txns", txns.len());
-        if txns.is_empty() {
+        verdict.detail("txns", store.len());
+        if store.is_empty() {
             verdict.detail("satisfied", models::boundary(std::iter::empty()).satisfied);
             return verdict;
         }
-        if self.process && txns.len() > 1 && !any_process_repeats(&txns) {
+        if self.process && store.len() > 1 && !any_process_repeats(&store.txns) {
             verdict.detail("process-order", PROCESS_ORDER_UNAVAILABLE);
         }
-        let inf = infer::infer(history, txns, kind);
+        let inf = infer::infer(store, kind);
         if budget.expired() {
             // Inference is linear and not interruptible; past the budget, say so rather than search.
             let mut v =
@@ -174,7 +183,7 @@ pub const PROCESS_ORDER_UNAVAILABLE: &str = "unavailable: no process issued more
 (a history without :process), so no -process anomaly is claimed and a strong-session model listed as \
 consistent was not checked against process order";
 
-fn any_process_repeats(txns: &[txn::Txn<'_>]) -> bool {
+fn any_process_repeats(txns: &[txn::Txn]) -> bool {
     let mut seen = rustc_hash::FxHashSet::default();
     txns.iter().any(|t| !seen.insert(t.process))
 }
