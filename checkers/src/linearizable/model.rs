@@ -108,6 +108,34 @@ pub trait Model: Send + Sync + 'static {
         false
     }
 
+    /// Whether linearizing the optional (`info`) operation `optional` in `state` makes the required
+    /// operation `follower` possible there and then in a way that does not commute: `follower` is
+    /// accepted after `optional`, and `follower` then `optional` does not lead to the same state.
+    /// `None` when the model has no cheap answer (the search then asks [`Model::step`]). The search
+    /// uses it to skip an `info` operation that must end its run and enables no follower (see
+    /// `search.rs`), so `Some(false)` must only be given when that holds.
+    fn enables(
+        &self,
+        _state: &Self::State,
+        _optional: &Self::Op,
+        _follower: &Self::Op,
+    ) -> Option<bool> {
+        None
+    }
+
+    /// A necessary condition for the required operation `due` to become acceptable once some of
+    /// `movers` (in any order, each at most once) have been linearized from `state`: `false` only if
+    /// no such sequence can exist. The search stops trying `info` operations for a `due` that no
+    /// choice can help. `true` is always safe.
+    fn may_become_legal(
+        &self,
+        _state: &Self::State,
+        _due: &Self::Op,
+        _movers: &[&Self::Op],
+    ) -> bool {
+        true
+    }
+
     /// A short human description of an operation, e.g. `cas 1→2` or `read → 3`.
     fn describe_op(&self, op: &Self::Op, values: &Interner) -> String;
 

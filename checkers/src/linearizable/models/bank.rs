@@ -154,6 +154,96 @@ impl Model for Bank {
         matches!(op, BankOp::Read(_) | BankOp::Short { .. })
     }
 
+    /// A timed-out transfer `I` (from f to t, amount a) moves money between two accounts, so it
+    /// matters to a follower only in three ways: a read that sees exactly the balances after `I`
+    /// (and not before), a transfer out of t that only `I`'s money makes possible, a rejection of a
+    /// transfer out of f that only holds once `I` took money out of f. Transfers commute in their
+    /// effect, and `I` stays possible after any follower it was possible before (a follower out of f
+    /// that was possible after `I` left at least a in f), so in every other case the two commute.
+    fn enables(&self, state: &Self::State, optional: &BankOp, follower: &BankOp) -> Option<bool> {
+        let BankOp::Transfer { from, to, amount } = *optional else {
+            return None;
+        };
+        // The reasoning below needs amounts of at least zero: a negative amount moves money back.
+        if amount < 0 || negative_amount(follower) {
+            return None;
+        }
+        let (f, t) = (from as usize, to as usize);
+        if f >= state.len() || t >= state.len() || state[f] < amount {
+            return Some(false); // not possible now: the search will not linearize it
+        }
+        let after =
+            |a: usize| state[a] - if a == f { amount } else { 0 } + if a == t { amount } else { 0 };
+        Some(match follower {
+            BankOp::Read(seen) => {
+                seen.len() == state.len()
+                    && (0..state.len()).all(|a| seen[a] == after(a))
+                    && (0..state.len()).any(|a| seen[a] != state[a])
+            }
+            BankOp::Transfer {
+                from: yf,
+                to: yt,
+                amount: ya,
+            } => {
+                let (yf, yt) = (*yf as usize, *yt as usize);
+                yf < state.len() && yt < state.len() && state[yf] < *ya && after(yf) >= *ya
+            }
+            BankOp::Short {
+                from: yf,
+                amount: m,
+            } => {
+                let yf = *yf as usize;
+                yf < state.len() && state[yf] >= *m && after(yf) < *m
+            }
+        })
+    }
+
+    /// Transfers conserve the total and never take an account below zero; from `state`, a read can
+    /// only be reached if it shows the same total, no negative balance, and every account it shows
+    /// higher (lower) can receive (send) at least the difference through the movers. A transfer short
+    /// of funds needs inflow to its source; a rejection needs outflow from an account holding enough.
+    fn may_become_legal(&self, state: &Self::State, due: &BankOp, movers: &[&BankOp]) -> bool {
+        let n = state.len();
+        let (mut inflow, mut outflow) = (vec![0i64; n], vec![0i64; n]);
+        if negative_amount(due) || movers.iter().any(|m| negative_amount(m)) {
+            return true; // the flow bounds below need amounts of at least zero
+        }
+        for m in movers {
+            if let BankOp::Transfer { from, to, amount } = **m {
+                let (f, t) = (from as usize, to as usize);
+                if f < n && t < n && f != t && amount > 0 {
+                    outflow[f] = outflow[f].saturating_add(amount);
+                    inflow[t] = inflow[t].saturating_add(amount);
+                }
+            }
+        }
+        match due {
+            BankOp::Read(seen) => {
+                // A transfer leaves its source at zero or more, so an account only goes below zero (or
+                // lower, when it already is) by a read that no state shows.
+                if seen.len() != n || (0..n).any(|a| seen[a] < 0 && seen[a] < state[a]) {
+                    return false;
+                }
+                let total = |v: &[i64]| v.iter().fold(0i128, |s, b| s + i128::from(*b));
+                if total(seen) != total(state) {
+                    return false;
+                }
+                (0..n).all(|a| {
+                    let d = seen[a] - state[a];
+                    (d <= 0 || inflow[a] >= d) && (d >= 0 || outflow[a] >= -d)
+                })
+            }
+            BankOp::Transfer { from, to, amount } => {
+                let (f, t) = (*from as usize, *to as usize);
+                f < n && t < n && (state[f] >= *amount || inflow[f] >= amount - state[f])
+            }
+            BankOp::Short { from, amount } => {
+                let f = *from as usize;
+                f < n && (state[f] < *amount || outflow[f] > state[f] - amount)
+            }
+        }
+    }
+
     fn describe_op(&self, op: &BankOp, _: &Interner) -> String {
         match op {
             BankOp::Transfer { from, to, amount } => {
@@ -173,4 +263,8 @@ impl Model for Bank {
     fn state_heap_bytes(&self, state: &Self::State) -> usize {
         state.len() * 8
     }
+}
+
+fn negative_amount(op: &BankOp) -> bool {
+    matches!(op, BankOp::Transfer { amount, .. } | BankOp::Short { amount, .. } if *amount < 0)
 }
