@@ -77,6 +77,9 @@ pub trait Model: Send + Sync + 'static {
     type State: Clone + Eq + Hash + Debug + Send + Sync;
     /// An operation together with its observed result (none when the outcome is unknown).
     type Op: Clone + Debug + Eq + Hash + Send + Sync;
+    /// What the model precomputes about the operations a stuck search may still linearize (see
+    /// [`Model::pool_summary`]); `()` for models that do not guide the search.
+    type Pool: Default;
 
     /// The name used on the command line (`--model cas-register`).
     fn name(&self) -> &'static str;
@@ -134,6 +137,34 @@ pub trait Model: Send + Sync + 'static {
         _movers: &[&Self::Op],
     ) -> bool {
         true
+    }
+
+    /// A summary of `followers` (the required candidates of a stuck configuration) and `pool` (the
+    /// `info` operations it may still linearize before the due return), for [`Model::info_may_help`].
+    fn pool_summary(&self, _followers: &[&Self::Op], _pool: &[&Self::Op]) -> Self::Pool {
+        Self::Pool::default()
+    }
+
+    /// Whether the `info` operation `optional`, linearized in `state` and followed by at most `room`
+    /// more `info` operations of the pool and then by one of `followers`, can be needed there — that
+    /// is, cannot be moved after that follower (see `search.rs`). `false` only when that holds for
+    /// every such run. `true` is always safe.
+    fn info_may_help(
+        &self,
+        _state: &Self::State,
+        _optional: &Self::Op,
+        _followers: &[&Self::Op],
+        _pool: &Self::Pool,
+        _room: u32,
+    ) -> bool {
+        true
+    }
+
+    /// Whether no state reachable from `initial` accepts `op` (a bank read showing another total):
+    /// then a history where `op` must take effect is not linearizable, and the search is not needed
+    /// to say so. `false` is always safe.
+    fn unreachable(&self, _initial: &Self::State, _op: &Self::Op) -> bool {
+        false
     }
 
     /// A short human description of an operation, e.g. `cas 1→2` or `read → 3`.

@@ -139,6 +139,24 @@ pub fn search<M: Model>(
     ops: &[OpRecord<M::Op>],
     limits: &Limits<'_>,
 ) -> (Outcome<M::State>, Stats) {
+    // An operation that must take effect and that no reachable state accepts decides the partition
+    // at once (a bank read showing another total): no search can place it, however long it runs.
+    if limits.reductions {
+        let doomed = ops
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.required() && model.unreachable(initial, &o.op))
+            .min_by_key(|(_, o)| o.ret);
+        if let Some((blocked, _)) = doomed {
+            let failure = Failure {
+                blocked,
+                prefix_len: 0,
+                prefix_tail: Vec::new(),
+                states: Vec::new(),
+            };
+            return (Outcome::Nonlinearizable(failure), Stats::default());
+        }
+    }
     let mut s = Search::new(model, initial.clone(), ops, limits);
     let info_ops = ops.iter().filter(|o| !o.required()).count() as u32;
     // Iterative deepening on how many `info` operations may be linearized in a row (see `info_run`):
@@ -206,15 +224,16 @@ struct Search<'a, M: Model> {
     /// Bumped at every linearization and undo: names the configuration, for `stuck`.
     epoch: u64,
     /// What the walk learned about the configuration `epoch` once it got stuck.
-    stuck: Option<Stuck>,
+    stuck: Option<Stuck<M::Pool>>,
 }
 
 /// A configuration where the walk is stuck: the required operations it may still linearize before
 /// the due return (the candidates of the main chain), and whether the due operation can recover.
-struct Stuck {
+struct Stuck<P> {
     epoch: u64,
     followers: Vec<u32>,
     may_recover: bool,
+    pool: P,
 }
 
 impl<'a, M: Model> Search<'a, M> {
@@ -440,7 +459,7 @@ impl<'a, M: Model> Search<'a, M> {
     /// the required candidates, and whether any choice of them and of the `info` operations called
     /// before the due return `due` could make the due operation acceptable
     /// ([`Model::may_become_legal`]).
-    fn stuck(&mut self, deadline: u32, due: u64) -> &Stuck {
+    fn stuck(&mut self, deadline: u32, due: u64) -> &Stuck<M::Pool> {
         if self.stuck.as_ref().is_none_or(|s| s.epoch != self.epoch) {
             let mut followers = Vec::new();
             let mut e = self.entries.next[self.entries.main_head as usize];
@@ -460,10 +479,13 @@ impl<'a, M: Model> Search<'a, M> {
             }
             let due_op = &self.ops[(deadline / 2) as usize].op;
             let may_recover = self.model.may_become_legal(&self.state, due_op, &movers);
+            let (required, pool) = movers.split_at(followers.len());
+            let pool = self.model.pool_summary(required, pool);
             self.stuck = Some(Stuck {
                 epoch: self.epoch,
                 followers,
                 may_recover,
+                pool,
             });
         }
         self.stuck.as_ref().expect("just computed")
@@ -489,20 +511,35 @@ impl<'a, M: Model> Search<'a, M> {
     /// `enables` says. The partial-order reduction in `try_linearize` is the same argument seen from
     /// the follower's side. The skip depends on the bound (a longer run could follow `i` with
     /// another `info` operation), so it is noted as such, as any candidate the bound cuts is.
+    ///
+    /// When the run may go on (`room` more `info` operations), the same argument gives a weaker
+    /// condition: `i` must be needed by the rest of the run or by the follower
+    /// ([`Model::info_may_help`]), or it could be moved after the follower.
     fn ends_run_enabling_nothing(&mut self, i: u32) -> bool {
-        if self.info_run_max == u32::MAX || self.info_run + 1 < self.info_run_max {
+        if self.info_run_max == u32::MAX {
             return false;
         }
         let Some(stuck) = self.stuck.as_ref().filter(|s| s.epoch == self.epoch) else {
             return false;
         };
         let optional = &self.ops[i as usize].op;
-        let enables_one = stuck.followers.iter().any(|&y| {
+        let room = self.info_run_max.saturating_sub(self.info_run + 1);
+        let useful = if room == 0 {
+            stuck.followers.iter().any(|&y| {
+                self.model
+                    .enables(&self.state, optional, &self.ops[y as usize].op)
+                    .unwrap_or(true)
+            })
+        } else {
+            let followers: Vec<&M::Op> = stuck
+                .followers
+                .iter()
+                .map(|&y| &self.ops[y as usize].op)
+                .collect();
             self.model
-                .enables(&self.state, optional, &self.ops[y as usize].op)
-                .unwrap_or(true)
-        });
-        if enables_one {
+                .info_may_help(&self.state, optional, &followers, &stuck.pool, room)
+        };
+        if useful {
             return false;
         }
         self.note_bound_hit();

@@ -34,6 +34,18 @@ pub enum BankOp {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Bank;
 
+/// What the search's stuck configurations hold, for [`Model::info_may_help`]: how much the
+/// required candidates and the `info` transfers could take out of each account, and how many
+/// `info` transfers of each (from, to, amount) there are.
+#[derive(Debug, Default)]
+pub struct BankPool {
+    outflow: Vec<i64>,
+    types: std::collections::HashMap<(u32, u32, i64), u32>,
+    amount_max: i64,
+    /// A negative amount somewhere: the reasoning does not hold, every operation may help.
+    negative: bool,
+}
+
 /// The error a correct bank gives when the source account is short.
 pub const INSUFFICIENT_FUNDS: &str = "insufficient-funds";
 
@@ -54,6 +66,7 @@ fn transfer_of(v: &Value) -> Option<(u32, u32, i64)> {
 impl Model for Bank {
     type State = Box<[i64]>;
     type Op = BankOp;
+    type Pool = BankPool;
 
     fn name(&self) -> &'static str {
         "bank"
@@ -196,6 +209,115 @@ impl Model for Bank {
                 yf < state.len() && state[yf] >= *m && after(yf) < *m
             }
         })
+    }
+
+    fn pool_summary(&self, followers: &[&BankOp], pool: &[&BankOp]) -> BankPool {
+        let mut summary = BankPool::default();
+        for op in followers.iter().chain(pool) {
+            match **op {
+                BankOp::Transfer { amount, .. } | BankOp::Short { amount, .. } if amount < 0 => {
+                    summary.negative = true;
+                }
+                BankOp::Transfer { from, amount, .. } => {
+                    let f = from as usize;
+                    if summary.outflow.len() <= f {
+                        summary.outflow.resize(f + 1, 0);
+                    }
+                    summary.outflow[f] = summary.outflow[f].saturating_add(amount);
+                }
+                _ => {}
+            }
+        }
+        for op in pool {
+            if let BankOp::Transfer { from, to, amount } = **op {
+                *summary.types.entry((from, to, amount)).or_insert(0) += 1;
+                summary.amount_max = summary.amount_max.max(amount);
+            }
+        }
+        summary
+    }
+
+    /// A timed-out transfer I (from f to t, amount a) placed now, with at most `room` more timed-out
+    /// transfers after it and then a required follower Y, cannot be moved after Y only if Y or one of
+    /// those transfers does not commute with it: Y is a read, and the rest of the run can still make
+    /// up the difference between what Y shows and the balances after I (at most `room` transfers:
+    /// at most 2·room accounts differ, by at most room·max amount in all; with room 1, exactly one
+    /// transfer of the pool); or some transfer out of t may need I's money (the transfers out of t
+    /// could together take more than t holds); or Y is a rejection of a transfer out of f.
+    fn info_may_help(
+        &self,
+        state: &Self::State,
+        optional: &BankOp,
+        followers: &[&BankOp],
+        pool: &BankPool,
+        room: u32,
+    ) -> bool {
+        let BankOp::Transfer { from, to, amount } = *optional else {
+            return true;
+        };
+        let (f, t, n) = (from as usize, to as usize, state.len());
+        if pool.negative || amount < 0 || f >= n || t >= n || state[f] < amount {
+            return true;
+        }
+        let outflow_t = pool.outflow.get(t).copied().unwrap_or(0) - amount * i64::from(f == t);
+        // I is in the pool: its own outflow is from f, not t, unless f == t.
+        if outflow_t > state[t] {
+            return true;
+        }
+        let room = i64::from(room);
+        followers.iter().any(|y| match y {
+            BankOp::Short { from: yf, .. } => *yf == from,
+            BankOp::Read(seen) if seen.len() == n => {
+                let after = |a: usize| {
+                    state[a] - if a == f { amount } else { 0 } + if a == t { amount } else { 0 }
+                };
+                let (mut differ, mut l1) = (Vec::new(), 0i64);
+                for (a, &b) in seen.iter().enumerate() {
+                    let d = b - after(a);
+                    if d != 0 {
+                        differ.push((a, d));
+                        l1 = l1.saturating_add(d.abs());
+                    }
+                }
+                if differ.is_empty() {
+                    return true;
+                }
+                if differ.len() as i64 > 2 * room || l1 > 2 * room * pool.amount_max {
+                    return false;
+                }
+                if room > 1 {
+                    return true;
+                }
+                // One more transfer: it must be exactly the difference, and in the pool (besides I).
+                match differ.as_slice() {
+                    [(a, da), (b, db)] if da + db == 0 => {
+                        let (src, dst, x) = if *da < 0 { (*a, *b, *db) } else { (*b, *a, *da) };
+                        let key = (src as u32, dst as u32, x);
+                        let have = pool.types.get(&key).copied().unwrap_or(0);
+                        have > u32::from(key == (from, to, amount))
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        })
+    }
+
+    /// Transfers conserve the total, and take no account below zero (or lower, when it already is):
+    /// a read showing another total, or an account below both zero and its initial balance, is
+    /// never reachable; nor is a transfer naming an account the bank does not have.
+    fn unreachable(&self, initial: &Self::State, op: &BankOp) -> bool {
+        let n = initial.len();
+        match op {
+            BankOp::Read(seen) => {
+                let total = |v: &[i64]| v.iter().fold(0i128, |s, b| s + i128::from(*b));
+                seen.len() != n
+                    || total(seen) != total(initial)
+                    || (0..n).any(|a| seen[a] < 0 && seen[a] < initial[a])
+            }
+            BankOp::Transfer { from, to, .. } => *from as usize >= n || *to as usize >= n,
+            BankOp::Short { from, .. } => *from as usize >= n,
+        }
     }
 
     /// Transfers conserve the total and never take an account below zero; from `state`, a read can
