@@ -153,7 +153,7 @@ pub trait Model: Send + Sync + 'static {
         &self,
         _state: &Self::State,
         _optional: &Self::Op,
-        _followers: &[&Self::Op],
+        _followers: &[Self::Op],
         _pool: &Self::Pool,
         _room: u32,
     ) -> bool {

@@ -83,7 +83,9 @@ pub fn counterexample<M: Model>(
              reach from its initial state shows that ({} concurrent operations)",
             blocked.process,
             blocked.invoke_index,
-            blocked.completion_index.map_or("…".to_string(), |c| c.to_string()),
+            blocked
+                .completion_index
+                .map_or("…".to_string(), |c| c.to_string()),
             model.name(),
             concurrent_ops.len(),
         )

@@ -224,16 +224,18 @@ struct Search<'a, M: Model> {
     /// Bumped at every linearization and undo: names the configuration, for `stuck`.
     epoch: u64,
     /// What the walk learned about the configuration `epoch` once it got stuck.
-    stuck: Option<Stuck<M::Pool>>,
+    stuck: Option<Stuck<M::Op, M::Pool>>,
 }
 
 /// A configuration where the walk is stuck: the required operations it may still linearize before
 /// the due return (the candidates of the main chain), and whether the due operation can recover.
-struct Stuck<P> {
+struct Stuck<O, P> {
     epoch: u64,
     followers: Vec<u32>,
     may_recover: bool,
-    pool: P,
+    /// The followers' operations and the model's summary of the pool, made when first needed
+    /// (inside a run that may go on).
+    guide: Option<(Vec<O>, P)>,
 }
 
 impl<'a, M: Model> Search<'a, M> {
@@ -459,7 +461,7 @@ impl<'a, M: Model> Search<'a, M> {
     /// the required candidates, and whether any choice of them and of the `info` operations called
     /// before the due return `due` could make the due operation acceptable
     /// ([`Model::may_become_legal`]).
-    fn stuck(&mut self, deadline: u32, due: u64) -> &Stuck<M::Pool> {
+    fn stuck(&mut self, deadline: u32, due: u64) -> &Stuck<M::Op, M::Pool> {
         if self.stuck.as_ref().is_none_or(|s| s.epoch != self.epoch) {
             let mut followers = Vec::new();
             let mut e = self.entries.next[self.entries.main_head as usize];
@@ -479,13 +481,11 @@ impl<'a, M: Model> Search<'a, M> {
             }
             let due_op = &self.ops[(deadline / 2) as usize].op;
             let may_recover = self.model.may_become_legal(&self.state, due_op, &movers);
-            let (required, pool) = movers.split_at(followers.len());
-            let pool = self.model.pool_summary(required, pool);
             self.stuck = Some(Stuck {
                 epoch: self.epoch,
                 followers,
                 may_recover,
-                pool,
+                guide: None,
             });
         }
         self.stuck.as_ref().expect("just computed")
@@ -519,25 +519,31 @@ impl<'a, M: Model> Search<'a, M> {
         if self.info_run_max == u32::MAX {
             return false;
         }
-        let Some(stuck) = self.stuck.as_ref().filter(|s| s.epoch == self.epoch) else {
+        let room = self.info_run_max.saturating_sub(self.info_run + 1);
+        let (ops, model, state, epoch) = (self.ops, self.model, &self.state, self.epoch);
+        let Some(stuck) = self.stuck.as_mut().filter(|s| s.epoch == epoch) else {
             return false;
         };
-        let optional = &self.ops[i as usize].op;
-        let room = self.info_run_max.saturating_sub(self.info_run + 1);
+        let optional = &ops[i as usize].op;
         let useful = if room == 0 {
             stuck.followers.iter().any(|&y| {
-                self.model
-                    .enables(&self.state, optional, &self.ops[y as usize].op)
+                model
+                    .enables(state, optional, &ops[y as usize].op)
                     .unwrap_or(true)
             })
         } else {
-            let followers: Vec<&M::Op> = stuck
-                .followers
-                .iter()
-                .map(|&y| &self.ops[y as usize].op)
-                .collect();
-            self.model
-                .info_may_help(&self.state, optional, &followers, &stuck.pool, room)
+            let (followers, pool) = stuck.guide.get_or_insert_with(|| {
+                let required: Vec<&M::Op> = stuck
+                    .followers
+                    .iter()
+                    .map(|&y| &ops[y as usize].op)
+                    .collect();
+                let pool = info_pool(ops, &self.entries, self.entries.first_return());
+                let pool: Vec<&M::Op> = pool.iter().map(|&j| &ops[j as usize].op).collect();
+                let summary = model.pool_summary(&required, &pool);
+                (required.into_iter().cloned().collect(), summary)
+            });
+            model.info_may_help(state, optional, followers, pool, room)
         };
         if useful {
             return false;
@@ -731,6 +737,20 @@ impl<'a, M: Model> Search<'a, M> {
             }
         }
     }
+}
+
+/// The `info` operations not linearized whose call precedes the return entry `deadline`.
+fn info_pool<O>(ops: &[OpRecord<O>], entries: &Entries, deadline: u32) -> Vec<u32> {
+    let due = ops[(deadline / 2) as usize]
+        .ret
+        .expect("a return entry has a return");
+    let mut pool = Vec::new();
+    let mut e = entries.next[entries.info_head as usize];
+    while e != entries.info_tail && ops[(e / 2) as usize].call < due {
+        pool.push(e / 2);
+        e = entries.next[e as usize];
+    }
+    pool
 }
 
 /// For each `info` operation, the next `info` operation (in call order) with an equal model operation.

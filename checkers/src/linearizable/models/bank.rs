@@ -39,11 +39,72 @@ pub struct Bank;
 /// `info` transfers of each (from, to, amount) there are.
 #[derive(Debug, Default)]
 pub struct BankPool {
-    outflow: Vec<i64>,
-    types: std::collections::HashMap<(u32, u32, i64), u32>,
+    /// Per account, the amounts of the `info` transfers out of it, largest first.
+    pool_out: Vec<Vec<i64>>,
+    /// Per account, the largest amount of a required candidate transfer out of it.
+    follower_out_max: Vec<i64>,
+    /// Every `info` transfer as (from, to, amount), sorted.
+    types: Vec<(u32, u32, i64)>,
     amount_max: i64,
     /// A negative amount somewhere: the reasoning does not hold, every operation may help.
     negative: bool,
+}
+
+type TransferType = (u32, u32, i64);
+
+impl BankPool {
+    /// The most that one follower and `room` `info` transfers could take out of `account`.
+    fn could_take_out(&self, account: usize, room: u32) -> i64 {
+        let pool: i64 = self
+            .pool_out
+            .get(account)
+            .map_or(0, |v| v.iter().take(room as usize).sum());
+        pool + self.follower_out_max.get(account).copied().unwrap_or(0)
+    }
+
+    fn count(&self, key: TransferType) -> usize {
+        let lo = self.types.partition_point(|k| *k < key);
+        let hi = self.types.partition_point(|k| *k <= key);
+        hi - lo
+    }
+
+    /// Whether the difference `differ` (account, amount) is exactly one `info` transfer of the pool,
+    /// other than the instances `used` stands for.
+    fn single(&self, differ: &[(usize, i64)], used: &[TransferType]) -> bool {
+        let [(a, da), (b, db)] = differ else {
+            return false;
+        };
+        if da + db != 0 {
+            return false;
+        }
+        let (src, dst, x) = if *da < 0 {
+            (*a, *b, *db)
+        } else {
+            (*b, *a, *da)
+        };
+        let key = (src as u32, dst as u32, x);
+        self.count(key) > used.iter().filter(|u| **u == key).count()
+    }
+}
+
+fn grow<T: Default>(v: &mut Vec<T>, a: usize) {
+    if v.len() <= a {
+        v.resize_with(a + 1, T::default);
+    }
+}
+
+/// `differ` less the effect of the transfer `j`.
+fn minus(differ: &[(usize, i64)], (from, to, amount): TransferType) -> Vec<(usize, i64)> {
+    let mut out: Vec<(usize, i64)> = differ.to_vec();
+    for (a, d) in [(from as usize, -amount), (to as usize, amount)] {
+        match out.iter_mut().find(|(b, _)| *b == a) {
+            Some((_, v)) => *v -= d,
+            None => out.push((a, -d)),
+        }
+    }
+    out.retain(|(_, d)| *d != 0);
+    out.sort_unstable();
+    out
 }
 
 /// The error a correct bank gives when the source account is short.
@@ -213,42 +274,48 @@ impl Model for Bank {
 
     fn pool_summary(&self, followers: &[&BankOp], pool: &[&BankOp]) -> BankPool {
         let mut summary = BankPool::default();
-        for op in followers.iter().chain(pool) {
+        for (k, op) in followers.iter().chain(pool).enumerate() {
             match **op {
                 BankOp::Transfer { amount, .. } | BankOp::Short { amount, .. } if amount < 0 => {
                     summary.negative = true;
                 }
-                BankOp::Transfer { from, amount, .. } => {
+                BankOp::Transfer { from, to, amount } => {
                     let f = from as usize;
-                    if summary.outflow.len() <= f {
-                        summary.outflow.resize(f + 1, 0);
+                    if k < followers.len() {
+                        grow(&mut summary.follower_out_max, f);
+                        summary.follower_out_max[f] = summary.follower_out_max[f].max(amount);
+                    } else {
+                        grow(&mut summary.pool_out, f);
+                        summary.pool_out[f].push(amount);
+                        summary.types.push((from, to, amount));
+                        summary.amount_max = summary.amount_max.max(amount);
                     }
-                    summary.outflow[f] = summary.outflow[f].saturating_add(amount);
                 }
                 _ => {}
             }
         }
-        for op in pool {
-            if let BankOp::Transfer { from, to, amount } = **op {
-                *summary.types.entry((from, to, amount)).or_insert(0) += 1;
-                summary.amount_max = summary.amount_max.max(amount);
-            }
+        for amounts in &mut summary.pool_out {
+            amounts.sort_unstable_by(|a, b| b.cmp(a));
         }
+        summary.types.sort_unstable();
         summary
     }
 
     /// A timed-out transfer I (from f to t, amount a) placed now, with at most `room` more timed-out
     /// transfers after it and then a required follower Y, cannot be moved after Y only if Y or one of
-    /// those transfers does not commute with it: Y is a read, and the rest of the run can still make
-    /// up the difference between what Y shows and the balances after I (at most `room` transfers:
-    /// at most 2·room accounts differ, by at most room·max amount in all; with room 1, exactly one
-    /// transfer of the pool); or some transfer out of t may need I's money (the transfers out of t
-    /// could together take more than t holds); or Y is a rejection of a transfer out of f.
+    /// those transfers does not commute with it:
+    /// - Y is a read, and the rest of the run can still make up the difference between what Y shows
+    ///   and the balances after I: with room 1, one transfer of the pool is exactly the difference;
+    ///   with room 2, one or two are; with more, at most 2·room accounts differ, by at most
+    ///   room·(largest amount) in all;
+    /// - or a transfer out of t among those could need I's money: the most that Y and `room` transfers
+    ///   of the pool can take out of t is more than t holds;
+    /// - or Y is a rejection of a transfer out of f (I lowers f).
     fn info_may_help(
         &self,
         state: &Self::State,
         optional: &BankOp,
-        followers: &[&BankOp],
+        followers: &[BankOp],
         pool: &BankPool,
         room: u32,
     ) -> bool {
@@ -259,44 +326,37 @@ impl Model for Bank {
         if pool.negative || amount < 0 || f >= n || t >= n || state[f] < amount {
             return true;
         }
-        let outflow_t = pool.outflow.get(t).copied().unwrap_or(0) - amount * i64::from(f == t);
-        // I is in the pool: its own outflow is from f, not t, unless f == t.
-        if outflow_t > state[t] {
+        if pool.could_take_out(t, room) > state[t] {
             return true;
         }
-        let room = i64::from(room);
+        let me = (from, to, amount);
         followers.iter().any(|y| match y {
             BankOp::Short { from: yf, .. } => *yf == from,
             BankOp::Read(seen) if seen.len() == n => {
                 let after = |a: usize| {
                     state[a] - if a == f { amount } else { 0 } + if a == t { amount } else { 0 }
                 };
-                let (mut differ, mut l1) = (Vec::new(), 0i64);
-                for (a, &b) in seen.iter().enumerate() {
-                    let d = b - after(a);
-                    if d != 0 {
-                        differ.push((a, d));
-                        l1 = l1.saturating_add(d.abs());
-                    }
-                }
+                let differ: Vec<(usize, i64)> = (0..n)
+                    .filter_map(|a| Some((a, seen[a] - after(a))).filter(|(_, d)| *d != 0))
+                    .collect();
+                let l1: i64 = differ.iter().map(|(_, d)| d.abs()).sum();
+                let room = i64::from(room);
                 if differ.is_empty() {
-                    return true;
-                }
-                if differ.len() as i64 > 2 * room || l1 > 2 * room * pool.amount_max {
-                    return false;
-                }
-                if room > 1 {
-                    return true;
-                }
-                // One more transfer: it must be exactly the difference, and in the pool (besides I).
-                match differ.as_slice() {
-                    [(a, da), (b, db)] if da + db == 0 => {
-                        let (src, dst, x) = if *da < 0 { (*a, *b, *db) } else { (*b, *a, *da) };
-                        let key = (src as u32, dst as u32, x);
-                        let have = pool.types.get(&key).copied().unwrap_or(0);
-                        have > u32::from(key == (from, to, amount))
-                    }
-                    _ => false,
+                    true
+                } else if differ.len() as i64 > 2 * room || l1 > 2 * room * pool.amount_max {
+                    false
+                } else if room == 1 {
+                    pool.single(&differ, &[me])
+                } else if room == 2 {
+                    pool.single(&differ, &[me])
+                        || pool.types.iter().enumerate().any(|(k, &j)| {
+                            // Each type once, I's own instance aside.
+                            (k == 0 || pool.types[k - 1] != j)
+                                && (j != me || pool.count(j) > 1)
+                                && pool.single(&minus(&differ, j), &[me, j])
+                        })
+                } else {
+                    true
                 }
             }
             _ => false,
