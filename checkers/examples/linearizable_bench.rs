@@ -13,7 +13,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use verity_checkers::linearizable::simulate::{simulate, SimConfig, SimObject};
+use verity_checkers::linearizable::simulate::{
+    jepsen_bank, simulate, BankBug, JepsenBankConfig, SimConfig, SimObject,
+};
 use verity_checkers::linearizable::{checker_for, LinearizableOptions};
 use verity_checkers::Budget;
 
@@ -75,8 +77,58 @@ fn scenario(name: &str) -> Option<(&'static str, SimConfig)> {
                 ..SimConfig::bank(5, count(clients)?, count(ops)?, 42)
             },
         )),
+        // jbank-BUG-EVENTS-PROCESSES-PERCENT: a Jepsen-format bank (no setup, no ids, 8 accounts)
+        // with that percentage of operations timing out; BUG is valid, lost, overdraft or stale.
+        ["jbank", bug, events, processes, percent] => Some((
+            "bank",
+            SimConfig::bank(8, 1, 1, 42), // unused: see `jepsen_scenario`
+        ))
+        .filter(|_| jepsen_scenario(bug, events, processes, percent).is_some()),
         _ => None,
     }
+}
+
+fn jepsen_scenario(
+    bug: &str,
+    events: &str,
+    processes: &str,
+    percent: &str,
+) -> Option<JepsenBankConfig> {
+    let count = |s: &str| -> Option<usize> {
+        match s.strip_suffix('k') {
+            Some(d) => d.parse::<usize>().ok().map(|n| n * 1_000),
+            None => s.parse().ok(),
+        }
+    };
+    let bug = match bug {
+        "valid" => BankBug::None,
+        "lost" => BankBug::LostUpdate,
+        "overdraft" => BankBug::Overdraft,
+        "stale" => BankBug::StaleRead,
+        _ => return None,
+    };
+    Some(JepsenBankConfig {
+        accounts: 8,
+        initial: 12,
+        max_transfer: 5,
+        processes: count(processes)?,
+        ops: count(events)? / 2 - 2,
+        info_rate: percent.parse::<f64>().ok()? / 100.0,
+        bug,
+        seed: 42,
+    })
+}
+
+/// The history of a scenario, simulated.
+fn history_of(name: &str, config: &SimConfig) -> verity_history::History {
+    if let ["jbank", bug, events, processes, percent] =
+        name.split('-').collect::<Vec<_>>().as_slice()
+    {
+        let mut j = jepsen_scenario(bug, events, processes, percent).expect("checked by scenario");
+        j.seed = config.seed;
+        return jepsen_bank(&j);
+    }
+    simulate(config)
 }
 
 const ALL: &[&str] = &[
@@ -135,7 +187,12 @@ fn run_one(name: &str) {
     {
         config.seed = seed;
     }
-    let history = simulate(&config);
+    let history = history_of(name, &config);
+    if let Some(path) = std::env::var_os("BENCH_WRITE") {
+        let file = std::fs::File::create(&path).expect("history file created");
+        verity_history::jsonl::write_jsonl(std::io::BufWriter::new(file), &history.events)
+            .expect("history written");
+    }
     let info = history
         .events
         .iter()

@@ -359,3 +359,217 @@ fn reductions_agree_with_the_plain_search_on_medium_histories() {
         "{valid} valid, {invalid} invalid"
     );
 }
+
+/// A small Jepsen-format bank history (no setup, no ids, heavy `info`), from the simulator, and —
+/// for 70% of them — mutated: one read shows other balances (same total), or one transfer's
+/// outcome or amount changes, so that invalid verdicts occur often.
+fn small_jepsen_bank(rng: &mut ChaCha8Rng) -> History {
+    use verity_checkers::linearizable::simulate::{jepsen_bank, BankBug, JepsenBankConfig};
+    let config = JepsenBankConfig {
+        accounts: rng.gen_range(2..=3),
+        initial: rng.gen_range(2..=4),
+        max_transfer: 3,
+        processes: rng.gen_range(2..=4),
+        ops: rng.gen_range(3..=9),
+        info_rate: rng.gen_range(0.1..0.5),
+        bug: BankBug::None,
+        seed: rng.gen(),
+    };
+    let mut history = jepsen_bank(&config);
+    if rng.gen_bool(0.7) {
+        let n = history.events.len();
+        // Never the opening read (events 0 and 1): it gives the initial balances.
+        let i = rng.gen_range(2..n);
+        let e = &mut history.events[i];
+        match (&e.f, e.kind) {
+            (F::Read, EventType::Ok) => {
+                if let Some(mut b) = e.value.get("balances").and_then(Value::as_i64_list) {
+                    let (x, y) = (rng.gen_range(0..b.len()), rng.gen_range(0..b.len()));
+                    b[x] -= 1;
+                    b[y] += 1;
+                    e.value = Value::map([("balances", Value::int_list(b))]);
+                }
+            }
+            (F::Transfer, EventType::Ok) => {
+                e.kind = EventType::Fail;
+                e.error = Some("insufficient-funds".into());
+            }
+            (F::Transfer, EventType::Info) => {
+                e.kind = EventType::Ok;
+                e.error = None;
+            }
+            (F::Transfer, EventType::Invoke) => {
+                let amount = rng.gen_range(1..=3);
+                let v = e.value.clone();
+                let field = |k: &str| v.get(k).cloned().unwrap_or(Value::Int(0));
+                e.value = Value::map([
+                    ("from", field("from")),
+                    ("to", field("to")),
+                    ("amount", Value::Int(amount)),
+                ]);
+            }
+            _ => {}
+        }
+    }
+    history
+}
+
+/// The bank search's prunes (a due operation no choice can help; an `info` operation that ends its
+/// run and enables nothing) against the brute force, on 10,000 small Jepsen-format bank histories
+/// with heavy `info`: valid ones from the simulator and mutated ones.
+#[test]
+fn bank_search_agrees_with_brute_force_on_10000_small_jepsen_histories() {
+    let seed = std::env::var("VERITY_ORACLE_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_261_202);
+    let cases = std::env::var("VERITY_ORACLE_CASES")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(10_000, |c| c.max(1) * 8);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let checker = Linearizable::new(models::Bank, &LinearizableOptions::default());
+    let (mut valid, mut invalid, mut info_ops) = (0, 0, 0);
+    for case in 0..cases {
+        let history = small_jepsen_bank(&mut rng);
+        info_ops += history
+            .events
+            .iter()
+            .filter(|e| e.kind == EventType::Info)
+            .count();
+        let verdict = checker.check(&history, &Budget::unlimited());
+        assert_ne!(
+            verdict.valid,
+            Validity::Unknown,
+            "case {case}: {:?}",
+            verdict.cause
+        );
+        let expected = oracle_says(&models::Bank, &history);
+        assert_eq!(
+            verdict.valid == Validity::Valid,
+            expected,
+            "case {case}: search and oracle disagree on {:#?}",
+            history.events
+        );
+        if expected {
+            valid += 1
+        } else {
+            invalid += 1
+        }
+    }
+    eprintln!("small jepsen banks: {valid} valid, {invalid} invalid, {info_ops} info ops");
+    assert!(valid + invalid >= 10_000 || cases < 10_000);
+    assert!(
+        valid > cases / 10 && invalid > cases / 10,
+        "{valid} valid, {invalid} invalid"
+    );
+    assert!(
+        info_ops > cases,
+        "heavy info: {info_ops} info ops in {cases} histories"
+    );
+}
+
+/// The same prunes against the plain WGL search on medium Jepsen-format bank histories (40–120
+/// operations, 3–6 processes, 10–40% `info`), planted bugs included; histories the plain search
+/// cannot decide in 5 s are skipped.
+#[test]
+fn bank_search_agrees_with_the_plain_search_on_medium_jepsen_histories() {
+    use verity_checkers::linearizable::simulate::{jepsen_bank, BankBug, JepsenBankConfig};
+    let mut rng = ChaCha8Rng::seed_from_u64(1_202);
+    let fast = Linearizable::new(models::Bank, &LinearizableOptions::default());
+    let plain = Linearizable::new(
+        models::Bank,
+        &LinearizableOptions {
+            plain: true,
+            ..LinearizableOptions::default()
+        },
+    );
+    let (mut valid, mut invalid, mut skipped) = (0, 0, 0);
+    for case in 0..300 {
+        let bug = match rng.gen_range(0..6) {
+            0 => BankBug::LostUpdate,
+            1 => BankBug::Overdraft,
+            2 => BankBug::StaleRead,
+            _ => BankBug::None,
+        };
+        let config = JepsenBankConfig {
+            accounts: rng.gen_range(2..=5),
+            initial: rng.gen_range(3..=8),
+            max_transfer: 4,
+            processes: rng.gen_range(3..=6),
+            ops: rng.gen_range(40..=120),
+            info_rate: rng.gen_range(0.1..0.4),
+            bug,
+            seed: rng.gen(),
+        };
+        let history = jepsen_bank(&config);
+        let b = plain.check(
+            &history,
+            &Budget::with_time_limit(std::time::Duration::from_secs(5)),
+        );
+        if b.valid == Validity::Unknown {
+            skipped += 1;
+            continue;
+        }
+        let a = fast.check(&history, &Budget::unlimited());
+        assert_eq!(
+            a.valid, b.valid,
+            "case {case}: prunes and plain search disagree on {config:?}"
+        );
+        if a.valid == Validity::Valid {
+            valid += 1
+        } else {
+            invalid += 1
+        }
+    }
+    eprintln!("medium jepsen banks: {valid} valid, {invalid} invalid, {skipped} skipped");
+    assert!(skipped * 4 < valid + invalid, "{skipped} skipped");
+    assert!(
+        valid > 30 && invalid > 30,
+        "{valid} valid, {invalid} invalid"
+    );
+}
+
+/// Every planted bug is certain: the simulator's lost update, overdraft and stale read are found
+/// in histories with heavy `info` (and their valid twins are valid).
+#[test]
+fn planted_bank_bugs_are_found_and_their_valid_twins_pass() {
+    use verity_checkers::linearizable::simulate::{jepsen_bank_planted, BankBug, JepsenBankConfig};
+    let checker = Linearizable::new(models::Bank, &LinearizableOptions::default());
+    let mut planted_count = 0;
+    for seed in 0..20u64 {
+        for bug in [
+            BankBug::None,
+            BankBug::LostUpdate,
+            BankBug::Overdraft,
+            BankBug::StaleRead,
+        ] {
+            let config = JepsenBankConfig {
+                accounts: 4,
+                initial: 6,
+                max_transfer: 4,
+                processes: 4,
+                ops: 60,
+                info_rate: 0.15,
+                bug,
+                seed,
+            };
+            let (history, planted) = jepsen_bank_planted(&config);
+            if !planted {
+                continue;
+            }
+            planted_count += 1;
+            let verdict = checker.check(&history, &Budget::unlimited());
+            let expected = if bug == BankBug::None {
+                Validity::Valid
+            } else {
+                Validity::Invalid
+            };
+            assert_eq!(verdict.valid, expected, "{config:?}: {:?}", verdict.cause);
+        }
+    }
+    assert!(
+        planted_count >= 70,
+        "only {planted_count} of 80 histories carry their bug"
+    );
+}

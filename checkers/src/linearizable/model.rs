@@ -77,6 +77,9 @@ pub trait Model: Send + Sync + 'static {
     type State: Clone + Eq + Hash + Debug + Send + Sync;
     /// An operation together with its observed result (none when the outcome is unknown).
     type Op: Clone + Debug + Eq + Hash + Send + Sync;
+    /// What the model precomputes about the operations a stuck search may still linearize (see
+    /// [`Model::pool_summary`]); `()` for models that do not guide the search.
+    type Pool: Default;
 
     /// The name used on the command line (`--model cas-register`).
     fn name(&self) -> &'static str;
@@ -105,6 +108,62 @@ pub trait Model: Send + Sync + 'static {
     /// The search linearizes such an operation as soon as it can and never tries it later: that is
     /// sound only if this holds for every state. `false` is always safe.
     fn is_read_only(&self, _op: &Self::Op) -> bool {
+        false
+    }
+
+    /// Whether linearizing the optional (`info`) operation `optional` in `state` makes the required
+    /// operation `follower` possible there and then in a way that does not commute: `follower` is
+    /// accepted after `optional`, and `follower` then `optional` does not lead to the same state.
+    /// `None` when the model has no cheap answer (the search then asks [`Model::step`]). The search
+    /// uses it to skip an `info` operation that must end its run and enables no follower (see
+    /// `search.rs`), so `Some(false)` must only be given when that holds.
+    fn enables(
+        &self,
+        _state: &Self::State,
+        _optional: &Self::Op,
+        _follower: &Self::Op,
+    ) -> Option<bool> {
+        None
+    }
+
+    /// A necessary condition for the required operation `due` to become acceptable once some of
+    /// `movers` (in any order, each at most once) have been linearized from `state`: `false` only if
+    /// no such sequence can exist. The search stops trying `info` operations for a `due` that no
+    /// choice can help. `true` is always safe.
+    fn may_become_legal(
+        &self,
+        _state: &Self::State,
+        _due: &Self::Op,
+        _movers: &[&Self::Op],
+    ) -> bool {
+        true
+    }
+
+    /// A summary of `followers` (the required candidates of a stuck configuration) and `pool` (the
+    /// `info` operations it may still linearize before the due return), for [`Model::info_may_help`].
+    fn pool_summary(&self, _followers: &[&Self::Op], _pool: &[&Self::Op]) -> Self::Pool {
+        Self::Pool::default()
+    }
+
+    /// Whether the `info` operation `optional`, linearized in `state` and followed by at most `room`
+    /// more `info` operations of the pool and then by one of `followers`, can be needed there — that
+    /// is, cannot be moved after that follower (see `search.rs`). `false` only when that holds for
+    /// every such run. `true` is always safe.
+    fn info_may_help(
+        &self,
+        _state: &Self::State,
+        _optional: &Self::Op,
+        _followers: &[Self::Op],
+        _pool: &Self::Pool,
+        _room: u32,
+    ) -> bool {
+        true
+    }
+
+    /// Whether no state reachable from `initial` accepts `op` (a bank read showing another total):
+    /// then a history where `op` must take effect is not linearizable, and the search is not needed
+    /// to say so. `false` is always safe.
+    fn unreachable(&self, _initial: &Self::State, _op: &Self::Op) -> bool {
         false
     }
 

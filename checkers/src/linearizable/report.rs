@@ -76,7 +76,21 @@ pub fn counterexample<M: Model>(
         .as_ref()
         .map(|k| format!(" on key {k}"))
         .unwrap_or_default();
-    let message = format!(
+    let message = if states.is_empty() {
+        // Decided before any search (`Model::unreachable`): no reachable state accepts it.
+        format!(
+            "{what} by process {} (events {}–{}){key} cannot be linearized: no state the {} can \
+             reach from its initial state shows that ({} concurrent operations)",
+            blocked.process,
+            blocked.invoke_index,
+            blocked
+                .completion_index
+                .map_or("…".to_string(), |c| c.to_string()),
+            model.name(),
+            concurrent_ops.len(),
+        )
+    } else {
+        format!(
         "{what} by process {} (events {}–{}){key} cannot be linearized: where it was due, the {} \
          was {}, and no order of the {} concurrent operations helps; the longest linearizable prefix \
          holds {} of {} operations",
@@ -88,7 +102,8 @@ pub fn counterexample<M: Model>(
         concurrent_ops.len(),
         failure.prefix_len,
         ops.len(),
-    );
+    )
+    };
     let mut events = vec![blocked.invoke_index];
     events.extend(blocked.completion_index);
     for o in concurrent_ops.iter().take(CONCURRENT_MAX) {

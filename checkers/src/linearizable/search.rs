@@ -139,6 +139,24 @@ pub fn search<M: Model>(
     ops: &[OpRecord<M::Op>],
     limits: &Limits<'_>,
 ) -> (Outcome<M::State>, Stats) {
+    // An operation that must take effect and that no reachable state accepts decides the partition
+    // at once (a bank read showing another total): no search can place it, however long it runs.
+    if limits.reductions {
+        let doomed = ops
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.required() && model.unreachable(initial, &o.op))
+            .min_by_key(|(_, o)| o.ret);
+        if let Some((blocked, _)) = doomed {
+            let failure = Failure {
+                blocked,
+                prefix_len: 0,
+                prefix_tail: Vec::new(),
+                states: Vec::new(),
+            };
+            return (Outcome::Nonlinearizable(failure), Stats::default());
+        }
+    }
     let mut s = Search::new(model, initial.clone(), ops, limits);
     let info_ops = ops.iter().filter(|o| !o.required()).count() as u32;
     // Iterative deepening on how many `info` operations may be linearized in a row (see `info_run`):
@@ -203,6 +221,21 @@ struct Search<'a, M: Model> {
     twin: Vec<Option<u32>>,
     /// Which operations are linearized now.
     placed: Vec<bool>,
+    /// Bumped at every linearization and undo: names the configuration, for `stuck`.
+    epoch: u64,
+    /// What the walk learned about the configuration `epoch` once it got stuck.
+    stuck: Option<Stuck<M::Op, M::Pool>>,
+}
+
+/// A configuration where the walk is stuck: the required operations it may still linearize before
+/// the due return (the candidates of the main chain), and whether the due operation can recover.
+struct Stuck<O, P> {
+    epoch: u64,
+    followers: Vec<u32>,
+    may_recover: bool,
+    /// The followers' operations and the model's summary of the pool, made when first needed
+    /// (inside a run that may go on).
+    guide: Option<(Vec<O>, P)>,
 }
 
 impl<'a, M: Model> Search<'a, M> {
@@ -234,6 +267,8 @@ impl<'a, M: Model> Search<'a, M> {
             run_keys: zobrist_keys(ops.len() + 2).split_off(ops.len()),
             twin: twins(ops),
             placed: vec![false; ops.len()],
+            epoch: 0,
+            stuck: None,
         }
     }
 
@@ -293,7 +328,9 @@ impl<'a, M: Model> Search<'a, M> {
                     let due = self.ops[(deadline / 2) as usize]
                         .ret
                         .expect("a return entry has a return");
-                    if entry == self.entries.info_tail || self.ops[(entry / 2) as usize].call > due
+                    if entry == self.entries.info_tail
+                        || self.ops[(entry / 2) as usize].call > due
+                        || (self.limits.reductions && !self.stuck_op_may_recover(deadline, due))
                     {
                         self.note_blocked((deadline / 2) as usize);
                         match self.backtrack() {
@@ -306,7 +343,9 @@ impl<'a, M: Model> Search<'a, M> {
                                 return Outcome::Nonlinearizable(failure);
                             }
                         }
-                    } else if self.later_twin_available(entry / 2, due) {
+                    } else if self.later_twin_available(entry / 2, due)
+                        || (self.limits.reductions && self.ends_run_enabling_nothing(entry / 2))
+                    {
                         Cursor::Info {
                             entry: self.entries.next[entry as usize],
                             deadline,
@@ -399,6 +438,7 @@ impl<'a, M: Model> Search<'a, M> {
         self.linearized = linearized;
         self.info_run = info_run;
         self.placed[i as usize] = true;
+        self.epoch += 1;
         self.stats.max_depth = self.stats.max_depth.max(self.stack.len() as u64);
         self.entries.lift(2 * i);
         if op.required() {
@@ -415,6 +455,101 @@ impl<'a, M: Model> Search<'a, M> {
     fn later_twin_available(&self, i: u32, due: u64) -> bool {
         self.twin[i as usize]
             .is_some_and(|t| !self.placed[t as usize] && self.ops[t as usize].call < due)
+    }
+
+    /// What the walk knows of the configuration it is stuck in (computed once per configuration):
+    /// the required candidates, and whether any choice of them and of the `info` operations called
+    /// before the due return `due` could make the due operation acceptable
+    /// ([`Model::may_become_legal`]).
+    fn stuck(&mut self, deadline: u32, due: u64) -> &Stuck<M::Op, M::Pool> {
+        if self.stuck.as_ref().is_none_or(|s| s.epoch != self.epoch) {
+            let mut followers = Vec::new();
+            let mut e = self.entries.next[self.entries.main_head as usize];
+            while e.is_multiple_of(2) {
+                followers.push(e / 2);
+                e = self.entries.next[e as usize];
+            }
+            assert_eq!(e, deadline, "the walk is stuck at the first return");
+            let mut movers: Vec<&M::Op> = followers
+                .iter()
+                .map(|&i| &self.ops[i as usize].op)
+                .collect();
+            let mut e = self.entries.next[self.entries.info_head as usize];
+            while e != self.entries.info_tail && self.ops[(e / 2) as usize].call < due {
+                movers.push(&self.ops[(e / 2) as usize].op);
+                e = self.entries.next[e as usize];
+            }
+            let due_op = &self.ops[(deadline / 2) as usize].op;
+            let may_recover = self.model.may_become_legal(&self.state, due_op, &movers);
+            self.stuck = Some(Stuck {
+                epoch: self.epoch,
+                followers,
+                may_recover,
+                guide: None,
+            });
+        }
+        self.stuck.as_ref().expect("just computed")
+    }
+
+    /// Whether the operation due at `deadline` may still be linearized from here. When it cannot —
+    /// whatever the candidates and the `info` operations called before `due` do, in any order — this
+    /// configuration is a dead end, whatever the round's bound: the walk backtracks at once instead
+    /// of trying every `info` operation (a read showing another total, or a negative balance, is
+    /// never reachable by transfers).
+    fn stuck_op_may_recover(&mut self, deadline: u32, due: u64) -> bool {
+        self.stuck(deadline, due).may_recover
+    }
+
+    /// Whether the `info` operation `i` would have to end its run (the round's bound) and enables no
+    /// required candidate ([`Model::enables`]) — then it is not tried.
+    ///
+    /// Why that is exact: take any linearization from here and move each `info` operation later, past
+    /// the operation after it, whenever that leaves a legal history with the same states where
+    /// required operations see them (an `info` operation has no return, so real time never stops
+    /// it; the sum of their positions grows, so this ends). In the result, each `info` operation
+    /// that ends a run is followed by a required candidate it does not commute with: exactly what
+    /// `enables` says. The partial-order reduction in `try_linearize` is the same argument seen from
+    /// the follower's side. The skip depends on the bound (a longer run could follow `i` with
+    /// another `info` operation), so it is noted as such, as any candidate the bound cuts is.
+    ///
+    /// When the run may go on (`room` more `info` operations), the same argument gives a weaker
+    /// condition: `i` must be needed by the rest of the run or by the follower
+    /// ([`Model::info_may_help`]), or it could be moved after the follower.
+    fn ends_run_enabling_nothing(&mut self, i: u32) -> bool {
+        if self.info_run_max == u32::MAX {
+            return false;
+        }
+        let room = self.info_run_max.saturating_sub(self.info_run + 1);
+        let (ops, model, state, epoch) = (self.ops, self.model, &self.state, self.epoch);
+        let Some(stuck) = self.stuck.as_mut().filter(|s| s.epoch == epoch) else {
+            return false;
+        };
+        let optional = &ops[i as usize].op;
+        let useful = if room == 0 {
+            stuck.followers.iter().any(|&y| {
+                model
+                    .enables(state, optional, &ops[y as usize].op)
+                    .unwrap_or(true)
+            })
+        } else {
+            let (followers, pool) = stuck.guide.get_or_insert_with(|| {
+                let required: Vec<&M::Op> = stuck
+                    .followers
+                    .iter()
+                    .map(|&y| &ops[y as usize].op)
+                    .collect();
+                let pool = info_pool(ops, &self.entries, self.entries.first_return());
+                let pool: Vec<&M::Op> = pool.iter().map(|&j| &ops[j as usize].op).collect();
+                let summary = model.pool_summary(&required, &pool);
+                (required.into_iter().cloned().collect(), summary)
+            });
+            model.info_may_help(state, optional, followers, pool, room)
+        };
+        if useful {
+            return false;
+        }
+        self.note_bound_hit();
+        true
     }
 
     /// A candidate was skipped because of the round's bound: the failure of the configuration on top
@@ -460,6 +595,7 @@ impl<'a, M: Model> Search<'a, M> {
         }
         let i = frame.op;
         self.placed[i as usize] = false;
+        self.epoch += 1;
         let required = self.ops[i as usize].required();
         if required {
             self.entries.unlift(2 * i + 1);
@@ -601,6 +737,20 @@ impl<'a, M: Model> Search<'a, M> {
             }
         }
     }
+}
+
+/// The `info` operations not linearized whose call precedes the return entry `deadline`.
+fn info_pool<O>(ops: &[OpRecord<O>], entries: &Entries, deadline: u32) -> Vec<u32> {
+    let due = ops[(deadline / 2) as usize]
+        .ret
+        .expect("a return entry has a return");
+    let mut pool = Vec::new();
+    let mut e = entries.next[entries.info_head as usize];
+    while e != entries.info_tail && ops[(e / 2) as usize].call < due {
+        pool.push(e / 2);
+        e = entries.next[e as usize];
+    }
+    pool
 }
 
 /// For each `info` operation, the next `info` operation (in call order) with an equal model operation.

@@ -521,3 +521,332 @@ fn apply_txn(regs: &mut BTreeMap<i64, i64>, seen: &BTreeMap<i64, i64>, txn: &Val
         .collect();
     Value::List(done)
 }
+
+/// A bug the Jepsen-format bank simulator can plant; each is constructed so that the history is
+/// certainly not linearizable, whatever the timed-out transfers did (see [`jepsen_bank`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BankBug {
+    None,
+    /// One transfer writes both balances from values read when it was invoked, overwriting a
+    /// concurrent change: the total changes, and the final read shows it.
+    LostUpdate,
+    /// One transfer is applied although its source is short; the next operation applied is a read,
+    /// which shows the negative balance.
+    Overdraft,
+    /// One read returns the balances from before the last transfer touching account 0, although that
+    /// transfer completed before the read was invoked.
+    StaleRead,
+}
+
+/// A bank history in Jepsen's format: no setup and no transfer ids — a first read shows the
+/// initial balances, transfers are `{from, to, amount}`, reads return every balance, a final read
+/// ends it. Half the operations are transfers; `info_rate` is the fraction of all *operations* that
+/// time out (so twice that of the transfers; half of them after taking effect, the others later or
+/// never).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JepsenBankConfig {
+    pub accounts: u32,
+    pub initial: i64,
+    pub max_transfer: i64,
+    pub processes: usize,
+    /// How many operations are invoked (about twice as many events).
+    pub ops: usize,
+    pub info_rate: f64,
+    pub bug: BankBug,
+    pub seed: u64,
+}
+
+/// Simulates a bank as [`JepsenBankConfig`] says. Certainty of the bugs:
+/// - lost update: the bug is planted only where it changes the total; no set of transfers changes
+///   the total, and the final read (after every operation completed) shows the new one;
+/// - overdraft: no transfer takes a balance below zero from non-negative balances, and the read
+///   applied right after shows the negative one;
+/// - stale read: transfers touching account 0 never time out, and none is in flight during the
+///   stale read, so account 0 holds exactly what the transfers completed before the read left in
+///   it — which the stale read does not show.
+pub fn jepsen_bank(config: &JepsenBankConfig) -> History {
+    jepsen_bank_planted(config).0
+}
+
+/// [`jepsen_bank`], and whether the bug was planted (always true for [`BankBug::None`]): a short
+/// history may end before the chance came.
+pub fn jepsen_bank_planted(config: &JepsenBankConfig) -> (History, bool) {
+    let sim = JepsenBank::new(config);
+    sim.run()
+}
+
+struct JepsenBank<'a> {
+    config: &'a JepsenBankConfig,
+    rng: ChaCha8Rng,
+    balances: Vec<i64>,
+    events: Vec<Event>,
+    /// The bug is still to be planted.
+    bug_armed: bool,
+    /// After an overdraft: nothing but a read may be applied until one is.
+    witness_due: bool,
+    /// A stale read is in flight: transfers touching account 0 are not invoked.
+    stale_in_flight: bool,
+    /// The balances before the last transfer touching account 0 was applied.
+    before_last_zero: Option<Vec<i64>>,
+    /// Transfers touching account 0 invoked and not completed (they never time out).
+    zero_in_flight: usize,
+}
+
+#[derive(Debug, Clone)]
+struct BankOpInFlight {
+    transfer: Option<(u32, u32, i64)>,
+    /// Balances when it was invoked (for the lost update).
+    seen_at_invoke: Vec<i64>,
+    result: Option<(EventType, Value, Option<String>)>,
+    /// Some(before) when it will time out; before = ahead of taking effect.
+    timeout: Option<bool>,
+    stale: bool,
+}
+
+impl<'a> JepsenBank<'a> {
+    fn new(config: &'a JepsenBankConfig) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let balances = (0..config.accounts.max(2))
+            .map(|_| rng.gen_range(config.initial / 2..=config.initial + config.initial / 2))
+            .collect();
+        JepsenBank {
+            config,
+            rng,
+            balances,
+            events: Vec::new(),
+            bug_armed: config.bug != BankBug::None,
+            witness_due: false,
+            stale_in_flight: false,
+            before_last_zero: None,
+            zero_in_flight: 0,
+        }
+    }
+
+    fn emit(&mut self, process: u64, kind: EventType, f: F, value: Value, error: Option<String>) {
+        let index = self.events.len() as u64;
+        self.events.push(Event {
+            index,
+            time_ns: index * 1_000,
+            process: Process::Client(process),
+            kind,
+            f,
+            value,
+            error,
+        });
+    }
+
+    fn read_value(b: &[i64]) -> Value {
+        Value::map([("balances", Value::int_list(b.iter().copied()))])
+    }
+
+    fn transfer_value(from: u32, to: u32, amount: i64) -> Value {
+        Value::map([
+            ("from", Value::Int(i64::from(from))),
+            ("to", Value::Int(i64::from(to))),
+            ("amount", Value::Int(amount)),
+        ])
+    }
+
+    /// The bug may be planted once the history is a third through.
+    fn bug_time(&self, invoked: usize) -> bool {
+        self.bug_armed && invoked * 3 >= self.config.ops
+    }
+
+    fn run(mut self) -> (History, bool) {
+        let p0 = 0u64;
+        let opening = Self::read_value(&self.balances);
+        self.emit(p0, EventType::Invoke, F::Read, Value::Null, None);
+        self.emit(p0, EventType::Ok, F::Read, opening, None);
+        let n = self.config.processes.max(1);
+        let mut process: Vec<u64> = (0..n as u64).collect();
+        let mut in_flight: Vec<Option<BankOpInFlight>> = vec![None; n];
+        let mut zombies: Vec<(u32, u32, i64)> = Vec::new();
+        let mut invoked = 0usize;
+        let step_max = self.config.ops.saturating_mul(16 * n) + 1_000;
+        for _ in 0..step_max {
+            if invoked >= self.config.ops && in_flight.iter().all(Option::is_none) {
+                break;
+            }
+            if !zombies.is_empty() && !self.witness_due && self.rng.gen_bool(ZOMBIE_RESOLVE) {
+                let (f, t, a) = zombies.swap_remove(self.rng.gen_range(0..zombies.len()));
+                if self.rng.gen_bool(0.5) && self.balances[f as usize] >= a {
+                    self.balances[f as usize] -= a;
+                    self.balances[t as usize] += a;
+                }
+            }
+            let c = self.rng.gen_range(0..n);
+            match in_flight[c].take() {
+                None if invoked < self.config.ops => {
+                    let op = self.invoke(invoked);
+                    let value = match op.transfer {
+                        Some((f, t, a)) => Self::transfer_value(f, t, a),
+                        None => Value::Null,
+                    };
+                    let f = if op.transfer.is_some() {
+                        F::Transfer
+                    } else {
+                        F::Read
+                    };
+                    self.emit(process[c], EventType::Invoke, f, value, None);
+                    invoked += 1;
+                    in_flight[c] = Some(op);
+                }
+                None => {}
+                Some(mut op) => {
+                    let timeout = op
+                        .timeout
+                        .is_some_and(|before| before || op.result.is_some());
+                    if op.result.is_none() && !timeout {
+                        if self.witness_due && op.transfer.is_some() {
+                            in_flight[c] = Some(op); // waits until the overdraft is seen
+                            continue;
+                        }
+                        op.result = Some(self.apply(&mut op, invoked));
+                        in_flight[c] = Some(op);
+                    } else if timeout {
+                        let (f, t, a) = op.transfer.expect("only transfers time out");
+                        self.emit(
+                            process[c],
+                            EventType::Info,
+                            F::Transfer,
+                            Self::transfer_value(f, t, a),
+                            Some("timeout".into()),
+                        );
+                        if op.result.is_none() {
+                            zombies.push((f, t, a));
+                        }
+                        process[c] += n as u64;
+                    } else {
+                        let (kind, value, error) = op.result.take().expect("applied");
+                        let f = if op.transfer.is_some() {
+                            F::Transfer
+                        } else {
+                            F::Read
+                        };
+                        if op.stale {
+                            self.stale_in_flight = false;
+                        }
+                        if op.transfer.is_some_and(|(f, t, _)| f == 0 || t == 0) {
+                            self.zero_in_flight -= 1;
+                        }
+                        self.emit(process[c], kind, f, value, error);
+                    }
+                }
+            }
+        }
+        // A process of its own: a client's last operation may still be open (pending).
+        let last = process.iter().max().copied().unwrap_or(0) + 1;
+        let closing = Self::read_value(&self.balances);
+        self.emit(last, EventType::Invoke, F::Read, Value::Null, None);
+        self.emit(last, EventType::Ok, F::Read, closing, None);
+        (History::new(self.events), !self.bug_armed)
+    }
+
+    fn invoke(&mut self, invoked: usize) -> BankOpInFlight {
+        let accounts = self.config.accounts.max(2);
+        let mut op = BankOpInFlight {
+            transfer: None,
+            seen_at_invoke: self.balances.clone(),
+            result: None,
+            timeout: None,
+            stale: false,
+        };
+        let protect_zero = self.config.bug == BankBug::StaleRead;
+        if self.rng.gen_bool(0.5) {
+            // A stale read needs account 0 quiet for its whole interval.
+            if protect_zero
+                && self.bug_time(invoked)
+                && !self.stale_in_flight
+                && self.zero_in_flight == 0
+            {
+                if let Some(before) = self.before_last_zero.clone() {
+                    if before != self.balances {
+                        op.stale = true;
+                        self.stale_in_flight = true;
+                    }
+                }
+            }
+            return op;
+        }
+        let avoid_zero = protect_zero && self.stale_in_flight;
+        let low = u32::from(avoid_zero);
+        if accounts - low < 2 {
+            return op; // a read instead
+        }
+        let from = self.rng.gen_range(low..accounts);
+        let mut to = self.rng.gen_range(low..accounts - 1);
+        if to >= from {
+            to += 1;
+        }
+        let mut amount = self.rng.gen_range(1..=self.config.max_transfer.max(1));
+        if self.config.bug == BankBug::Overdraft && self.bug_time(invoked) {
+            amount = amount.max(self.balances[from as usize] + 1); // a chance to overdraw
+        }
+        op.transfer = Some((from, to, amount));
+        let touches_zero = from == 0 || to == 0;
+        if touches_zero {
+            self.zero_in_flight += 1;
+        }
+        if self.config.info_rate > 0.0
+            && !(protect_zero && touches_zero)
+            && self.rng.gen_bool((2.0 * self.config.info_rate).min(1.0))
+        {
+            op.timeout = Some(self.rng.gen_bool(0.5));
+        }
+        op
+    }
+
+    /// Applies one operation now; returns its completion.
+    fn apply(
+        &mut self,
+        op: &mut BankOpInFlight,
+        invoked: usize,
+    ) -> (EventType, Value, Option<String>) {
+        let Some((f, t, a)) = op.transfer else {
+            if op.stale {
+                self.bug_armed = false;
+                let stale = self
+                    .before_last_zero
+                    .clone()
+                    .expect("a stale read has its state");
+                return (EventType::Ok, Self::read_value(&stale), None);
+            }
+            self.witness_due = false;
+            return (EventType::Ok, Self::read_value(&self.balances), None);
+        };
+        let (fu, tu) = (f as usize, t as usize);
+        let value = Self::transfer_value(f, t, a);
+        let plant = self.bug_time(invoked) && op.timeout.is_none();
+        if plant && self.config.bug == BankBug::LostUpdate {
+            // Read-modify-write from the balances seen at invocation: a lost update when either
+            // account changed since — planted only then, so the total certainly changes.
+            let (sf, st) = (op.seen_at_invoke[fu], op.seen_at_invoke[tu]);
+            if sf >= a && sf + st != self.balances[fu] + self.balances[tu] {
+                self.balances[fu] = sf - a;
+                self.balances[tu] = st + a;
+                self.bug_armed = false;
+                return (EventType::Ok, value, None);
+            }
+        }
+        if self.balances[fu] < a {
+            if plant && self.config.bug == BankBug::Overdraft {
+                self.balances[fu] -= a;
+                self.balances[tu] += a;
+                self.bug_armed = false;
+                self.witness_due = true;
+                return (EventType::Ok, value, None);
+            }
+            return (
+                EventType::Fail,
+                value,
+                Some(super::models::bank::INSUFFICIENT_FUNDS.into()),
+            );
+        }
+        if f == 0 || t == 0 {
+            self.before_last_zero = Some(self.balances.clone());
+        }
+        self.balances[fu] -= a;
+        self.balances[tu] += a;
+        (EventType::Ok, value, None)
+    }
+}

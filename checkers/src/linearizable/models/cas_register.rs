@@ -36,6 +36,7 @@ impl Default for CasRegister {
 impl Model for CasRegister {
     type State = u32;
     type Op = CasOp;
+    type Pool = ();
 
     fn name(&self) -> &'static str {
         "cas-register"

@@ -20,6 +20,7 @@ pub struct Counter {
 impl Model for Counter {
     type State = i64;
     type Op = CounterOp;
+    type Pool = ();
 
     fn name(&self) -> &'static str {
         "counter"

@@ -63,6 +63,7 @@ impl Model for MultiRegister {
     /// Register key id → value id; registers not present hold the initial value.
     type State = BTreeMap<u32, u32>;
     type Op = Txn;
+    type Pool = ();
 
     fn name(&self) -> &'static str {
         "multi-register"

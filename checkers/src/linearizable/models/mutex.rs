@@ -19,6 +19,7 @@ impl Model for Mutex {
     /// Whether the lock is held.
     type State = bool;
     type Op = MutexOp;
+    type Pool = ();
 
     fn name(&self) -> &'static str {
         "mutex"

@@ -79,6 +79,7 @@ pub(crate) fn describe_read_write(op: &RegisterOp, values: &Interner) -> String 
 impl Model for Register {
     type State = u32;
     type Op = RegisterOp;
+    type Pool = ();
 
     fn name(&self) -> &'static str {
         "register"

@@ -27,6 +27,7 @@ impl Model for Set {
     /// The elements, sorted.
     type State = Box<[u32]>;
     type Op = SetOp;
+    type Pool = ();
 
     fn name(&self) -> &'static str {
         "set"
