@@ -7,7 +7,7 @@
 //!
 //! `--format adya` writes the transactions of a ledger-append or rw-register history as the JSON
 //! lines that Elle's command-line tools and adya read (`{"index":2,"type":"ok","f":"txn",
-//! "process":0,"time":16651454,"value":[["r",7,[1]],["append",7,-1]]}`), leaving out the setup op
+//! "process":0,"time":16681711,"value":[["r",7,[]],["append",7,-1]]}`), leaving out the setup op
 //! and nemesis events, which are not transactions. It reads a compressed history or an EDN file as
 //! well, so anyone can check any of verity's transaction histories with adya.
 

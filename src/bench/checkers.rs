@@ -318,7 +318,10 @@ fn shorten(cause: &str, limit_s: f64) -> String {
 }
 
 fn check_with_adya(setup: &Setup, s: &Series, out: &Path) -> Result<(Measured, Verdict), Failure> {
-    let adya = setup.adya.as_ref().expect("adya series exist only with adya");
+    let adya = setup
+        .adya
+        .as_ref()
+        .expect("adya series exist only with adya");
     let mut cmd = Command::new(adya);
     cmd.arg("check").arg(&s.input).arg("--json");
     let m = measure(&mut cmd, out, setup.args.peer_time_limit).context("cannot run adya")?;
@@ -327,9 +330,7 @@ fn check_with_adya(setup: &Setup, s: &Series, out: &Path) -> Result<(Measured, V
         (false, Some(0..=2)) => match read_json(out) {
             Ok(doc) => match &doc["valid"] {
                 serde_json::Value::Bool(true) => Verdict::Valid,
-                serde_json::Value::Bool(false) => {
-                    Verdict::Invalid(strings(&doc["anomaly_types"]))
-                }
+                serde_json::Value::Bool(false) => Verdict::Invalid(strings(&doc["anomaly_types"])),
                 other => Verdict::Unknown(format!("adya: {other}")),
             },
             Err(e) => Verdict::Error(e),
@@ -481,7 +482,7 @@ fn render(setup: &Setup, rows: &[Row], repeat: u32) -> String {
                 None => ("—", "—"),
             };
             md.push_str(&format!(
-                "| {} `{}` | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} |\n",
+                "| {} `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 row.kind.title,
                 row.kind.name,
                 s.format.to_uppercase(),
@@ -489,7 +490,7 @@ fn render(setup: &Setup, rows: &[Row], repeat: u32) -> String {
                 verdict_cell(&sum, row.kind.expected),
                 secs_cell(&sum),
                 rss_cell(&sum),
-                row.events as f64 / sum.seconds,
+                events_per_s(row.events, &sum),
                 runs_cell(s, &sum),
                 porcupine,
                 goal,
@@ -506,6 +507,14 @@ fn render(setup: &Setup, rows: &[Row], repeat: u32) -> String {
         md.push_str("\nadya was not run (not found, or `--no-adya`).\n");
     }
     md
+}
+
+/// Events per second end to end; none for a check that did not decide (its time is a limit).
+fn events_per_s(events: usize, sum: &Summary) -> String {
+    match sum.class {
+        "valid" | "invalid" => kinds::count((events as f64 / sum.seconds) as usize),
+        _ => "—".into(),
+    }
 }
 
 fn runs_cell(s: &Series, sum: &Summary) -> String {

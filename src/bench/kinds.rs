@@ -75,8 +75,20 @@ fn quoted(figures: &'static str, goal: &'static str) -> Option<Quoted> {
 pub fn all(scale: f64, seed: u64) -> Vec<Kind> {
     let n = |full: usize| ((full as f64 * scale).round() as usize).max(20);
     let mut kinds = vec![
-        register("cas-100k-5", n(100_000), 5, seed, quoted("1.75 s, 1.2 GB", "≤ 0.35 s, ≤ 240 MB")),
-        register("cas-10k-20", n(10_000), 20, seed, quoted("19.4 s, 4.8 GB", "≤ 3.9 s, ≤ 960 MB")),
+        register(
+            "cas-100k-5",
+            n(100_000),
+            5,
+            seed,
+            quoted("1.75 s, 1.2 GB", "≤ 0.35 s, ≤ 240 MB"),
+        ),
+        register(
+            "cas-10k-20",
+            n(10_000),
+            20,
+            seed,
+            quoted("19.4 s, 4.8 GB", "≤ 3.9 s, ≤ 960 MB"),
+        ),
         bank(
             "bank-100k-5",
             n(100_000),
@@ -107,9 +119,11 @@ pub fn all(scale: f64, seed: u64) -> Vec<Kind> {
         kinds.push(jepsen_bank(file, n(2_500), seed + file));
     }
     kinds.push(recorded("list-append-100k", n(100_000), None, seed));
+    // Write skew needs enough concurrent transactions to show: at 100 it is missing in a run of
+    // three, at 2,000 it was there in each of ten runs; the bug's kind never goes below that.
     kinds.push(recorded(
         "list-append-100k-si",
-        n(100_000),
+        n(100_000).max(2_000),
         Some("snapshot-isolation"),
         seed,
     ));
@@ -117,13 +131,7 @@ pub fn all(scale: f64, seed: u64) -> Vec<Kind> {
     kinds
 }
 
-fn register(
-    name: &str,
-    ops: usize,
-    clients: usize,
-    seed: u64,
-    porcupine: Option<Quoted>,
-) -> Kind {
+fn register(name: &str, ops: usize, clients: usize, seed: u64, porcupine: Option<Quoted>) -> Kind {
     Kind {
         name: name.into(),
         group: "cas",
@@ -155,10 +163,7 @@ fn bank(
     Kind {
         name: name.into(),
         group: "bank",
-        title: format!(
-            "bank, {} ops, {clients} clients, {info}, valid",
-            count(ops)
-        ),
+        title: format!("bank, {} ops, {clients} clients, {info}, valid", count(ops)),
         check_args: &[],
         expected: Expected::Valid,
         source: Source::Simulated {
@@ -238,7 +243,7 @@ pub fn count(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

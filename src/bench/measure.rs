@@ -111,7 +111,10 @@ mod tests {
         .expect("sh runs");
         assert_eq!(m.code, Some(3));
         assert!(!m.killed);
-        assert!(m.peak_rss_bytes > 0, "the kernel reports some resident memory");
+        assert!(
+            m.peak_rss_bytes > 0,
+            "the kernel reports some resident memory"
+        );
         assert_eq!(std::fs::read_to_string(&out).expect("output file"), "hi\n");
     }
 

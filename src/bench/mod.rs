@@ -21,10 +21,12 @@ use clap::Args;
 use crate::exit::{Failure, Outcome};
 
 #[derive(Debug, Clone, Args)]
-#[command(after_help = "Examples:\n  verity bench                                  # the harness: \
+#[command(
+    after_help = "Examples:\n  verity bench                                  # the harness: \
 controller and check throughput\n  verity bench --checkers --repeat 3            # every history of issue \
 #14, full size, adya beside\n  verity bench --checkers --scale 0.01 --repeat 1   # a quick look at \
-every kind\n  verity bench --checkers --only list-append --keep /tmp/h   # one family; keep the files")]
+every kind\n  verity bench --checkers --only list-append --keep /tmp/h   # one family; keep the files"
+)]
 pub struct BenchArgs {
     /// How many times each measurement is repeated [default: 5, or 3 with --checkers].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -93,7 +95,9 @@ pub struct CheckersArgs {
 fn parse_scale(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if x > 0.0 && x <= 100.0 => Ok(x),
-        _ => Err(format!("{s:?} is not a scale between 0 (exclusive) and 100")),
+        _ => Err(format!(
+            "{s:?} is not a scale between 0 (exclusive) and 100"
+        )),
     }
 }
 

@@ -26,7 +26,11 @@ fn row<'a>(table: &'a str, kind: &str, format: &str) -> Vec<&'a str> {
     let marker = format!("`{kind}` | {format} |");
     let lines: Vec<&str> = table.lines().filter(|l| l.contains(&marker)).collect();
     assert_eq!(lines.len(), 1, "one {format} row of {kind} in:\n{table}");
-    lines[0].trim_matches('|').split(" | ").map(str::trim).collect()
+    lines[0]
+        .trim_matches('|')
+        .split(" | ")
+        .map(str::trim)
+        .collect()
 }
 
 /// The leading number of a cell such as `0.01 s (0.01 – 0.02)` or `16 MiB`.
@@ -68,7 +72,11 @@ fn a_tiny_checkers_benchmark_reports_every_kind_in_both_formats() {
             assert!(number(cells[2]) >= 20.0, "{kind}: events {}", cells[2]);
             assert_eq!(cells[3], *verdict, "{kind} {format}");
             assert!(number(cells[4]) > 0.0, "{kind}: time {}", cells[4]);
-            assert!(cells[4].ends_with(')'), "two runs give a range: {}", cells[4]);
+            assert!(
+                cells[4].ends_with(')'),
+                "two runs give a range: {}",
+                cells[4]
+            );
             assert!(number(cells[5]) >= 1.0, "{kind}: peak RSS {}", cells[5]);
             assert!(cells[5].contains("MiB"));
             assert!(number(cells[6]) > 0.0, "{kind}: events/s {}", cells[6]);
@@ -100,7 +108,11 @@ fn the_checkers_benchmark_runs_only_what_only_names_and_rejects_unknown_names() 
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let rows: Vec<&str> = stdout.lines().filter(|l| l.contains("` | EDN |")).collect();
-    assert_eq!(rows.len(), 4, "cas-10k-20 and the three Jepsen files:\n{stdout}");
+    assert_eq!(
+        rows.len(),
+        4,
+        "cas-10k-20 and the three Jepsen files:\n{stdout}"
+    );
     assert!(!stdout.contains("| JSONL |"));
 
     let bad = verity()
@@ -153,7 +165,10 @@ fn export_for_adya_writes_every_transaction_as_elle_json_and_nothing_else() {
     let history = lines_of(&r.latest().join("history.jsonl"));
     let txns: Vec<&serde_json::Value> = history.iter().filter(|e| e["f"] == "txn").collect();
     let exported = lines_of(&out);
-    assert!(history.iter().any(|e| e["f"] == "setup"), "the run has a setup op");
+    assert!(
+        history.iter().any(|e| e["f"] == "setup"),
+        "the run has a setup op"
+    );
     assert!(txns.len() > 10);
     assert_eq!(exported.len(), txns.len(), "one line per transaction event");
     for (e, x) in txns.iter().zip(&exported) {
@@ -187,7 +202,14 @@ fn export_for_adya_writes_every_transaction_as_elle_json_and_nothing_else() {
 #[ignore = "needs adya on PATH"]
 fn adya_reads_the_export_and_agrees_with_verity_on_write_skew() {
     for (bug, verdict) in [(None, 0), (Some("snapshot-isolation"), 1)] {
-        let mut args = vec!["--workload", "ledger-append", "--time-limit", "2s", "--seed", "3"];
+        let mut args = vec![
+            "--workload",
+            "ledger-append",
+            "--time-limit",
+            "2s",
+            "--seed",
+            "3",
+        ];
         if let Some(b) = bug {
             args.extend(["--bug", b]);
         }
