@@ -23,8 +23,8 @@ use crate::exit::{Failure, Outcome};
 #[derive(Debug, Clone, Args)]
 #[command(
     after_help = "Examples:\n  verity bench                                  # the harness: \
-controller and check throughput\n  verity bench --checkers --repeat 3            # every history of issue \
-#14, full size, adya beside\n  verity bench --checkers --scale 0.01 --repeat 1   # a quick look at \
+controller and check throughput\n  verity bench --checkers --repeat 3            # every history, full \
+size, adya beside\n  verity bench --checkers --scale 0.01 --repeat 1   # a quick look at \
 every kind\n  verity bench --checkers --only list-append --keep /tmp/h   # one family; keep the files"
 )]
 pub struct BenchArgs {
@@ -48,8 +48,8 @@ pub struct BenchArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Checkers benchmark")]
 pub struct CheckersArgs {
-    /// Benchmark the checkers instead of the harness: issue #14's histories (cas-register, bank,
-    /// Jepsen-format bank, list-append), generated from --seed as JSONL and EDN, each checked by
+    /// Benchmark the checkers instead of the harness: large cas-register, bank, Jepsen-format bank
+    /// and list-append histories (docs/benchmarks.md, "Checkers at their limits"), generated from --seed as JSONL and EDN, each checked by
     /// `verity check` in a child process (reading the file included), timed and its peak resident
     /// memory taken; adya checks the list-append histories in the same run, alternated with verity.
     #[arg(long)]
