@@ -38,7 +38,8 @@ pub enum Command {
     Heal(crate::heal::HealArgs),
     /// One replica of the built-in replicated ledger (the harness starts these itself).
     Node(crate::node_cmd::NodeArgs),
-    /// Measure the harness's own speed (controller throughput, check throughput).
+    /// Measure verity's own speed: the harness (controller and check throughput), or with
+    /// --checkers the checkers on large register, bank and list-append histories, adya beside.
     Bench(crate::bench::BenchArgs),
     /// Write the HTML report of a run directory, or of a history file (checked first), again.
     Report(crate::report::ReportArgs),

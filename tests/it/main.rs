@@ -1,5 +1,6 @@
 //! verity's integration tests: the binary as a user runs it. One test binary, as ripgrep does.
 
+mod bench;
 mod browser;
 mod check;
 mod cli;

@@ -1,4 +1,5 @@
-//! `verity bench`: the harness's own performance, measured the same way every time.
+//! `verity bench` without `--checkers`: the harness's own performance, measured the same way every
+//! time.
 //!
 //! Two figures, each repeated and reported as median and spread (this machine is noisy):
 //! - the controller against the `memory` target at `--rate 0`: operations recorded to the history per
@@ -12,37 +13,21 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
-use clap::Args;
 
+use super::{median, spread, BenchArgs};
 use crate::exit::{Failure, Outcome};
 use crate::store;
 
-#[derive(Debug, Clone, Args)]
-pub struct BenchArgs {
-    /// How many times each measurement is repeated.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub repeat: u32,
-    /// Main-phase length of each controller run.
-    #[arg(long, default_value = "5s", value_parser = crate::args::parse_duration)]
-    pub time_limit: Duration,
-    /// Size of the history the check benchmark reads, in events.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub events: u64,
-    /// Concurrency of the controller runs.
-    #[arg(long, default_value_t = 10)]
-    pub concurrency: u32,
-}
-
-pub fn run(args: BenchArgs) -> Result<Outcome, Failure> {
+pub fn run(args: &BenchArgs, repeat: u32) -> Result<Outcome, Failure> {
     let exe = std::env::current_exe().context("cannot find the verity binary")?;
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
 
     let mut ops_per_s = Vec::new();
     let mut bytes_per_op = Vec::new();
-    for i in 0..args.repeat {
+    for i in 0..repeat {
         let store = scratch.path().join(format!("controller-{i}"));
         let limit = crate::args::format_duration(args.time_limit).to_string();
         let conc = args.concurrency.to_string();
@@ -80,7 +65,7 @@ pub fn run(args: BenchArgs) -> Result<Outcome, Failure> {
     let mut events_per_s = Vec::new();
     let mut seconds = Vec::new();
     let mut events = 0;
-    for i in 0..args.repeat {
+    for i in 0..repeat {
         let t = Instant::now();
         let status = Command::new(&exe)
             .arg("check")
@@ -110,25 +95,25 @@ pub fn run(args: BenchArgs) -> Result<Outcome, Failure> {
         args.time_limit.as_secs_f64(),
         fmt0(median(&ops_per_s)),
         spread(&ops_per_s, fmt0),
-        args.repeat
+        repeat
     );
     println!(
         "| controller resident memory growth per op (main phase) | {} B | {} B | {} |",
         fmt1(median(&bytes_per_op)),
         spread(&bytes_per_op, fmt1),
-        args.repeat
+        repeat
     );
     println!(
         "| `verity check` of a {events}-event bank history, parsing included: events/s | {} | {} | {} |",
         fmt0(median(&events_per_s)),
         spread(&events_per_s, fmt0),
-        args.repeat
+        repeat
     );
     println!(
         "| the same check: wall time | {:.3} s | {} s | {} |",
         median(&seconds),
         spread(&seconds, |x| format!("{x:.3}")),
-        args.repeat
+        repeat
     );
     Ok(Outcome::Done)
 }
@@ -159,22 +144,6 @@ fn read_json(path: &Path) -> Result<serde_json::Value, Failure> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(serde_json::from_str(&text).with_context(|| format!("malformed {}", path.display()))?)
-}
-
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-fn spread(xs: &[f64], f: impl Fn(f64) -> String) -> String {
-    let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    format!("{} – {}", f(min), f(max))
 }
 
 fn fmt0(x: f64) -> String {
