@@ -378,3 +378,30 @@ fn a_history_without_process_says_process_order_was_unavailable() {
     assert_eq!(names(&v), vec!["G-single-process"], "{v:#?}");
     assert!(v.details.get("process-order").is_none());
 }
+
+#[test]
+fn an_edge_that_is_both_write_write_and_anti_dependency_counts_as_the_stronger_claim() {
+    // T reads key 1, appends to it and to key 2; U reads key 2 before T's append and appends to key
+    // 1 after T. T → U is ww (and rw: what T read of key 1 was next overwritten by U as well as by
+    // T); U → T is rw on key 2. One anti-dependency: G-single, which snapshot isolation forbids.
+    // The same with T reading key 1 after its own append: then T → U is rw in the strict sense
+    // too (the version T read, its own, was next overwritten by U).
+    let read_first = [R(1, Some(vec![])), A(1, 1), A(2, 1)];
+    let read_after = [A(1, 1), R(1, Some(vec![1])), A(2, 1)];
+    for t in [read_first, read_after] {
+        let mut b = Builder::new();
+        let u = [R(2, Some(vec![])), A(1, 2)];
+        b.invoke(1, &t)
+            .invoke(2, &u)
+            .complete(1, EventType::Ok, &t)
+            .complete(2, EventType::Ok, &u);
+        b.ok(3, &[R(1, Some(vec![1, 2])), R(2, Some(vec![1]))]);
+        let v = check(&b);
+        assert_eq!(names(&v), vec!["G-single"], "{t:?}: {v:#?}");
+        let not = v.details["not"].as_array().unwrap();
+        assert!(
+            not.contains(&serde_json::json!("snapshot-isolation")),
+            "{t:?}: {not:?}"
+        );
+    }
+}
