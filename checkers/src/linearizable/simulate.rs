@@ -161,16 +161,7 @@ impl<'a> Sim<'a> {
     }
 
     fn emit(&mut self, process: u64, kind: EventType, f: F, value: Value, error: Option<String>) {
-        let index = self.events.len() as u64;
-        self.events.push(Event {
-            index,
-            time_ns: index * 1_000,
-            process: Process::Client(process),
-            kind,
-            f,
-            value,
-            error,
-        });
+        push_event(&mut self.events, process, kind, f, value, error);
     }
 
     fn run(&mut self) {
@@ -623,16 +614,7 @@ impl<'a> JepsenBank<'a> {
     }
 
     fn emit(&mut self, process: u64, kind: EventType, f: F, value: Value, error: Option<String>) {
-        let index = self.events.len() as u64;
-        self.events.push(Event {
-            index,
-            time_ns: index * 1_000,
-            process: Process::Client(process),
-            kind,
-            f,
-            value,
-            error,
-        });
+        push_event(&mut self.events, process, kind, f, value, error);
     }
 
     fn read_value(b: &[i64]) -> Value {
@@ -849,4 +831,25 @@ impl<'a> JepsenBank<'a> {
         self.balances[tu] += a;
         (EventType::Ok, value, None)
     }
+}
+
+/// Appends a client event, numbered in order, one microsecond after the one before.
+fn push_event(
+    events: &mut Vec<Event>,
+    process: u64,
+    kind: EventType,
+    f: F,
+    value: Value,
+    error: Option<String>,
+) {
+    let index = events.len() as u64;
+    events.push(Event {
+        index,
+        time_ns: index * 1_000,
+        process: Process::Client(process),
+        kind,
+        f,
+        value,
+        error,
+    });
 }
