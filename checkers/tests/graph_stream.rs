@@ -19,7 +19,7 @@ use verity_history::{Event, EventType, History, Process, Value, F};
 /// A correct history with some reads made stale and odd lines mixed in.
 fn history(seed: u64) -> Vec<Event> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let register = seed % 3 == 0;
+    let register = seed.is_multiple_of(3);
     let txns = rng.gen_range(1..60);
     let h = simulate_correct(&mut rng, txns, 4, 3, register);
     let mut events = h.events;
@@ -76,12 +76,12 @@ fn text_of(events: &[Event], seed: u64) -> Vec<u8> {
             continue;
         }
         let mut line = line.to_vec();
-        if (i as u64 + seed) % 7 == 0 {
+        if (i as u64 + seed).is_multiple_of(7) {
             let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
             line = serde_json::to_vec_pretty(&v).unwrap();
             line.retain(|&b| b != b'\n');
         }
-        if (i as u64 + seed) % 11 == 0 {
+        if (i as u64 + seed).is_multiple_of(11) {
             out.extend_from_slice(b"  \n");
         }
         out.extend_from_slice(&line);
