@@ -191,30 +191,38 @@ pub fn summary_lines(verdict: &Verdict) -> Vec<String> {
             .and_then(Json::as_array)
             .cloned()
             .unwrap_or_default();
-        lines.push(format!(
-            "  longest linearizable prefix: {prefix_len} operations{}",
-            if (tail.len() as u64) < prefix_len {
-                format!(", the last {}:", tail.len())
-            } else {
-                ":".into()
-            }
-        ));
-        for step in &tail {
-            let state = step
-                .get("state_after")
-                .and_then(Json::as_str)
-                .unwrap_or("?");
-            lines.push(format!("    {}  ⇒ {state}", op_line(&step["op"])));
-        }
         let states: Vec<&str> = cx
             .get("states")
             .and_then(Json::as_array)
             .map(|a| a.iter().filter_map(Json::as_str).collect())
             .unwrap_or_default();
-        lines.push(format!(
-            "  model states where it was due (none allows it): {}",
-            states.join(" | ")
-        ));
+        if states.is_empty() && tail.is_empty() {
+            // Decided before any search (`Model::unreachable`): there is no prefix or state to show.
+            lines.push(
+                "  no state reachable from the initial one shows that: decided before any search"
+                    .to_string(),
+            );
+        } else {
+            lines.push(format!(
+                "  longest linearizable prefix: {prefix_len} operations{}",
+                if (tail.len() as u64) < prefix_len {
+                    format!(", the last {}:", tail.len())
+                } else {
+                    ":".into()
+                }
+            ));
+            for step in &tail {
+                let state = step
+                    .get("state_after")
+                    .and_then(Json::as_str)
+                    .unwrap_or("?");
+                lines.push(format!("    {}  ⇒ {state}", op_line(&step["op"])));
+            }
+            lines.push(format!(
+                "  model states where it was due (none allows it): {}",
+                states.join(" | ")
+            ));
+        }
     }
     if let Some(stats) = verdict.details.get("stats") {
         let get = |k: &str| stats.get(k).and_then(Json::as_u64).unwrap_or(0);
