@@ -411,13 +411,23 @@ fn range(xs: &[f64]) -> (f64, f64) {
     (min, max)
 }
 
+/// Times in seconds, or in milliseconds when the median is under a tenth of a second (a tiny
+/// history checks in a few milliseconds, which two decimals of a second would show as zero).
 fn secs_cell(s: &Summary) -> String {
+    let (scale, unit, decimals) = if s.seconds < 0.1 {
+        (1000.0, "ms", 1)
+    } else {
+        (1.0, "s", 2)
+    };
+    let v = |x: f64| format!("{:.*}", decimals, x * scale);
     if s.runs == 1 {
-        return format!("{:.2} s", s.seconds);
+        return format!("{} {unit}", v(s.seconds));
     }
     format!(
-        "{:.2} s ({:.2} – {:.2})",
-        s.seconds, s.seconds_range.0, s.seconds_range.1
+        "{} {unit} ({} – {})",
+        v(s.seconds),
+        v(s.seconds_range.0),
+        v(s.seconds_range.1)
     )
 }
 

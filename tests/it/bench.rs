@@ -70,7 +70,24 @@ fn a_tiny_checkers_benchmark_reports_every_kind_in_both_formats() {
             let cells = row(&stdout, kind, format);
             assert_eq!(cells.len(), 10, "{kind} {format}: {cells:?}");
             assert!(number(cells[2]) >= 20.0, "{kind}: events {}", cells[2]);
-            assert_eq!(cells[3], *verdict, "{kind} {format}");
+            if verdict.starts_with("invalid") {
+                // A recorded history's interleaving is not fixed: write skew must be named first,
+                // its process or real-time variants may follow, nothing SI forbids may appear.
+                assert!(
+                    cells[3].starts_with(verdict),
+                    "{kind} {format}: {}",
+                    cells[3]
+                );
+                for forbidden in ["G0", "G1", "G-single"] {
+                    assert!(
+                        !cells[3].contains(forbidden),
+                        "{kind} {format}: {}",
+                        cells[3]
+                    );
+                }
+            } else {
+                assert_eq!(cells[3], *verdict, "{kind} {format}");
+            }
             assert!(number(cells[4]) > 0.0, "{kind}: time {}", cells[4]);
             assert!(
                 cells[4].ends_with(')'),
