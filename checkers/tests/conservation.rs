@@ -1,15 +1,13 @@
 //! Tests of the conservation checker: simulated correct banks are valid, each anomaly is found by the
 //! mutation that creates it, and the verdict agrees with a brute-force oracle on small histories.
 
-mod common;
-
-use common::{simulate, Builder, SimConfig};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use verity_checkers::conservation::Conservation;
 use verity_checkers::{Budget, Checker, Validity, Verdict};
 use verity_history::{EventType, History, OpOutcome, Process, Transfer, Value, F};
+use verity_testkit::ledger::{simulate, Builder, LedgerMutation as Mutation, SimConfig, MUTATIONS};
 
 fn check(h: &History) -> Verdict {
     Conservation.check(h, &Budget::unlimited())
@@ -25,163 +23,6 @@ fn sim(seed: u64, ops: usize, info_chance: f64) -> History {
             info_chance,
         },
     )
-}
-
-/// The final read's value, mutably.
-fn final_value(h: &mut History) -> &mut Value {
-    &mut h
-        .events
-        .last_mut()
-        .expect("simulated histories end with the final read")
-        .value
-}
-
-fn journal(h: &mut History) -> &mut Vec<Value> {
-    match final_value(h) {
-        Value::Map(m) => match m.get_mut("applied") {
-            Some(Value::List(l)) => l,
-            _ => panic!("final read without a journal"),
-        },
-        _ => panic!("final read is not a map"),
-    }
-}
-
-fn final_balances(h: &mut History) -> &mut Vec<Value> {
-    match final_value(h) {
-        Value::Map(m) => match m.get_mut("balances") {
-            Some(Value::List(l)) => l,
-            _ => panic!("final read without balances"),
-        },
-        _ => panic!("final read is not a map"),
-    }
-}
-
-fn add(v: &mut Value, delta: i64) {
-    if let Value::Int(i) = v {
-        *i += delta;
-    }
-}
-
-/// Transfers of the history with the given outcome.
-fn transfers(h: &History, outcome: OpOutcome) -> Vec<Transfer> {
-    h.ops()
-        .unwrap()
-        .into_iter()
-        .filter(|op| op.outcome == outcome)
-        .filter_map(|op| h.events[op.invoke].value.as_transfer().copied())
-        .collect()
-}
-
-/// Index of an ok, non-final read's completion.
-fn an_ok_read(h: &History) -> Option<usize> {
-    h.ops()
-        .unwrap()
-        .into_iter()
-        .filter(|op| op.outcome == OpOutcome::Ok && h.events[op.invoke].f == F::Read)
-        .filter(|op| h.events[op.invoke].value.is_null())
-        .map(|op| op.completion.unwrap())
-        .next()
-}
-
-fn read_balances(h: &mut History, at: usize) -> &mut Vec<Value> {
-    match &mut h.events[at].value {
-        Value::Map(m) => match m.get_mut("balances") {
-            Some(Value::List(l)) => l,
-            _ => panic!(),
-        },
-        _ => panic!(),
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mutation {
-    WrongTotal,
-    NegativeBalance,
-    LostTransfer,
-    DuplicateTransfer,
-    PhantomTransfer,
-    FailedTransferApplied,
-    BalanceMismatch,
-}
-
-const MUTATIONS: [Mutation; 7] = [
-    Mutation::WrongTotal,
-    Mutation::NegativeBalance,
-    Mutation::LostTransfer,
-    Mutation::DuplicateTransfer,
-    Mutation::PhantomTransfer,
-    Mutation::FailedTransferApplied,
-    Mutation::BalanceMismatch,
-];
-
-impl Mutation {
-    fn anomaly(self) -> &'static str {
-        use verity_history::anomaly::*;
-        match self {
-            Mutation::WrongTotal => WRONG_TOTAL,
-            Mutation::NegativeBalance => NEGATIVE_BALANCE,
-            Mutation::LostTransfer => LOST_TRANSFER,
-            Mutation::DuplicateTransfer => DUPLICATE_TRANSFER,
-            Mutation::PhantomTransfer => PHANTOM_TRANSFER,
-            Mutation::FailedTransferApplied => FAILED_TRANSFER_APPLIED,
-            Mutation::BalanceMismatch => BALANCE_MISMATCH,
-        }
-    }
-
-    /// Applies the mutation; returns false when the history offers nothing to mutate.
-    fn apply(self, h: &mut History) -> bool {
-        match self {
-            Mutation::WrongTotal => {
-                let Some(at) = an_ok_read(h) else {
-                    return false;
-                };
-                add(&mut read_balances(h, at)[0], 1);
-            }
-            Mutation::NegativeBalance => {
-                let Some(at) = an_ok_read(h) else {
-                    return false;
-                };
-                let b = read_balances(h, at);
-                let shift = b[0].as_i64().unwrap() + 1;
-                add(&mut b[0], -shift);
-                add(&mut b[1], shift);
-            }
-            Mutation::LostTransfer => {
-                let Some(t) = transfers(h, OpOutcome::Ok).into_iter().next() else {
-                    return false;
-                };
-                journal(h).retain(|v| v.as_i64() != Some(t.id as i64));
-                let b = final_balances(h);
-                add(&mut b[t.from as usize], t.amount);
-                add(&mut b[t.to as usize], -t.amount);
-            }
-            Mutation::DuplicateTransfer => {
-                let Some(t) = transfers(h, OpOutcome::Ok).into_iter().next() else {
-                    return false;
-                };
-                journal(h).push(Value::Int(t.id as i64));
-                let b = final_balances(h);
-                add(&mut b[t.from as usize], -t.amount);
-                add(&mut b[t.to as usize], t.amount);
-            }
-            Mutation::PhantomTransfer => journal(h).push(Value::Int(1_000_000)),
-            Mutation::FailedTransferApplied => {
-                let Some(t) = transfers(h, OpOutcome::Fail).into_iter().next() else {
-                    return false;
-                };
-                journal(h).push(Value::Int(t.id as i64));
-                let b = final_balances(h);
-                add(&mut b[t.from as usize], -t.amount);
-                add(&mut b[t.to as usize], t.amount);
-            }
-            Mutation::BalanceMismatch => {
-                let b = final_balances(h);
-                add(&mut b[0], 1);
-                add(&mut b[1], -1);
-            }
-        }
-        true
-    }
 }
 
 proptest! {

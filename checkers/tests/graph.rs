@@ -1,12 +1,10 @@
 //! Hand-written micro-histories for the graph checker: one per anomaly it claims, and valid ones
 //! that must stay valid (Elle's test style: tiny histories whose verdict a person can check).
 
-mod graph_common;
-
-use graph_common::{Builder, M::*};
 use verity_checkers::graph::{write_artifacts, GraphChecker};
 use verity_checkers::{Budget, Checker, Validity, Verdict};
 use verity_history::EventType;
+use verity_testkit::txn::{Builder, M::*};
 
 fn check(b: &Builder) -> Verdict {
     GraphChecker::default().check(&b.history(), &Budget::unlimited())

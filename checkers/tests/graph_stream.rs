@@ -4,17 +4,15 @@
 //! errors — on seeded random histories, valid and broken, plain and compressed, with lines the
 //! hand-written parser does not take and must leave to serde_json.
 
-mod graph_common;
-
 use std::path::Path;
 
-use graph_common::{simulate_correct, M};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use verity_checkers::graph::{stream, txn, GraphChecker};
 use verity_checkers::{Budget, Checker};
 use verity_history::jsonl::{self, HistoryWriter, WriterOptions};
 use verity_history::{Event, EventType, History, Process, Value, F};
+use verity_testkit::txn::{mops_value, parse_m, simulate_correct, M};
 
 /// A correct history with some reads made stale and odd lines mixed in.
 fn history(seed: u64) -> Vec<Event> {
@@ -26,7 +24,7 @@ fn history(seed: u64) -> Vec<Event> {
     for e in &mut events {
         if e.kind == EventType::Ok && rng.gen_bool(0.1) {
             // A stale read: drop the last element of a list read (an anomaly, or an odd read).
-            let ops = graph_common::parse_m(&e.value, register, true);
+            let ops = parse_m(&e.value, register, true);
             let stale: Vec<M> = ops
                 .into_iter()
                 .map(|m| match m {
@@ -37,7 +35,7 @@ fn history(seed: u64) -> Vec<Event> {
                     other => other,
                 })
                 .collect();
-            e.value = graph_common::mops_value(&stale);
+            e.value = mops_value(&stale);
         }
         if rng.gen_bool(0.05) {
             e.error = Some(if rng.gen_bool(0.5) {

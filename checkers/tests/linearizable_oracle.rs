@@ -10,13 +10,11 @@ use verity_checkers::linearizable::oracle;
 use verity_checkers::linearizable::{models, Linearizable, LinearizableOptions, Model};
 use verity_checkers::{Budget, Checker, Validity};
 use verity_history::{Event, EventType, History, Process, Transfer, Value, F};
+use verity_testkit::tally::{env_or, Tally};
 
 /// Histories per model setup; `VERITY_ORACLE_CASES` raises it for a longer soak.
 fn per_model() -> usize {
-    std::env::var("VERITY_ORACLE_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_400)
+    env_or("VERITY_ORACLE_CASES", 1_400)
 }
 
 /// A random op: its f, the invoke value, and the ok result.
@@ -223,14 +221,11 @@ fn oracle_says<M: Model>(model: &M, history: &History) -> bool {
 
 #[test]
 fn search_agrees_with_brute_force_on_11200_small_histories() {
-    let seed = std::env::var("VERITY_ORACLE_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_261_124);
+    let seed = env_or("VERITY_ORACLE_SEED", 20_261_124u64);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut total = 0;
     for (name, checker, gen) in gens() {
-        let (mut valid, mut invalid) = (0, 0);
+        let mut tally = Tally::default();
         for _ in 0..per_model() {
             let history = random_history(&mut rng, gen, name == "bank");
             let verdict = checker.check(&history, &Budget::unlimited());
@@ -257,19 +252,11 @@ fn search_agrees_with_brute_force_on_11200_small_histories() {
                 "{name}: search and oracle disagree on {:#?}",
                 history.events
             );
-            if expected {
-                valid += 1
-            } else {
-                invalid += 1
-            }
+            tally.count_bool(expected);
             total += 1;
         }
-        eprintln!("{name}: {valid} valid, {invalid} invalid");
-        // Both verdicts must be exercised, or the agreement means little.
-        assert!(
-            valid > per_model() / 10 && invalid > per_model() / 10,
-            "{name}: {valid} valid, {invalid} invalid"
-        );
+        eprintln!("{name}: {tally}");
+        tally.assert_both_answers(name, per_model() / 10);
     }
     assert!(total >= 10_000);
 }
@@ -281,13 +268,9 @@ fn search_agrees_with_brute_force_on_11200_small_histories() {
 fn reductions_agree_with_the_plain_search_on_medium_histories() {
     use verity_checkers::linearizable::simulate::{simulate, SimConfig, SimObject};
     use verity_checkers::linearizable::{checker_for, LinearizableOptions};
-    let seed = std::env::var("VERITY_ORACLE_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(77);
+    let seed = env_or("VERITY_ORACLE_SEED", 77u64);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (mut valid, mut invalid) = (0, 0);
-    let mut skipped = 0;
+    let mut tally = Tally::default();
     for _ in 0..per_model() / 3 {
         let (model, object) = match rng.gen_range(0..5) {
             0 => (
@@ -339,25 +322,18 @@ fn reductions_agree_with_the_plain_search_on_medium_histories() {
             &Budget::with_time_limit(std::time::Duration::from_secs(5)),
         );
         if b.valid == Validity::Unknown {
-            skipped += 1;
+            tally.skipped += 1;
             continue;
         }
         assert_eq!(
             a.valid, b.valid,
             "{model}: reductions and plain search disagree on {config:?}"
         );
-        if a.valid == Validity::Valid {
-            valid += 1
-        } else {
-            invalid += 1
-        }
+        tally.count(a.valid);
     }
-    eprintln!("medium histories: {valid} valid, {invalid} invalid, {skipped} skipped");
-    assert!(skipped * 10 < valid + invalid, "{skipped} skipped");
-    assert!(
-        valid > 50 && invalid > 50,
-        "{valid} valid, {invalid} invalid"
-    );
+    eprintln!("medium histories: {tally}");
+    assert!(tally.skipped * 10 < tally.judged(), "{tally}");
+    tally.assert_both_answers("medium histories", 50);
 }
 
 /// A small Jepsen-format bank history (no setup, no ids, heavy `info`), from the simulator, and —
@@ -419,17 +395,14 @@ fn small_jepsen_bank(rng: &mut ChaCha8Rng) -> History {
 /// with heavy `info`: valid ones from the simulator and mutated ones.
 #[test]
 fn bank_search_agrees_with_brute_force_on_10000_small_jepsen_histories() {
-    let seed = std::env::var("VERITY_ORACLE_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_261_202);
+    let seed = env_or("VERITY_ORACLE_SEED", 20_261_202u64);
     let cases = std::env::var("VERITY_ORACLE_CASES")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .map_or(10_000, |c| c.max(1) * 8);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let checker = Linearizable::new(models::Bank, &LinearizableOptions::default());
-    let (mut valid, mut invalid, mut info_ops) = (0, 0, 0);
+    let (mut tally, mut info_ops) = (Tally::default(), 0);
     for case in 0..cases {
         let history = small_jepsen_bank(&mut rng);
         info_ops += history
@@ -451,18 +424,11 @@ fn bank_search_agrees_with_brute_force_on_10000_small_jepsen_histories() {
             "case {case}: search and oracle disagree on {:#?}",
             history.events
         );
-        if expected {
-            valid += 1
-        } else {
-            invalid += 1
-        }
+        tally.count_bool(expected);
     }
-    eprintln!("small jepsen banks: {valid} valid, {invalid} invalid, {info_ops} info ops");
-    assert!(valid + invalid >= 10_000 || cases < 10_000);
-    assert!(
-        valid > cases / 10 && invalid > cases / 10,
-        "{valid} valid, {invalid} invalid"
-    );
+    eprintln!("small jepsen banks: {tally}, {info_ops} info ops");
+    assert!(tally.judged() >= 10_000 || cases < 10_000);
+    tally.assert_both_answers("small jepsen banks", cases / 10);
     assert!(
         info_ops > cases,
         "heavy info: {info_ops} info ops in {cases} histories"
@@ -484,7 +450,7 @@ fn bank_search_agrees_with_the_plain_search_on_medium_jepsen_histories() {
             ..LinearizableOptions::default()
         },
     );
-    let (mut valid, mut invalid, mut skipped) = (0, 0, 0);
+    let mut tally = Tally::default();
     for case in 0..300 {
         let bug = match rng.gen_range(0..6) {
             0 => BankBug::LostUpdate,
@@ -508,7 +474,7 @@ fn bank_search_agrees_with_the_plain_search_on_medium_jepsen_histories() {
             &Budget::with_time_limit(std::time::Duration::from_secs(5)),
         );
         if b.valid == Validity::Unknown {
-            skipped += 1;
+            tally.skipped += 1;
             continue;
         }
         let a = fast.check(&history, &Budget::unlimited());
@@ -516,18 +482,11 @@ fn bank_search_agrees_with_the_plain_search_on_medium_jepsen_histories() {
             a.valid, b.valid,
             "case {case}: prunes and plain search disagree on {config:?}"
         );
-        if a.valid == Validity::Valid {
-            valid += 1
-        } else {
-            invalid += 1
-        }
+        tally.count(a.valid);
     }
-    eprintln!("medium jepsen banks: {valid} valid, {invalid} invalid, {skipped} skipped");
-    assert!(skipped * 4 < valid + invalid, "{skipped} skipped");
-    assert!(
-        valid > 30 && invalid > 30,
-        "{valid} valid, {invalid} invalid"
-    );
+    eprintln!("medium jepsen banks: {tally}");
+    assert!(tally.skipped * 4 < tally.judged(), "{tally}");
+    tally.assert_both_answers("medium jepsen banks", 30);
 }
 
 /// Every planted bug is certain: the simulator's lost update, overdraft and stale read are found

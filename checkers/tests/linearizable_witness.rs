@@ -2,14 +2,12 @@
 //! proves must also be judged linearizable by the full search; and it should prove almost every
 //! history of a correct ledger, which is what makes large bank histories with timeouts decidable.
 
-mod common;
-
-use common::{simulate, SimConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use verity_checkers::linearizable::{checker_for, witness, LinearizableOptions};
 use verity_checkers::{Budget, Validity};
 use verity_history::{History, OpOutcome, Value, F};
+use verity_testkit::ledger::{simulate, SimConfig};
 
 fn sim(seed: u64, ops: usize, info: f64) -> History {
     simulate(

@@ -2,8 +2,6 @@
 //! spirit of Elle's `(op "ax1ry12")`), a simulator of a correct (strict serializable) store, and a
 //! brute-force oracle that searches every serial order of a small history.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 
 use rand::seq::SliceRandom;
@@ -391,4 +389,108 @@ fn prefix_ok(txns: &[OTxn], prefix: &[usize]) -> bool {
 
 pub fn shuffle<T>(rng: &mut ChaCha8Rng, v: &mut [T]) {
     v.shuffle(rng);
+}
+
+/// An open transaction of the buggy store: process, micro-ops, result once applied, fate
+/// (0 ok, 1 fail, 2 info).
+type OpenTxn = (u64, Vec<M>, Option<Vec<M>>, u8);
+
+/// A buggy store: each transaction takes effect at a random instant, but its reads may be stale
+/// (a random earlier version), a failed transaction may be applied anyway, and a transaction's
+/// writes may be split around another's.
+pub fn simulate_buggy(
+    rng: &mut ChaCha8Rng,
+    txns: usize,
+    procs: u64,
+    keys: i64,
+    register: bool,
+) -> History {
+    let mut b = Builder::new();
+    let mut state = State::default();
+    let mut versions: Vec<State> = vec![state.clone()];
+    let mut next_value = 0;
+    let mut open: Vec<OpenTxn> = Vec::new();
+    let mut idle: Vec<u64> = (0..procs).collect();
+    let mut next_proc = procs;
+    let mut started = 0;
+    for _ in 0..txns * 8 {
+        if started == txns && open.is_empty() {
+            break;
+        }
+        match rng.gen_range(0..3) {
+            0 if started < txns && !idle.is_empty() => {
+                let p = idle.swap_remove(rng.gen_range(0..idle.len()));
+                let mops = random_mops(rng, keys, 3, register, &mut next_value);
+                b.invoke(p, &mops);
+                let fate = match rng.gen_range(0..10) {
+                    0 => 1,
+                    1 => 2,
+                    _ => 0,
+                };
+                open.push((p, mops, None, fate));
+                started += 1;
+            }
+            1 if !open.is_empty() => {
+                let i = rng.gen_range(0..open.len());
+                if open[i].2.is_none() && (open[i].3 != 1 || rng.gen_bool(0.3)) {
+                    let mops = open[i].1.clone();
+                    // Reads from a random (possibly stale) version, writes to the latest state.
+                    let mut snapshot = if rng.gen_bool(0.4) {
+                        versions[rng.gen_range(0..versions.len())].clone()
+                    } else {
+                        state.clone()
+                    };
+                    let mut result = Vec::new();
+                    for m in &mops {
+                        match m {
+                            M::A(..) | M::W(..) => {
+                                state.apply(std::slice::from_ref(m));
+                                snapshot.apply(std::slice::from_ref(m));
+                            }
+                            _ => result.extend(snapshot.apply(std::slice::from_ref(m))),
+                        }
+                    }
+                    // Re-assemble in micro-op order.
+                    let mut reads = result.into_iter();
+                    let filled = mops
+                        .iter()
+                        .map(|m| match m {
+                            M::R(..) | M::Rr(..) => reads.next().expect("one result per read"),
+                            w => w.clone(),
+                        })
+                        .collect();
+                    open[i].2 = Some(filled);
+                    versions.push(state.clone());
+                }
+            }
+            _ if !open.is_empty() => {
+                let i = rng.gen_range(0..open.len());
+                if open[i].2.is_none() && open[i].3 == 0 {
+                    continue;
+                }
+                let (p, mops, result, fate) = open.swap_remove(i);
+                match fate {
+                    0 => {
+                        b.complete(p, EventType::Ok, result.as_ref().expect("applied"));
+                        idle.push(p);
+                    }
+                    1 => {
+                        b.complete(p, EventType::Fail, &mops);
+                        idle.push(p);
+                    }
+                    _ => {
+                        b.complete(p, EventType::Info, &mops);
+                        idle.push(next_proc);
+                        next_proc += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // Close whatever is open as info, so every transaction is in the history.
+    for (p, mops, _, _) in open {
+        b.complete(p, EventType::Info, &mops);
+    }
+    b.history()
 }

@@ -2,11 +2,9 @@
 //! take effect atomically at one instant inside their interval, some of which time out (`info`) and
 //! then take effect later or never. Whatever it produces is, by construction, a valid history.
 
-#![allow(dead_code)]
-
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use verity_history::{Event, EventType, History, Process, Transfer, Value, F};
+use verity_history::{Event, EventType, History, OpOutcome, Process, Transfer, Value, F};
 
 pub struct SimConfig {
     pub accounts: usize,
@@ -239,4 +237,164 @@ pub fn simulate(seed: u64, cfg: &SimConfig) -> History {
         None,
     );
     b.finish()
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Mutations: each breaks a correct history in the way one anomaly describes.
+
+/// The final read's value, mutably.
+pub fn final_value(h: &mut History) -> &mut Value {
+    &mut h
+        .events
+        .last_mut()
+        .expect("simulated histories end with the final read")
+        .value
+}
+
+pub fn journal(h: &mut History) -> &mut Vec<Value> {
+    match final_value(h) {
+        Value::Map(m) => match m.get_mut("applied") {
+            Some(Value::List(l)) => l,
+            _ => panic!("final read without a journal"),
+        },
+        _ => panic!("final read is not a map"),
+    }
+}
+
+pub fn final_balances(h: &mut History) -> &mut Vec<Value> {
+    match final_value(h) {
+        Value::Map(m) => match m.get_mut("balances") {
+            Some(Value::List(l)) => l,
+            _ => panic!("final read without balances"),
+        },
+        _ => panic!("final read is not a map"),
+    }
+}
+
+pub fn add(v: &mut Value, delta: i64) {
+    if let Value::Int(i) = v {
+        *i += delta;
+    }
+}
+
+/// Transfers of the history with the given outcome.
+pub fn transfers(h: &History, outcome: OpOutcome) -> Vec<Transfer> {
+    h.ops()
+        .unwrap()
+        .into_iter()
+        .filter(|op| op.outcome == outcome)
+        .filter_map(|op| h.events[op.invoke].value.as_transfer().copied())
+        .collect()
+}
+
+/// Index of an ok, non-final read's completion.
+pub fn an_ok_read(h: &History) -> Option<usize> {
+    h.ops()
+        .unwrap()
+        .into_iter()
+        .filter(|op| op.outcome == OpOutcome::Ok && h.events[op.invoke].f == F::Read)
+        .filter(|op| h.events[op.invoke].value.is_null())
+        .map(|op| op.completion.unwrap())
+        .next()
+}
+
+pub fn read_balances(h: &mut History, at: usize) -> &mut Vec<Value> {
+    match &mut h.events[at].value {
+        Value::Map(m) => match m.get_mut("balances") {
+            Some(Value::List(l)) => l,
+            _ => panic!(),
+        },
+        _ => panic!(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerMutation {
+    WrongTotal,
+    NegativeBalance,
+    LostTransfer,
+    DuplicateTransfer,
+    PhantomTransfer,
+    FailedTransferApplied,
+    BalanceMismatch,
+}
+
+pub const MUTATIONS: [LedgerMutation; 7] = [
+    LedgerMutation::WrongTotal,
+    LedgerMutation::NegativeBalance,
+    LedgerMutation::LostTransfer,
+    LedgerMutation::DuplicateTransfer,
+    LedgerMutation::PhantomTransfer,
+    LedgerMutation::FailedTransferApplied,
+    LedgerMutation::BalanceMismatch,
+];
+
+impl LedgerMutation {
+    pub fn anomaly(self) -> &'static str {
+        use verity_history::anomaly::*;
+        match self {
+            LedgerMutation::WrongTotal => WRONG_TOTAL,
+            LedgerMutation::NegativeBalance => NEGATIVE_BALANCE,
+            LedgerMutation::LostTransfer => LOST_TRANSFER,
+            LedgerMutation::DuplicateTransfer => DUPLICATE_TRANSFER,
+            LedgerMutation::PhantomTransfer => PHANTOM_TRANSFER,
+            LedgerMutation::FailedTransferApplied => FAILED_TRANSFER_APPLIED,
+            LedgerMutation::BalanceMismatch => BALANCE_MISMATCH,
+        }
+    }
+
+    /// Applies the mutation; returns false when the history offers nothing to mutate.
+    pub fn apply(self, h: &mut History) -> bool {
+        match self {
+            LedgerMutation::WrongTotal => {
+                let Some(at) = an_ok_read(h) else {
+                    return false;
+                };
+                add(&mut read_balances(h, at)[0], 1);
+            }
+            LedgerMutation::NegativeBalance => {
+                let Some(at) = an_ok_read(h) else {
+                    return false;
+                };
+                let b = read_balances(h, at);
+                let shift = b[0].as_i64().unwrap() + 1;
+                add(&mut b[0], -shift);
+                add(&mut b[1], shift);
+            }
+            LedgerMutation::LostTransfer => {
+                let Some(t) = transfers(h, OpOutcome::Ok).into_iter().next() else {
+                    return false;
+                };
+                journal(h).retain(|v| v.as_i64() != Some(t.id as i64));
+                let b = final_balances(h);
+                add(&mut b[t.from as usize], t.amount);
+                add(&mut b[t.to as usize], -t.amount);
+            }
+            LedgerMutation::DuplicateTransfer => {
+                let Some(t) = transfers(h, OpOutcome::Ok).into_iter().next() else {
+                    return false;
+                };
+                journal(h).push(Value::Int(t.id as i64));
+                let b = final_balances(h);
+                add(&mut b[t.from as usize], -t.amount);
+                add(&mut b[t.to as usize], t.amount);
+            }
+            LedgerMutation::PhantomTransfer => journal(h).push(Value::Int(1_000_000)),
+            LedgerMutation::FailedTransferApplied => {
+                let Some(t) = transfers(h, OpOutcome::Fail).into_iter().next() else {
+                    return false;
+                };
+                journal(h).push(Value::Int(t.id as i64));
+                let b = final_balances(h);
+                add(&mut b[t.from as usize], -t.amount);
+                add(&mut b[t.to as usize], t.amount);
+            }
+            LedgerMutation::BalanceMismatch => {
+                let b = final_balances(h);
+                add(&mut b[0], 1);
+                add(&mut b[1], -1);
+            }
+        }
+        true
+    }
 }
