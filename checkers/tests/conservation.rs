@@ -21,6 +21,7 @@ fn sim(seed: u64, ops: usize, info_chance: f64) -> History {
             processes: 4,
             ops,
             info_chance,
+            nemesis: true,
         },
     )
 }

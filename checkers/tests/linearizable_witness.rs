@@ -17,6 +17,7 @@ fn sim(seed: u64, ops: usize, info: f64) -> History {
             processes: 4,
             ops,
             info_chance: info,
+            nemesis: true,
         },
     )
 }

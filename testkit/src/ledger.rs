@@ -11,6 +11,8 @@ pub struct SimConfig {
     pub processes: usize,
     pub ops: usize,
     pub info_chance: f64,
+    /// Nemesis events (partitions starting and healing) between the clients' operations.
+    pub nemesis: bool,
 }
 
 enum Slot {
@@ -98,9 +100,25 @@ pub fn simulate(seed: u64, cfg: &SimConfig) -> History {
     let mut invoked = 0;
     let mut next_id = 1;
     let step_max = cfg.ops * 4 + 16;
+    let mut partitioned = false;
     for _ in 0..step_max {
         if invoked >= cfg.ops && slots.iter().all(|s| matches!(s, Slot::Idle)) {
             break;
+        }
+        if cfg.nemesis && rng.gen_bool(0.03) {
+            let f = if partitioned {
+                "stop-partition"
+            } else {
+                "start-partition"
+            };
+            partitioned = !partitioned;
+            b.push(
+                Process::Nemesis,
+                EventType::Info,
+                F::from_name(f),
+                Value::Null,
+                None,
+            );
         }
         if !floating.is_empty() && rng.gen_bool(0.1) {
             let t = floating.swap_remove(rng.gen_range(0..floating.len()));
@@ -187,7 +205,17 @@ pub fn simulate(seed: u64, cfg: &SimConfig) -> History {
             },
         }
     }
-    // Anything still in flight times out; its effect already happened or is dropped.
+    if partitioned {
+        b.push(
+            Process::Nemesis,
+            EventType::Info,
+            F::from_name("stop-partition"),
+            Value::Null,
+            None,
+        );
+    }
+    // Anything still in flight times out (its client crashed); its effect already happened, or
+    // happens later, or never.
     for (i, s) in slots.iter_mut().enumerate() {
         if let Slot::Busy {
             f,

@@ -60,16 +60,31 @@ impl Builder {
     }
 
     fn push(&mut self, p: u64, kind: EventType, value: Value) {
+        self.push_event(Process::Client(p), kind, F::Txn, value);
+    }
+
+    fn push_event(&mut self, process: Process, kind: EventType, f: F, value: Value) {
         let index = self.events.len() as u64;
         self.events.push(Event {
             index,
             time_ns: index * 10,
-            process: Process::Client(p),
+            process,
             kind,
-            f: F::Txn,
+            f,
             value,
             error: None,
         });
+    }
+
+    /// A nemesis event (`start-partition`, …) between the clients' operations.
+    pub fn nemesis(&mut self, f: &str) -> &mut Self {
+        self.push_event(
+            Process::Nemesis,
+            EventType::Info,
+            F::from_name(f),
+            Value::Null,
+        );
+        self
     }
 
     pub fn invoke(&mut self, p: u64, mops: &[M]) -> &mut Self {
@@ -173,9 +188,36 @@ pub fn random_mops(
         .collect()
 }
 
-/// Simulates a correct store: `procs` processes run `txns` random transactions; each takes effect
-/// atomically at a random instant between its invocation and completion (strict serializable).
-/// Some fail (no effect) and some end `info` (effect or not).
+/// How a simulated correct store runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreSim {
+    pub txns: usize,
+    pub procs: u64,
+    pub keys: i64,
+    /// rw-register micro-ops (`r`, `w`) instead of list-append (`r`, `append`).
+    pub register: bool,
+    /// Strict serializable: every transaction takes effect inside its interval. When false the store
+    /// is serializable only: a read-only transaction may read an older snapshot (it serializes where
+    /// that snapshot was the state), which breaks real-time and process order, never serializability.
+    pub strict: bool,
+    /// Nemesis events (partitions starting and healing) between the clients' operations.
+    pub nemesis: bool,
+}
+
+impl StoreSim {
+    pub fn new(txns: usize, procs: u64, keys: i64, register: bool) -> Self {
+        StoreSim {
+            txns,
+            procs,
+            keys,
+            register,
+            strict: true,
+            nemesis: false,
+        }
+    }
+}
+
+/// Simulates a correct strict serializable store (see [`StoreSim::new`] and [`simulate_store`]).
 pub fn simulate_correct(
     rng: &mut ChaCha8Rng,
     txns: usize,
@@ -183,34 +225,78 @@ pub fn simulate_correct(
     keys: i64,
     register: bool,
 ) -> History {
+    simulate_store(rng, &StoreSim::new(txns, procs, keys, register))
+}
+
+/// The fate of a simulated transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Ok,
+    /// Fails without effect.
+    Fail,
+    /// Times out after taking effect.
+    InfoApplied,
+    /// Times out and never takes effect.
+    InfoLost,
+    /// Times out, then takes effect later (or is still pending when the history ends).
+    InfoLate,
+}
+
+/// Simulates a correct store: `procs` processes run `txns` random transactions; each takes effect
+/// atomically at a random instant between its invocation and completion (strict serializable), or
+/// — with `strict` off — a read-only one may read an older snapshot. Some fail (no effect), some end
+/// `info` (effect before, after, or never), some are still open when the history ends (a crashed
+/// client: effect or not).
+pub fn simulate_store(rng: &mut ChaCha8Rng, cfg: &StoreSim) -> History {
     #[derive(Clone)]
     struct Open {
         p: u64,
         mops: Vec<M>,
         result: Option<Vec<M>>,
-        fate: u8, // 0 ok, 1 fail, 2 info-applied, 3 info-not-applied
+        fate: Fate,
     }
     let mut b = Builder::new();
     let mut state = State::default();
+    // Every state the store has been in, for the serializable store's old snapshots.
+    let mut snapshots: Vec<State> = vec![state.clone()];
     let mut open: Vec<Open> = Vec::new();
+    // Timed out, still to take effect.
+    let mut late: Vec<Vec<M>> = Vec::new();
     let mut next_value = 0;
-    let mut next_proc = procs;
-    let mut idle: Vec<u64> = (0..procs).collect();
+    let mut next_proc = cfg.procs;
+    let mut idle: Vec<u64> = (0..cfg.procs).collect();
     let mut started = 0;
     let mut guard = 0;
+    let mut partitioned = false;
+    let txns = cfg.txns;
     while (started < txns || !open.is_empty()) && guard < txns * 10 + 100 {
         guard += 1;
+        if cfg.nemesis && rng.gen_bool(0.03) {
+            let f = if partitioned {
+                "stop-partition"
+            } else {
+                "start-partition"
+            };
+            partitioned = !partitioned;
+            b.nemesis(f);
+        }
+        if !late.is_empty() && rng.gen_bool(0.1) {
+            let mops = late.swap_remove(rng.gen_range(0..late.len()));
+            state.apply(&mops);
+            snapshots.push(state.clone());
+        }
         let choice = rng.gen_range(0..3);
         if choice == 0 && started < txns && !idle.is_empty() {
             let i = rng.gen_range(0..idle.len());
             let p = idle.swap_remove(i);
-            let mops = random_mops(rng, keys, 4, register, &mut next_value);
+            let mops = random_mops(rng, cfg.keys, 4, cfg.register, &mut next_value);
             b.invoke(p, &mops);
-            let fate = match rng.gen_range(0..20) {
-                0 => 1,
-                1 => 2,
-                2 => 3,
-                _ => 0,
+            let fate = match rng.gen_range(0..24) {
+                0 => Fate::Fail,
+                1 => Fate::InfoApplied,
+                2 => Fate::InfoLost,
+                3 => Fate::InfoLate,
+                _ => Fate::Ok,
             };
             open.push(Open {
                 p,
@@ -223,32 +309,46 @@ pub fn simulate_correct(
             // Take effect.
             let i = rng.gen_range(0..open.len());
             let o = &mut open[i];
-            if o.result.is_none() && (o.fate == 0 || o.fate == 2) {
-                o.result = Some(state.apply(&o.mops));
+            if o.result.is_none() && matches!(o.fate, Fate::Ok | Fate::InfoApplied) {
+                let read_only = o.mops.iter().all(|m| matches!(m, M::R(..) | M::Rr(..)));
+                if !cfg.strict && read_only && rng.gen_bool(0.3) {
+                    let mut old = snapshots[rng.gen_range(0..snapshots.len())].clone();
+                    o.result = Some(old.apply(&o.mops));
+                } else {
+                    o.result = Some(state.apply(&o.mops));
+                    snapshots.push(state.clone());
+                }
             }
         } else if !open.is_empty() {
             let i = rng.gen_range(0..open.len());
-            let ready = open[i].result.is_some() || open[i].fate == 1 || open[i].fate == 3;
+            let ready = open[i].result.is_some()
+                || matches!(open[i].fate, Fate::Fail | Fate::InfoLost | Fate::InfoLate);
             if !ready {
                 continue;
             }
             let o = open.swap_remove(i);
             match o.fate {
-                0 => {
+                Fate::Ok => {
                     b.complete(o.p, EventType::Ok, o.result.as_ref().expect("applied"));
                     idle.push(o.p);
                 }
-                1 => {
+                Fate::Fail => {
                     b.complete(o.p, EventType::Fail, &o.mops);
                     idle.push(o.p);
                 }
                 _ => {
+                    if o.fate == Fate::InfoLate {
+                        late.push(o.mops.clone());
+                    }
                     b.complete(o.p, EventType::Info, &o.mops);
                     idle.push(next_proc);
                     next_proc += 1;
                 }
             }
         }
+    }
+    if partitioned {
+        b.nemesis("stop-partition");
     }
     // Whatever is still open stays pending (the history ends), after taking effect or not.
     b.history()
