@@ -426,3 +426,70 @@ impl LedgerMutation {
         true
     }
 }
+
+/// The oracle: the definition of a conserving ledger, checked by brute force. Valid iff every ok read
+/// sums to the total with no negative balance, and some subset S of the indeterminate transfers makes
+/// the final journal exactly `ok ∪ S` (each once, nothing failed or unknown) whose replay gives the
+/// final balances.
+pub fn oracle(h: &History) -> bool {
+    let ev = &h.events;
+    let ops = h.ops().unwrap();
+    let initial = ev[1].value.get("balances").unwrap().as_i64_list().unwrap();
+    let total: i64 = initial.iter().sum();
+    for op in &ops {
+        if op.outcome == OpOutcome::Ok && ev[op.invoke].f == F::Read {
+            let b = ev[op.completion.unwrap()]
+                .value
+                .get("balances")
+                .unwrap()
+                .as_i64_list()
+                .unwrap();
+            if b.iter().sum::<i64>() != total
+                || b.iter().any(|&x| x < 0)
+                || b.len() != initial.len()
+            {
+                return false;
+            }
+        }
+    }
+    let fin = &ev.last().unwrap().value;
+    let journal = fin.get("applied").unwrap().as_i64_list().unwrap();
+    let fin_balances = fin.get("balances").unwrap().as_i64_list().unwrap();
+    let all: Vec<(Transfer, OpOutcome)> = ops
+        .iter()
+        .filter_map(|op| ev[op.invoke].value.as_transfer().map(|t| (*t, op.outcome)))
+        .collect();
+    let uncertain: Vec<Transfer> = all
+        .iter()
+        .filter(|(_, o)| o.is_indeterminate())
+        .map(|(t, _)| *t)
+        .collect();
+    let certain: Vec<i64> = all
+        .iter()
+        .filter(|(_, o)| *o == OpOutcome::Ok)
+        .map(|(t, _)| t.id as i64)
+        .collect();
+    let mut sorted_journal = journal.clone();
+    sorted_journal.sort_unstable();
+    for mask in 0u32..(1 << uncertain.len()) {
+        let mut expected = certain.clone();
+        for (i, t) in uncertain.iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                expected.push(t.id as i64);
+            }
+        }
+        expected.sort_unstable();
+        if expected != sorted_journal {
+            continue;
+        }
+        let mut b = initial.clone();
+        for id in &journal {
+            let (t, _) = all.iter().find(|(t, _)| t.id as i64 == *id).unwrap();
+            b[t.from as usize] -= t.amount;
+            b[t.to as usize] += t.amount;
+        }
+        return b == fin_balances;
+    }
+    false
+}
+
