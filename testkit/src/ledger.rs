@@ -492,4 +492,3 @@ pub fn oracle(h: &History) -> bool {
     }
     false
 }
-

@@ -594,3 +594,282 @@ pub fn simulate_buggy(
     }
     b.history()
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Injected anomalies: a few transactions on fresh keys whose observations form exactly one anomaly,
+// merged into a valid history at random points.
+
+/// An anomaly to inject into a list-append history (or, where it says so, an rw-register one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gadget {
+    /// Two transactions each write x and y, in opposite orders: a write cycle.
+    G0,
+    /// A read of a failed transaction's write (aborted read).
+    G1a,
+    /// A read of a state a transaction passed through, not its final one (dirty / intermediate read).
+    G1b,
+    /// Two transactions that each read the other's write: circular information flow.
+    G1c,
+    /// Read skew: one anti-dependency in a cycle.
+    GSingle,
+    /// Two anti-dependencies, not next to each other, in a cycle of four.
+    GNonadjacent,
+    /// Write skew: two anti-dependencies in a cycle of two.
+    G2Item,
+    /// Two transactions read the same version of x and both append to it.
+    LostUpdate,
+    /// A transaction that does not see its own write.
+    Internal,
+    /// One transaction finished before the other began, yet the versions order them backwards.
+    G0Realtime,
+    /// A transaction reads what one that began after it finished wrote.
+    G1cRealtime,
+    /// A read, begun after a write finished, that misses it (a stale read).
+    GSingleRealtime,
+    /// [`Gadget::G0Realtime`] within one process.
+    G0Process,
+    /// [`Gadget::G1cRealtime`] within one process.
+    G1cProcess,
+    /// [`Gadget::GSingleRealtime`] within one process.
+    GSingleProcess,
+}
+
+pub const GADGETS: [Gadget; 15] = [
+    Gadget::G0,
+    Gadget::G1a,
+    Gadget::G1b,
+    Gadget::G1c,
+    Gadget::GSingle,
+    Gadget::GNonadjacent,
+    Gadget::G2Item,
+    Gadget::LostUpdate,
+    Gadget::Internal,
+    Gadget::G0Realtime,
+    Gadget::G1cRealtime,
+    Gadget::GSingleRealtime,
+    Gadget::G0Process,
+    Gadget::G1cProcess,
+    Gadget::GSingleProcess,
+];
+
+/// One step of a gadget: transaction `t` (0, 1, …) is invoked or completes.
+type Step = (usize, EventType);
+
+impl Gadget {
+    /// The anomaly the checker must name.
+    pub fn anomaly(self) -> &'static str {
+        match self {
+            Gadget::G0 => "G0",
+            Gadget::G1a => "G1a",
+            Gadget::G1b => "G1b",
+            Gadget::G1c => "G1c",
+            Gadget::GSingle => "G-single",
+            Gadget::GNonadjacent => "G-nonadjacent",
+            Gadget::G2Item => "G2-item",
+            Gadget::LostUpdate => "lost-update",
+            Gadget::Internal => "internal",
+            Gadget::G0Realtime => "G0-realtime",
+            Gadget::G1cRealtime => "G1c-realtime",
+            Gadget::GSingleRealtime => "G-single-realtime",
+            Gadget::G0Process => "G0-process",
+            Gadget::G1cProcess => "G1c-process",
+            Gadget::GSingleProcess => "G-single-process",
+        }
+    }
+
+    /// The orders a serial explanation must keep for the anomaly to be one.
+    pub fn order(self) -> Order {
+        match self {
+            Gadget::G0Realtime | Gadget::G1cRealtime | Gadget::GSingleRealtime => Order::Realtime,
+            Gadget::G0Process | Gadget::G1cProcess | Gadget::GSingleProcess => Order::Process,
+            _ => Order::Any,
+        }
+    }
+
+    /// Whether an rw-register form exists (writes instead of appends; G1b and G0 need a version
+    /// order that registers only reveal through reads of intermediate values, so they stay
+    /// list-append only).
+    pub fn has_register_form(self) -> bool {
+        matches!(
+            self,
+            Gadget::G1a | Gadget::G1c | Gadget::GSingle | Gadget::G2Item | Gadget::LostUpdate
+        )
+    }
+
+    /// The gadget's transactions (process, fate, micro-ops with their results) on keys from `k`,
+    /// and the order of their events. Values are unique: 1_000_000 + n.
+    fn build(self, k: i64, register: bool) -> (Vec<(u64, EventType, Vec<M>)>, Vec<Step>) {
+        use EventType::{Fail, Invoke, Ok};
+        let (x, y, z, w) = (k, k + 1, k + 2, k + 3);
+        let v = |n: i64| 1_000_000 + n;
+        let a = |key, n| {
+            if register {
+                M::W(key, v(n))
+            } else {
+                M::A(key, v(n))
+            }
+        };
+        let r = |key, seen: &[i64]| {
+            if register {
+                M::Rr(key, Some(seen.last().map(|n| v(*n))))
+            } else {
+                M::R(key, Some(seen.iter().map(|n| v(*n)).collect()))
+            }
+        };
+        let (p, q, s, u) = (1_000_000, 1_000_001, 1_000_002, 1_000_003);
+        // Both invoked before either completes.
+        let concurrent2 = vec![(0, Invoke), (1, Invoke), (0, Ok), (1, Ok)];
+        // The first completes before the second is invoked.
+        let sequential2 = vec![(0, Invoke), (0, Ok), (1, Invoke), (1, Ok)];
+        let with_final = |mut steps: Vec<Step>, reader: usize| {
+            steps.extend([(reader, Invoke), (reader, Ok)]);
+            steps
+        };
+        match self {
+            Gadget::G0 => (
+                vec![
+                    (p, Ok, vec![a(x, 1), a(y, 1)]),
+                    (q, Ok, vec![a(x, 2), a(y, 2)]),
+                    (s, Ok, vec![r(x, &[1, 2]), r(y, &[2, 1])]),
+                ],
+                with_final(concurrent2, 2),
+            ),
+            Gadget::G1a => (
+                vec![(p, Fail, vec![a(x, 1)]), (q, Ok, vec![r(x, &[1])])],
+                concurrent2,
+            ),
+            Gadget::G1b => (
+                vec![
+                    (p, Ok, vec![a(x, 1), a(x, 2)]),
+                    (q, Ok, vec![r(x, &[1])]),
+                    (s, Ok, vec![r(x, &[1, 2])]),
+                ],
+                with_final(concurrent2, 2),
+            ),
+            Gadget::G1c => (
+                vec![
+                    (p, Ok, vec![a(x, 1), r(y, &[2])]),
+                    (q, Ok, vec![a(y, 2), r(x, &[1])]),
+                ],
+                concurrent2,
+            ),
+            Gadget::GSingle => (
+                vec![
+                    (p, Ok, vec![a(x, 1), a(y, 1)]),
+                    (q, Ok, vec![r(x, &[]), r(y, &[1])]),
+                    (s, Ok, vec![r(x, &[1])]),
+                ],
+                with_final(concurrent2, 2),
+            ),
+            Gadget::GNonadjacent => (
+                vec![
+                    (p, Ok, vec![r(x, &[]), r(w, &[4])]),
+                    (q, Ok, vec![a(x, 1), a(y, 2)]),
+                    (s, Ok, vec![r(y, &[2]), r(z, &[])]),
+                    (u, Ok, vec![a(z, 3), a(w, 4)]),
+                    (1_000_004, Ok, vec![r(x, &[1]), r(z, &[3])]),
+                ],
+                vec![
+                    (0, Invoke),
+                    (1, Invoke),
+                    (2, Invoke),
+                    (3, Invoke),
+                    (0, Ok),
+                    (1, Ok),
+                    (2, Ok),
+                    (3, Ok),
+                    (4, Invoke),
+                    (4, Ok),
+                ],
+            ),
+            Gadget::G2Item => (
+                vec![
+                    (p, Ok, vec![r(x, &[]), a(y, 1)]),
+                    (q, Ok, vec![r(y, &[]), a(x, 2)]),
+                    (s, Ok, vec![r(x, &[2]), r(y, &[1])]),
+                ],
+                with_final(concurrent2, 2),
+            ),
+            Gadget::LostUpdate => (
+                vec![
+                    (p, Ok, vec![r(x, &[]), a(x, 1)]),
+                    (q, Ok, vec![r(x, &[]), a(x, 2)]),
+                    (s, Ok, vec![r(x, &[1, 2])]),
+                ],
+                with_final(concurrent2, 2),
+            ),
+            Gadget::Internal => (
+                vec![(p, Ok, vec![a(x, 1), r(x, &[])])],
+                vec![(0, Invoke), (0, Ok)],
+            ),
+            Gadget::G0Realtime | Gadget::G0Process => (
+                vec![
+                    (p, Ok, vec![a(x, 1)]),
+                    (
+                        if self == Gadget::G0Process { p } else { q },
+                        Ok,
+                        vec![a(x, 2)],
+                    ),
+                    (s, Ok, vec![r(x, &[2, 1])]),
+                ],
+                with_final(sequential2, 2),
+            ),
+            Gadget::G1cRealtime | Gadget::G1cProcess => (
+                vec![
+                    (p, Ok, vec![r(x, &[1])]),
+                    (
+                        if self == Gadget::G1cProcess { p } else { q },
+                        Ok,
+                        vec![a(x, 1)],
+                    ),
+                ],
+                sequential2,
+            ),
+            Gadget::GSingleRealtime | Gadget::GSingleProcess => (
+                vec![
+                    (p, Ok, vec![a(x, 1)]),
+                    (
+                        if self == Gadget::GSingleProcess { p } else { q },
+                        Ok,
+                        vec![r(x, &[])],
+                    ),
+                    (s, Ok, vec![r(x, &[1])]),
+                ],
+                with_final(sequential2, 2),
+            ),
+        }
+    }
+
+    /// Merges the gadget into `base` at random points (each sequence keeps its own order), on keys
+    /// no base transaction touches; events are renumbered.
+    pub fn inject(self, base: &History, register: bool, rng: &mut ChaCha8Rng) -> History {
+        let (txns, steps) = self.build(1_000, register);
+        let mut gadget = Builder::new();
+        for (t, kind) in &steps {
+            let (p, fate, mops) = &txns[*t];
+            if *kind == EventType::Invoke {
+                gadget.invoke(*p, mops);
+            } else {
+                gadget.complete(*p, *fate, mops);
+            }
+        }
+        let (mut i, mut j) = (0, 0);
+        let (a, b) = (&base.events, &gadget.events);
+        let mut events = Vec::with_capacity(a.len() + b.len());
+        while i < a.len() || j < b.len() {
+            let take_base =
+                j == b.len() || (i < a.len() && rng.gen_range(0..a.len() + b.len()) < a.len());
+            let mut e = if take_base {
+                i += 1;
+                a[i - 1].clone()
+            } else {
+                j += 1;
+                b[j - 1].clone()
+            };
+            e.index = events.len() as u64;
+            e.time_ns = e.index * 10;
+            events.push(e);
+        }
+        History::new(events)
+    }
+}
