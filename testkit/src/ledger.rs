@@ -25,13 +25,14 @@ enum Slot {
     },
 }
 
+#[derive(Default)]
 pub struct Builder {
     events: Vec<Event>,
 }
 
 impl Builder {
     pub fn new() -> Self {
-        Builder { events: Vec::new() }
+        Builder::default()
     }
     pub fn push(
         &mut self,

@@ -654,6 +654,8 @@ pub const GADGETS: [Gadget; 15] = [
 
 /// One step of a gadget: transaction `t` (0, 1, …) is invoked or completes.
 type Step = (usize, EventType);
+/// A gadget's transaction: process, fate, micro-ops with their results.
+type GadgetTxn = (u64, EventType, Vec<M>);
 
 impl Gadget {
     /// The anomaly the checker must name.
@@ -698,7 +700,7 @@ impl Gadget {
 
     /// The gadget's transactions (process, fate, micro-ops with their results) on keys from `k`,
     /// and the order of their events. Values are unique: 1_000_000 + n.
-    fn build(self, k: i64, register: bool) -> (Vec<(u64, EventType, Vec<M>)>, Vec<Step>) {
+    fn build(self, k: i64, register: bool) -> (Vec<GadgetTxn>, Vec<Step>) {
         use EventType::{Fail, Invoke, Ok};
         let (x, y, z, w) = (k, k + 1, k + 2, k + 3);
         let v = |n: i64| 1_000_000 + n;

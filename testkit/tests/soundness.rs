@@ -256,7 +256,9 @@ struct Row {
 }
 
 fn judge(family: &Family, histories: u64, base_seed: u64) -> Row {
-    let rows: Vec<(u64, Validity, Vec<String>, Option<String>, usize, usize)> = (0..histories)
+    // seed, verdict, anomalies, cause, events, info events
+    type Judged = (u64, Validity, Vec<String>, Option<String>, usize, usize);
+    let rows: Vec<Judged> = (0..histories)
         .into_par_iter()
         .map(|i| {
             let seed = base_seed.wrapping_add(i);
