@@ -53,6 +53,16 @@ impl Builder {
             error: error.map(str::to_string),
         });
     }
+    /// A nemesis event (`start-partition`, …) between the clients' operations.
+    pub fn nemesis(&mut self, f: &str) {
+        self.push(
+            Process::Nemesis,
+            EventType::Info,
+            F::from_name(f),
+            Value::Null,
+            None,
+        );
+    }
     pub fn finish(self) -> History {
         History::new(self.events)
     }
@@ -101,25 +111,13 @@ pub fn simulate(seed: u64, cfg: &SimConfig) -> History {
     let mut invoked = 0;
     let mut next_id = 1;
     let step_max = cfg.ops * 4 + 16;
-    let mut partitioned = false;
+    let mut nemesis = crate::Nemesis::default();
     for _ in 0..step_max {
         if invoked >= cfg.ops && slots.iter().all(|s| matches!(s, Slot::Idle)) {
             break;
         }
-        if cfg.nemesis && rng.gen_bool(0.03) {
-            let f = if partitioned {
-                "stop-partition"
-            } else {
-                "start-partition"
-            };
-            partitioned = !partitioned;
-            b.push(
-                Process::Nemesis,
-                EventType::Info,
-                F::from_name(f),
-                Value::Null,
-                None,
-            );
+        if let Some(f) = cfg.nemesis.then(|| nemesis.step(&mut rng)).flatten() {
+            b.nemesis(f);
         }
         if !floating.is_empty() && rng.gen_bool(0.1) {
             let t = floating.swap_remove(rng.gen_range(0..floating.len()));
@@ -206,14 +204,8 @@ pub fn simulate(seed: u64, cfg: &SimConfig) -> History {
             },
         }
     }
-    if partitioned {
-        b.push(
-            Process::Nemesis,
-            EventType::Info,
-            F::from_name("stop-partition"),
-            Value::Null,
-            None,
-        );
+    if let Some(f) = nemesis.finish() {
+        b.nemesis(f);
     }
     // Anything still in flight times out (its client crashed); its effect already happened, or
     // happens later, or never.

@@ -16,6 +16,9 @@
 //! concurrency, timeouts whose effect lands before or after the `info` (or never), processes that
 //! crash with an operation in flight, and nemesis events between the clients' operations.
 
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
 pub mod ledger;
 pub mod replicas;
 pub mod tally;
@@ -24,4 +27,32 @@ pub mod txn;
 /// Linearizable objects and Jepsen's plain bank: the simulators of the checkers crate.
 pub mod objects {
     pub use verity_checkers::linearizable::simulate::*;
+}
+
+/// The nemesis of the simulators: between the clients' steps, now and then a partition starts or
+/// heals. Its events only sit in the history; the simulated systems stay correct under them.
+#[derive(Debug, Default)]
+pub struct Nemesis {
+    partitioned: bool,
+}
+
+impl Nemesis {
+    /// The event of this step, if any (`start-partition` or `stop-partition`).
+    pub fn step(&mut self, rng: &mut ChaCha8Rng) -> Option<&'static str> {
+        rng.gen_bool(0.03).then(|| self.toggle())
+    }
+
+    /// The heal at the end, if a partition is still open.
+    pub fn finish(&mut self) -> Option<&'static str> {
+        self.partitioned.then(|| self.toggle())
+    }
+
+    fn toggle(&mut self) -> &'static str {
+        self.partitioned = !self.partitioned;
+        if self.partitioned {
+            "start-partition"
+        } else {
+            "stop-partition"
+        }
+    }
 }

@@ -267,17 +267,11 @@ pub fn simulate_store(rng: &mut ChaCha8Rng, cfg: &StoreSim) -> History {
     let mut idle: Vec<u64> = (0..cfg.procs).collect();
     let mut started = 0;
     let mut guard = 0;
-    let mut partitioned = false;
+    let mut nemesis = crate::Nemesis::default();
     let txns = cfg.txns;
     while (started < txns || !open.is_empty()) && guard < txns * 10 + 100 {
         guard += 1;
-        if cfg.nemesis && rng.gen_bool(0.03) {
-            let f = if partitioned {
-                "stop-partition"
-            } else {
-                "start-partition"
-            };
-            partitioned = !partitioned;
+        if let Some(f) = cfg.nemesis.then(|| nemesis.step(rng)).flatten() {
             b.nemesis(f);
         }
         if !late.is_empty() && rng.gen_bool(0.1) {
@@ -347,8 +341,8 @@ pub fn simulate_store(rng: &mut ChaCha8Rng, cfg: &StoreSim) -> History {
             }
         }
     }
-    if partitioned {
-        b.nemesis("stop-partition");
+    if let Some(f) = nemesis.finish() {
+        b.nemesis(f);
     }
     // Whatever is still open stays pending (the history ends), after taking effect or not.
     b.history()

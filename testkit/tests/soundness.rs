@@ -95,6 +95,28 @@ fn store_sim(seed: u64, register: bool, strict: bool) -> History {
     txn::simulate_store(&mut rng, &cfg)
 }
 
+/// A family of a linearizable object: its model, and the simulator of up to `max_ops` operations.
+fn object(name: &'static str, model: &str, simulate: fn(u64) -> History) -> Family {
+    Family {
+        name,
+        checker: linearizable(model),
+        simulate,
+        may_be_unknown: false,
+    }
+}
+
+fn register(seed: u64, cas: bool, keys: u32, max_ops: usize) -> History {
+    object_sim(
+        seed,
+        SimObject::Register {
+            values: 5,
+            cas,
+            keys,
+        },
+        max_ops,
+    )
+}
+
 fn families() -> Vec<Family> {
     let strict_graph = || Box::new(GraphChecker::default()) as Box<dyn Checker>;
     // Serializable without strictness: no real-time edges, and no process order either (a
@@ -133,78 +155,19 @@ fn families() -> Vec<Family> {
             simulate: jepsen_bank_sim,
             may_be_unknown: false,
         },
-        Family {
-            name: "register",
-            checker: linearizable("register"),
-            simulate: |s| {
-                object_sim(
-                    s,
-                    SimObject::Register {
-                        values: 5,
-                        cas: false,
-                        keys: 1,
-                    },
-                    60,
-                )
-            },
-            may_be_unknown: false,
-        },
-        Family {
-            name: "cas-register",
-            checker: linearizable("cas-register"),
-            simulate: |s| {
-                object_sim(
-                    s,
-                    SimObject::Register {
-                        values: 5,
-                        cas: true,
-                        keys: 1,
-                    },
-                    60,
-                )
-            },
-            may_be_unknown: false,
-        },
-        Family {
-            name: "cas-register, 3 independent keys",
-            checker: linearizable("cas-register"),
-            simulate: |s| {
-                object_sim(
-                    s,
-                    SimObject::Register {
-                        values: 5,
-                        cas: true,
-                        keys: 3,
-                    },
-                    90,
-                )
-            },
-            may_be_unknown: false,
-        },
-        Family {
-            name: "multi-register",
-            checker: linearizable("multi-register"),
-            simulate: |s| object_sim(s, SimObject::MultiRegister { keys: 3, values: 4 }, 40),
-            may_be_unknown: false,
-        },
-        Family {
-            name: "counter",
-            checker: linearizable("counter"),
-            simulate: |s| object_sim(s, SimObject::Counter, 60),
-            may_be_unknown: false,
-        },
-        Family {
-            name: "set",
-            checker: linearizable("set"),
-            simulate: |s| object_sim(s, SimObject::Set, 60),
-            may_be_unknown: false,
-        },
-        Family {
-            name: "mutex",
-            checker: linearizable("mutex"),
-            simulate: |s| object_sim(s, SimObject::Mutex, 60),
-            may_be_unknown: false,
-        },
+        object("register", "register", |s| register(s, false, 1, 60)),
+        object("cas-register", "cas-register", |s| register(s, true, 1, 60)),
+        object("cas-register, 3 independent keys", "cas-register", |s| {
+            register(s, true, 3, 90)
+        }),
+        object("multi-register", "multi-register", |s| {
+            object_sim(s, SimObject::MultiRegister { keys: 3, values: 4 }, 40)
+        }),
+        object("counter", "counter", |s| {
+            object_sim(s, SimObject::Counter, 60)
+        }),
+        object("set", "set", |s| object_sim(s, SimObject::Set, 60)),
+        object("mutex", "mutex", |s| object_sim(s, SimObject::Mutex, 60)),
         Family {
             name: "list-append, strict serializable",
             checker: strict_graph(),
