@@ -261,6 +261,28 @@ fn search_agrees_with_brute_force_on_11200_small_histories() {
     assert!(total >= 10_000);
 }
 
+/// Judges `history` with the plain WGL search (5 s) and, unless it gives up (counted as skipped),
+/// requires the fast checker's verdict to be the same, and counts it.
+fn against_plain(
+    tally: &mut Tally,
+    fast: &dyn Checker,
+    plain: &dyn Checker,
+    history: &History,
+    disagreement: impl FnOnce() -> String,
+) {
+    let b = plain.check(
+        history,
+        &Budget::with_time_limit(std::time::Duration::from_secs(5)),
+    );
+    if b.valid == Validity::Unknown {
+        tally.skipped += 1;
+        return;
+    }
+    let a = fast.check(history, &Budget::unlimited());
+    assert_eq!(a.valid, b.valid, "{}", disagreement());
+    tally.count(a.valid);
+}
+
 /// The reductions against the plain WGL search on histories too long for the brute force: simulated
 /// objects with timeouts and stale reads (so both verdicts occur), 20–80 operations, 2–4 clients. The
 /// plain search may give up (its blow-up is what the reductions avoid); those histories are skipped.
@@ -316,20 +338,9 @@ fn reductions_agree_with_the_plain_search_on_medium_histories() {
             ..LinearizableOptions::default()
         };
         let plain = checker_for(model, &plain_options).expect("known model");
-        let a = fast.check(&history, &Budget::unlimited());
-        let b = plain.check(
-            &history,
-            &Budget::with_time_limit(std::time::Duration::from_secs(5)),
-        );
-        if b.valid == Validity::Unknown {
-            tally.skipped += 1;
-            continue;
-        }
-        assert_eq!(
-            a.valid, b.valid,
-            "{model}: reductions and plain search disagree on {config:?}"
-        );
-        tally.count(a.valid);
+        against_plain(&mut tally, fast.as_ref(), plain.as_ref(), &history, || {
+            format!("{model}: reductions and plain search disagree on {config:?}")
+        });
     }
     eprintln!("medium histories: {tally}");
     assert!(tally.skipped * 10 < tally.judged(), "{tally}");
@@ -469,20 +480,9 @@ fn bank_search_agrees_with_the_plain_search_on_medium_jepsen_histories() {
             seed: rng.gen(),
         };
         let history = jepsen_bank(&config);
-        let b = plain.check(
-            &history,
-            &Budget::with_time_limit(std::time::Duration::from_secs(5)),
-        );
-        if b.valid == Validity::Unknown {
-            tally.skipped += 1;
-            continue;
-        }
-        let a = fast.check(&history, &Budget::unlimited());
-        assert_eq!(
-            a.valid, b.valid,
-            "case {case}: prunes and plain search disagree on {config:?}"
-        );
-        tally.count(a.valid);
+        against_plain(&mut tally, &fast, &plain, &history, || {
+            format!("case {case}: prunes and plain search disagree on {config:?}")
+        });
     }
     eprintln!("medium jepsen banks: {tally}");
     assert!(tally.skipped * 4 < tally.judged(), "{tally}");

@@ -199,10 +199,7 @@ impl<'t> Parser<'t> {
         self.open(1)?;
         let mut fields = Fields::default();
         loop {
-            self.blank()?;
-            if self.peek()? == b'}' {
-                self.pos += 1;
-                self.depth -= 1;
+            if self.closes(b'}')? {
                 break;
             }
             let key = self.item()?;

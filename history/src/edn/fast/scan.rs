@@ -252,6 +252,18 @@ impl<'t> Parser<'t> {
         (self.depth <= DEPTH_MAX).then_some(())
     }
 
+    /// Skips blanks; at `close`, the end of the collection opened last, steps past it and says so.
+    #[inline(always)]
+    pub(super) fn closes(&mut self, close: u8) -> Option<bool> {
+        self.blank()?;
+        if self.peek()? != close {
+            return Some(false);
+        }
+        self.pos += 1;
+        self.depth -= 1;
+        Some(true)
+    }
+
     /// Any value, as an [`Item`]: scalars as they are, collections converted.
     #[inline(always)]
     pub(super) fn item(&mut self) -> Option<Item<'t>> {
@@ -307,10 +319,7 @@ impl<'t> Parser<'t> {
         self.open(1)?;
         let mut items = Vec::new();
         loop {
-            self.blank()?;
-            if self.peek()? == close {
-                self.pos += 1;
-                self.depth -= 1;
+            if self.closes(close)? {
                 return Some(items);
             }
             items.push(element(self)?);
@@ -323,10 +332,7 @@ impl<'t> Parser<'t> {
         self.open(1)?;
         let mut entries = Vec::new();
         loop {
-            self.blank()?;
-            if self.peek()? == b'}' {
-                self.pos += 1;
-                self.depth -= 1;
+            if self.closes(b'}')? {
                 return Some(entries);
             }
             let key = self.item()?;
@@ -350,10 +356,7 @@ impl<'t> Parser<'t> {
         self.open(2)?;
         let mut items = Vec::new();
         loop {
-            self.blank()?;
-            if self.peek()? == b'}' {
-                self.pos += 1;
-                self.depth -= 1;
+            if self.closes(b'}')? {
                 break;
             }
             let item = match self.peek()? {
