@@ -44,6 +44,7 @@ fn scenario(name: &str) -> Option<(&'static str, SimConfig)> {
                     initial: 10,
                     max_transfer: 5,
                     setup: true,
+                    journal: false,
                 },
                 clients: 10,
                 ops: 2_500,

@@ -310,6 +310,7 @@ fn reductions_agree_with_the_plain_search_on_medium_histories() {
                     initial: 3,
                     max_transfer: 3,
                     setup: true,
+                    journal: false,
                 },
             ),
             2 => ("counter", SimObject::Counter),

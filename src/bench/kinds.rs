@@ -197,6 +197,7 @@ fn jepsen_bank(file: u64, ops: usize, seed: u64) -> Kind {
                     initial: 10,
                     max_transfer: 5,
                     setup: false,
+                    journal: false,
                 },
                 clients: 8,
                 ops,

@@ -1,11 +1,11 @@
-//! A simulated correct bank, for property tests: concurrent processes whose transfers and reads each
-//! take effect atomically at one instant inside their interval, some of which time out (`info`) and
-//! then take effect later or never. Whatever it produces is, by construction, a valid history.
+//! verity's own ledger histories: transfers with ids, and a final read that returns the journal of
+//! applied ids. The simulator is the checkers' atomic bank ([`crate::objects`]) with its journal on;
+//! this module adds the mutations that break such a history in the way each conservation anomaly
+//! describes, the brute-force oracle that judges small ones, and a builder for hand-written ones.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use verity_history::{Event, EventType, History, OpOutcome, Process, Transfer, Value, F};
 
+/// A ledger run as the checkers' bank simulator runs it ([`crate::objects`]), with the journal.
 pub struct SimConfig {
     pub accounts: usize,
     pub processes: usize,
@@ -15,16 +15,33 @@ pub struct SimConfig {
     pub nemesis: bool,
 }
 
-enum Slot {
-    Idle,
-    /// An op in flight; `result` is set once it has taken effect.
-    Busy {
-        f: F,
-        invoke_value: Value,
-        result: Option<(EventType, Value)>,
-    },
+/// Simulates a correct ledger with transfer ids and a journal of applied ids, and returns its
+/// history: the bank of [`crate::objects`] with `setup` and `journal`, and the nemesis of
+/// [`crate::with_nemesis`] when asked.
+pub fn simulate(seed: u64, cfg: &SimConfig) -> History {
+    let history = crate::objects::simulate(&crate::objects::SimConfig {
+        object: crate::objects::SimObject::Bank {
+            accounts: cfg.accounts.max(2) as u32,
+            // Little money and large transfers, so that some fail for want of funds.
+            initial: 4,
+            max_transfer: 5,
+            setup: true,
+            journal: true,
+        },
+        clients: cfg.processes,
+        ops: cfg.ops,
+        info_rate: cfg.info_chance,
+        stale_read_rate: 0.0,
+        seed,
+    });
+    if cfg.nemesis {
+        crate::with_nemesis(history, seed ^ 0x006e_656d_6573_6973)
+    } else {
+        history
+    }
 }
 
+/// Builds histories event by event (times are 1 µs apart).
 #[derive(Default)]
 pub struct Builder {
     events: Vec<Event>,
@@ -34,6 +51,7 @@ impl Builder {
     pub fn new() -> Self {
         Builder::default()
     }
+
     pub fn push(
         &mut self,
         process: Process,
@@ -53,211 +71,10 @@ impl Builder {
             error: error.map(str::to_string),
         });
     }
-    /// A nemesis event (`start-partition`, …) between the clients' operations.
-    pub fn nemesis(&mut self, f: &str) {
-        self.push(
-            Process::Nemesis,
-            EventType::Info,
-            F::from_name(f),
-            Value::Null,
-            None,
-        );
-    }
+
     pub fn finish(self) -> History {
         History::new(self.events)
     }
-}
-
-fn balances_value(b: &[i64]) -> Value {
-    Value::map([("balances", Value::int_list(b.iter().copied()))])
-}
-
-fn apply(balances: &mut [i64], journal: &mut Vec<i64>, t: &Transfer) -> bool {
-    if balances[t.from as usize] < t.amount {
-        return false;
-    }
-    balances[t.from as usize] -= t.amount;
-    balances[t.to as usize] += t.amount;
-    journal.push(t.id as i64);
-    true
-}
-
-/// Simulates a correct ledger and returns its history.
-pub fn simulate(seed: u64, cfg: &SimConfig) -> History {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut b = Builder::new();
-    let mut balances: Vec<i64> = (0..cfg.accounts).map(|_| rng.gen_range(0..10)).collect();
-    let mut journal: Vec<i64> = Vec::new();
-    b.push(
-        Process::Client(0),
-        EventType::Invoke,
-        F::Setup,
-        balances_value(&balances),
-        None,
-    );
-    b.push(
-        Process::Client(0),
-        EventType::Ok,
-        F::Setup,
-        balances_value(&balances),
-        None,
-    );
-
-    let mut pids: Vec<u64> = (1..=cfg.processes as u64).collect();
-    let mut next_pid = cfg.processes as u64 + 1;
-    let mut slots: Vec<Slot> = (0..cfg.processes).map(|_| Slot::Idle).collect();
-    // Timed-out transfers that may still take effect.
-    let mut floating: Vec<Transfer> = Vec::new();
-    let mut invoked = 0;
-    let mut next_id = 1;
-    let step_max = cfg.ops * 4 + 16;
-    let mut nemesis = crate::Nemesis::default();
-    for _ in 0..step_max {
-        if invoked >= cfg.ops && slots.iter().all(|s| matches!(s, Slot::Idle)) {
-            break;
-        }
-        if let Some(f) = cfg.nemesis.then(|| nemesis.step(&mut rng)).flatten() {
-            b.nemesis(f);
-        }
-        if !floating.is_empty() && rng.gen_bool(0.1) {
-            let t = floating.swap_remove(rng.gen_range(0..floating.len()));
-            apply(&mut balances, &mut journal, &t);
-        }
-        let i = rng.gen_range(0..slots.len());
-        let pid = Process::Client(pids[i]);
-        match &mut slots[i] {
-            Slot::Idle if invoked < cfg.ops => {
-                invoked += 1;
-                let (f, v) = if rng.gen_bool(0.5) {
-                    (F::Read, Value::Null)
-                } else {
-                    let from = rng.gen_range(0..cfg.accounts) as u32;
-                    let to = (from + rng.gen_range(1..cfg.accounts) as u32) % cfg.accounts as u32;
-                    let t = Transfer {
-                        id: next_id,
-                        from,
-                        to,
-                        amount: rng.gen_range(1..=5),
-                    };
-                    next_id += 1;
-                    (F::Transfer, Value::Transfer(t))
-                };
-                b.push(pid, EventType::Invoke, f.clone(), v.clone(), None);
-                slots[i] = Slot::Busy {
-                    f,
-                    invoke_value: v,
-                    result: None,
-                };
-            }
-            Slot::Idle => {}
-            Slot::Busy {
-                f,
-                invoke_value,
-                result,
-            } => match result {
-                None if rng.gen_bool(cfg.info_chance) => {
-                    // Times out before taking effect: it may take effect later, or never.
-                    if let Value::Transfer(t) = invoke_value {
-                        floating.push(*t);
-                    }
-                    b.push(
-                        pid,
-                        EventType::Info,
-                        f.clone(),
-                        invoke_value.clone(),
-                        Some("timeout"),
-                    );
-                    pids[i] = next_pid;
-                    next_pid += 1;
-                    slots[i] = Slot::Idle;
-                }
-                None => {
-                    *result = Some(match (&*f, &*invoke_value) {
-                        (F::Transfer, Value::Transfer(t)) => {
-                            if apply(&mut balances, &mut journal, t) {
-                                (EventType::Ok, invoke_value.clone())
-                            } else {
-                                (EventType::Fail, invoke_value.clone())
-                            }
-                        }
-                        _ => (EventType::Ok, balances_value(&balances)),
-                    });
-                }
-                Some((kind, value)) => {
-                    let (f, kind, value) = (f.clone(), *kind, value.clone());
-                    if rng.gen_bool(cfg.info_chance) {
-                        b.push(
-                            pid,
-                            EventType::Info,
-                            f,
-                            invoke_value.clone(),
-                            Some("timeout"),
-                        );
-                        pids[i] = next_pid;
-                        next_pid += 1;
-                    } else {
-                        let err = (kind == EventType::Fail).then_some("insufficient-funds");
-                        b.push(pid, kind, f, value, err);
-                    }
-                    slots[i] = Slot::Idle;
-                }
-            },
-        }
-    }
-    if let Some(f) = nemesis.finish() {
-        b.nemesis(f);
-    }
-    // Anything still in flight times out (its client crashed); its effect already happened, or
-    // happens later, or never.
-    for (i, s) in slots.iter_mut().enumerate() {
-        if let Slot::Busy {
-            f,
-            invoke_value,
-            result,
-        } = s
-        {
-            if result.is_none() {
-                if let Value::Transfer(t) = invoke_value {
-                    floating.push(*t);
-                }
-            }
-            b.push(
-                Process::Client(pids[i]),
-                EventType::Info,
-                f.clone(),
-                invoke_value.clone(),
-                Some("timeout"),
-            );
-            *s = Slot::Idle;
-        }
-    }
-    for t in floating {
-        if rng.gen_bool(0.5) {
-            apply(&mut balances, &mut journal, &t);
-        }
-    }
-    let reader = Process::Client(next_pid);
-    b.push(
-        reader,
-        EventType::Invoke,
-        F::Read,
-        Value::map([("final", Value::Bool(true))]),
-        None,
-    );
-    b.push(
-        reader,
-        EventType::Ok,
-        F::Read,
-        Value::map([
-            ("balances", Value::int_list(balances.iter().copied())),
-            (
-                "applied",
-                Value::List(journal.into_iter().map(Value::Int).collect()),
-            ),
-        ]),
-        None,
-    );
-    b.finish()
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -60,31 +60,16 @@ impl Builder {
     }
 
     fn push(&mut self, p: u64, kind: EventType, value: Value) {
-        self.push_event(Process::Client(p), kind, F::Txn, value);
-    }
-
-    fn push_event(&mut self, process: Process, kind: EventType, f: F, value: Value) {
         let index = self.events.len() as u64;
         self.events.push(Event {
             index,
             time_ns: index * 10,
-            process,
+            process: Process::Client(p),
             kind,
-            f,
+            f: F::Txn,
             value,
             error: None,
         });
-    }
-
-    /// A nemesis event (`start-partition`, …) between the clients' operations.
-    pub fn nemesis(&mut self, f: &str) -> &mut Self {
-        self.push_event(
-            Process::Nemesis,
-            EventType::Info,
-            F::from_name(f),
-            Value::Null,
-        );
-        self
     }
 
     pub fn invoke(&mut self, p: u64, mops: &[M]) -> &mut Self {
@@ -267,13 +252,9 @@ pub fn simulate_store(rng: &mut ChaCha8Rng, cfg: &StoreSim) -> History {
     let mut idle: Vec<u64> = (0..cfg.procs).collect();
     let mut started = 0;
     let mut guard = 0;
-    let mut nemesis = crate::Nemesis::default();
     let txns = cfg.txns;
     while (started < txns || !open.is_empty()) && guard < txns * 10 + 100 {
         guard += 1;
-        if let Some(f) = cfg.nemesis.then(|| nemesis.step(rng)).flatten() {
-            b.nemesis(f);
-        }
         if !late.is_empty() && rng.gen_bool(0.1) {
             let mops = late.swap_remove(rng.gen_range(0..late.len()));
             state.apply(&mops);
@@ -341,11 +322,12 @@ pub fn simulate_store(rng: &mut ChaCha8Rng, cfg: &StoreSim) -> History {
             }
         }
     }
-    if let Some(f) = nemesis.finish() {
-        b.nemesis(f);
-    }
     // Whatever is still open stays pending (the history ends), after taking effect or not.
-    b.history()
+    if cfg.nemesis {
+        crate::with_nemesis(b.history(), rng.gen())
+    } else {
+        b.history()
+    }
 }
 
 /// A transaction of a small history as the oracle sees it.

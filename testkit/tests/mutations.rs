@@ -20,9 +20,10 @@ use rayon::prelude::*;
 use verity_checkers::conservation::Conservation;
 use verity_checkers::convergence::{Convergence, ConvergenceConfig};
 use verity_checkers::graph::GraphChecker;
-use verity_checkers::linearizable::{checker_for, models, oracle, LinearizableOptions, Model};
+use verity_checkers::linearizable::{models, oracle, Model};
 use verity_checkers::{Budget, Checker, Validity, Verdict};
 use verity_history::{History, Value};
+use verity_testkit::linearizable;
 use verity_testkit::objects::{
     jepsen_bank_planted, BankBug, JepsenBankConfig, SimConfig, SimObject,
 };
@@ -163,7 +164,7 @@ fn small_object(seed: u64, object: SimObject) -> History {
 /// stale reads are anomalies only sometimes, and the brute-force oracle says which.
 fn stale_read_mutations() -> Vec<Mutation> {
     fn one<M: Model + Sync + 'static>(name: &'static str, object: SimObject, model: M) -> Mutation {
-        let checker = checker_for(name, &LinearizableOptions::default()).expect("a known model");
+        let checker = linearizable(name);
         Mutation {
             checker: "linearizable",
             name: format!("stale read: {name}"),
@@ -182,6 +183,7 @@ fn stale_read_mutations() -> Vec<Mutation> {
         initial: 3,
         max_transfer: 3,
         setup: true,
+        journal: false,
     };
     vec![
         one(
@@ -218,7 +220,7 @@ fn jepsen_bank_mutations() -> Vec<Mutation> {
             (BankBug::Overdraft, "overdraft"),
             (BankBug::StaleRead, "stale read"),
         ] {
-            let checker = checker_for("bank", &LinearizableOptions::default()).expect("bank");
+            let checker = linearizable("bank");
             out.push(Mutation {
                 checker: "linearizable",
                 name: format!("Jepsen bank: {what}"),

@@ -17,9 +17,9 @@ use rayon::prelude::*;
 use verity_checkers::conservation::Conservation;
 use verity_checkers::convergence::{Convergence, ConvergenceConfig};
 use verity_checkers::graph::GraphChecker;
-use verity_checkers::linearizable::{checker_for, LinearizableOptions};
 use verity_checkers::{Budget, Checker, Validity};
 use verity_history::{EventType, History};
+use verity_testkit::linearizable;
 use verity_testkit::objects::{jepsen_bank, BankBug, JepsenBankConfig, SimConfig, SimObject};
 use verity_testkit::tally::{env_or, Tally};
 use verity_testkit::{ledger, replicas, txn};
@@ -32,10 +32,6 @@ struct Family {
     /// Whether `unknown` is an acceptable answer here (a checker that, by design, cannot decide
     /// this kind of history); elsewhere every correct small history must be decided valid.
     may_be_unknown: bool,
-}
-
-fn linearizable(model: &str) -> Box<dyn Checker> {
-    checker_for(model, &LinearizableOptions::default()).expect("a known model")
 }
 
 /// The ledger with transfer ids and a journal: 1–200 operations, 2–8 processes, up to 20% timeouts.

@@ -33,12 +33,16 @@ pub enum SimObject {
         keys: u32,
     },
     /// A bank of `accounts` holding `initial` each; transfers of `1..=max_transfer`. With `setup`, the
-    /// history opens with a setup op (verity's format); without, with a read (Jepsen's).
+    /// history opens with a setup op (verity's format); without, with a read (Jepsen's). With
+    /// `journal`, the history ends as verity's ledger runs do: a final read (`{"final": true}`)
+    /// that returns, beside the balances, the journal of applied transfer ids in the order they
+    /// took effect.
     Bank {
         accounts: u32,
         initial: i64,
         max_transfer: i64,
         setup: bool,
+        journal: bool,
     },
     /// Registers `0..keys` over values `0..values`, read and written in transactions of 1–3
     /// `[read|write k v]` micro-ops (Knossos's multi-register).
@@ -87,6 +91,7 @@ impl SimConfig {
                 initial: 10,
                 max_transfer: 5,
                 setup: true,
+                journal: false,
             },
             clients,
             ops,
@@ -116,6 +121,8 @@ struct Sim<'a> {
     events: Vec<Event>,
     next_transfer_id: u64,
     next_set_element: i64,
+    /// The bank's applied transfer ids, in the order they took effect.
+    journal: Vec<i64>,
 }
 
 /// An operation in flight: its invocation, and its result once it took effect.
@@ -157,6 +164,7 @@ impl<'a> Sim<'a> {
             events: Vec::new(),
             next_transfer_id: 1,
             next_set_element: 0,
+            journal: Vec::new(),
         }
     }
 
@@ -260,13 +268,27 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// A bank history ends with a final read of every balance, after everything completed.
+    /// A bank history ends with a final read of every balance, after everything completed (and,
+    /// with a journal, of the applied ids).
     fn closing(&mut self, process: &[u64]) {
-        if let SimObject::Bank { .. } = self.config.object {
+        if let SimObject::Bank { journal, .. } = self.config.object {
             let p = process[0];
-            self.emit(p, EventType::Invoke, F::Read, Value::Null, None);
-            let balances = self.balances();
-            self.emit(p, EventType::Ok, F::Read, balances, None);
+            if journal {
+                let invoke = Value::map([("final", Value::Bool(true))]);
+                self.emit(p, EventType::Invoke, F::Read, invoke, None);
+                let State::Bank(b) = &self.state else {
+                    unreachable!("a bank's state")
+                };
+                let value = Value::map([
+                    ("balances", Value::int_list(b.iter().copied())),
+                    ("applied", Value::int_list(self.journal.iter().copied())),
+                ]);
+                self.emit(p, EventType::Ok, F::Read, value, None);
+            } else {
+                self.emit(p, EventType::Invoke, F::Read, Value::Null, None);
+                let balances = self.balances();
+                self.emit(p, EventType::Ok, F::Read, balances, None);
+            }
         }
     }
 
@@ -367,6 +389,9 @@ impl<'a> Sim<'a> {
         let result = apply_to(&mut self.state, &seen, f, value, process);
         if self.state != before {
             self.previous = before;
+        }
+        if let (F::Transfer, EventType::Ok, Some(t)) = (f, result.0, value.as_transfer()) {
+            self.journal.push(t.id as i64);
         }
         result
     }
