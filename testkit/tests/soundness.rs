@@ -18,7 +18,7 @@ use verity_checkers::conservation::Conservation;
 use verity_checkers::convergence::{Convergence, ConvergenceConfig};
 use verity_checkers::graph::GraphChecker;
 use verity_checkers::{Budget, Checker, Validity};
-use verity_history::{EventType, History};
+use verity_history::{Event, EventType, History, Process};
 use verity_testkit::linearizable;
 use verity_testkit::objects::{jepsen_bank, BankBug, JepsenBankConfig, SimConfig, SimObject};
 use verity_testkit::tally::{env_or, Tally};
@@ -52,7 +52,7 @@ fn ledger_sim(seed: u64) -> History {
 /// Jepsen's plain bank (no ids, no journal): 5–80 operations, up to 20% of them `info`.
 fn jepsen_bank_sim(seed: u64) -> History {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    jepsen_bank(&JepsenBankConfig {
+    let h = jepsen_bank(&JepsenBankConfig {
         accounts: rng.gen_range(2..=5),
         initial: rng.gen_range(3..=10),
         max_transfer: rng.gen_range(1..=5),
@@ -61,19 +61,21 @@ fn jepsen_bank_sim(seed: u64) -> History {
         info_rate: rng.gen_range(0.0..0.2),
         bug: BankBug::None,
         seed: rng.gen(),
-    })
+    });
+    verity_testkit::with_nemesis(h, rng.gen())
 }
 
 fn object_sim(seed: u64, object: SimObject, max_ops: usize) -> History {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    verity_testkit::objects::simulate(&SimConfig {
+    let h = verity_testkit::objects::simulate(&SimConfig {
         object,
         clients: rng.gen_range(1..=6),
         ops: rng.gen_range(1..=max_ops),
         info_rate: rng.gen_range(0.0..0.15),
         stale_read_rate: 0.0,
         seed: rng.gen(),
-    })
+    });
+    verity_testkit::with_nemesis(h, rng.gen())
 }
 
 fn store_sim(seed: u64, register: bool, strict: bool) -> History {
@@ -204,55 +206,59 @@ fn families() -> Vec<Family> {
     ]
 }
 
+/// One judged history.
+struct Judged {
+    seed: u64,
+    valid: Validity,
+    anomalies: Vec<String>,
+    cause: Option<String>,
+    events: usize,
+    /// Client operations that ended `info` (timed out).
+    info: usize,
+    nemesis: usize,
+}
+
 /// What one family's run found.
+#[derive(Default)]
 struct Row {
     tally: Tally,
     events: usize,
     info: usize,
+    nemesis: usize,
     /// The first seed judged invalid, and the anomalies it named.
     false_alarm: Option<(u64, Vec<String>)>,
     first_unknown: Option<(u64, String)>,
 }
 
 fn judge(family: &Family, histories: u64, base_seed: u64) -> Row {
-    // seed, verdict, anomalies, cause, events, info events
-    type Judged = (u64, Validity, Vec<String>, Option<String>, usize, usize);
-    let rows: Vec<Judged> = (0..histories)
+    let judged: Vec<Judged> = (0..histories)
         .into_par_iter()
         .map(|i| {
             let seed = base_seed.wrapping_add(i);
             let h = (family.simulate)(seed);
             let v = family.checker.check(&h, &Budget::unlimited());
-            let info = h
-                .events
-                .iter()
-                .filter(|e| e.kind == EventType::Info)
-                .count();
-            (
+            let count = |f: &dyn Fn(&Event) -> bool| h.events.iter().filter(|e| f(e)).count();
+            Judged {
                 seed,
-                v.valid,
-                v.anomaly_types(),
-                v.cause,
-                h.events.len(),
-                info,
-            )
+                valid: v.valid,
+                anomalies: v.anomaly_types(),
+                cause: v.cause,
+                events: h.events.len(),
+                info: count(&|e| e.is_client() && e.kind == EventType::Info),
+                nemesis: count(&|e| e.process == Process::Nemesis),
+            }
         })
         .collect();
-    let mut row = Row {
-        tally: Tally::default(),
-        events: 0,
-        info: 0,
-        false_alarm: None,
-        first_unknown: None,
-    };
-    for (seed, valid, anomalies, cause, events, info) in rows {
-        row.tally.count(valid);
-        row.events += events;
-        row.info += info;
-        if valid == Validity::Invalid && row.false_alarm.is_none() {
-            row.false_alarm = Some((seed, anomalies));
-        } else if valid == Validity::Unknown && row.first_unknown.is_none() {
-            row.first_unknown = Some((seed, cause.unwrap_or_default()));
+    let mut row = Row::default();
+    for j in judged {
+        row.tally.count(j.valid);
+        row.events += j.events;
+        row.info += j.info;
+        row.nemesis += j.nemesis;
+        if j.valid == Validity::Invalid && row.false_alarm.is_none() {
+            row.false_alarm = Some((j.seed, j.anomalies));
+        } else if j.valid == Validity::Unknown && row.first_unknown.is_none() {
+            row.first_unknown = Some((j.seed, j.cause.unwrap_or_default()));
         }
     }
     row
@@ -261,19 +267,20 @@ fn judge(family: &Family, histories: u64, base_seed: u64) -> Row {
 fn soundness(histories: u64) {
     let base_seed: u64 = env_or("VERITY_SOUNDNESS_SEED", 20_261_202);
     println!(
-        "| family | checker | histories | events | info events | valid | unknown | false alarms |"
+        "| family | checker | histories | events | timed-out ops | nemesis events | valid | unknown | false alarms |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut failures = Vec::new();
     for family in families() {
         let row = judge(&family, histories, base_seed);
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             family.name,
             family.checker.name(),
             row.tally.judged(),
             row.events,
             row.info,
+            row.nemesis,
             row.tally.valid,
             row.tally.unknown,
             row.tally.invalid,
@@ -298,9 +305,11 @@ fn soundness(histories: u64) {
         }
         // The simulators must really exercise timeouts, or "no false alarms" says little.
         assert!(
-            row.info > 0 || histories < 10,
-            "{}: no info events",
-            family.name
+            (row.info > 0 && row.nemesis > 0) || histories < 10,
+            "{}: {} timed-out operations, {} nemesis events",
+            family.name,
+            row.info,
+            row.nemesis
         );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
