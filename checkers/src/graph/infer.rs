@@ -626,11 +626,21 @@ fn scan_reads<'h>(
             acc.found.extend(dirty_element(inf, key, l, i));
             continue;
         }
+        let at = &order_writers[&key];
         if writes_key(key) {
             acc.read_then_append.push((key, l.len(), i));
-            acc.found.extend(own_appends_in_read(inf, key, l, i));
+            // Nearly always the reader's first append to the key is the element right after what
+            // it read; its run of appends then starts there (a run broken or repeated elsewhere is
+            // already reported), and the writer index need not be probed.
+            let own_next = at
+                .get(l.len())
+                .copied()
+                .flatten()
+                .is_some_and(|w| w.txn == i && w.seq == 0);
+            if !own_next {
+                acc.found.extend(own_appends_in_read(inf, key, l, i));
+            }
         }
-        let at = &order_writers[&key];
         if let Some(last) = l.last() {
             if let Some(w) = at[l.len() - 1] {
                 if w.txn != i && !w.failed {
@@ -711,17 +721,22 @@ const UNOBSERVED_EDGES_PER_KEY_MAX: usize = 1 << 16;
 /// aborted, that read was dirty (G1a), which every model the rw edge can rule out forbids anyway.
 /// The ww edge, which G0 (read uncommitted) uses, is drawn only between `ok` transactions.
 fn unobserved_appends(inf: &Inference<'_>, orders: &Orders<'_>, raw: &mut Vec<(u32, u32, u8)>) {
-    let observed: FxHashSet<u32> = inf
-        .writers
-        .values()
-        .filter(|w| w.pos != UNOBSERVED && !w.ambiguous && !w.failed)
-        .map(|w| w.txn)
-        .collect();
+    // Whether a read observed one of an info transaction's appends (few transactions are info).
+    let observed = |t: u32| {
+        inf.store.mops(t).any(|m| match m {
+            Mop::Append { key, value } => inf
+                .writers
+                .get(&(key, value))
+                .is_some_and(|w| w.txn == t && w.pos != UNOBSERVED && !w.ambiguous),
+            _ => false,
+        })
+    };
     let mut unobserved: FxHashMap<i64, Vec<u32>> = FxHashMap::default();
     for (&(key, _), w) in &inf.writers {
-        let t = &inf.store.txns[w.txn as usize];
-        let committed = !w.failed && !w.ambiguous && (t.is_ok() || observed.contains(&w.txn));
-        if committed && w.pos == UNOBSERVED && orders.contains_key(&key) {
+        if w.failed || w.ambiguous || w.pos != UNOBSERVED || !orders.contains_key(&key) {
+            continue;
+        }
+        if inf.store.txns[w.txn as usize].is_ok() || observed(w.txn) {
             unobserved.entry(key).or_default().push(w.txn);
         }
     }
