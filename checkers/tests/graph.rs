@@ -484,6 +484,16 @@ fn an_info_transaction_whose_write_was_seen_counts_for_its_unseen_appends() {
     let out = ruled_out(&v);
     assert!(out.contains(&"snapshot-isolation".to_string()), "{out:?}");
     assert!(!out.contains(&"read-committed".to_string()), "{out:?}");
+    // And for the ww edge from the last writer of the known order: T saw I's append to key 2 and
+    // appended to key 1, whose known order ends with T's append; I's unseen append to key 1 came
+    // after it (T → I, ww) and T read I's (I → T, wr): G1c, which read committed forbids.
+    let mut b = Builder::new();
+    b.invoke(1, &i).complete(1, EventType::Info, &i);
+    b.ok(2, &[R(2, Some(vec![2])), A(1, 5)])
+        .ok(3, &[R(1, Some(vec![5]))]);
+    let v = check(&b);
+    assert!(names(&v).contains(&"G1c".to_string()), "{v:#?}");
+    assert!(ruled_out(&v).contains(&"read-committed".to_string()));
 }
 
 #[test]

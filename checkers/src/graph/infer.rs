@@ -717,9 +717,11 @@ const UNOBSERVED_EDGES_PER_KEY_MAX: usize = 1 << 16;
 /// the whole known version order precedes its writer (rw), and so does the writer of the order's
 /// last element (ww). Without this, a read of `[]` would say nothing about appends no one saw.
 ///
-/// An `info` transaction counts as committed here once a read observed one of its appends: had it
-/// aborted, that read was dirty (G1a), which every model the rw edge can rule out forbids anyway.
-/// The ww edge, which G0 (read uncommitted) uses, is drawn only between `ok` transactions.
+/// An `info` transaction counts as committed here once a read observed one of its appends, as
+/// everywhere else in the checker (had it aborted, that read was dirty: G1a). The writer of the
+/// order's last element must be `ok` for the ww edge, though: a read that ends in an `info`
+/// transaction's append may be a dirty read of it, which read uncommitted allows, and then nothing
+/// follows it.
 fn unobserved_appends(inf: &Inference<'_>, orders: &Orders<'_>, raw: &mut Vec<(u32, u32, u8)>) {
     // Whether a read observed one of an info transaction's appends (few transactions are info).
     let observed = |t: u32| {
@@ -755,7 +757,7 @@ fn unobserved_appends(inf: &Inference<'_>, orders: &Orders<'_>, raw: &mut Vec<(u
             continue;
         };
         for &w in ws {
-            if w != x.txn && inf.store.txns[w as usize].is_ok() {
+            if w != x.txn {
                 raw.push((x.txn, w, WW));
             }
         }
