@@ -403,3 +403,135 @@ fn an_edge_that_is_both_write_write_and_anti_dependency_counts_as_the_stronger_c
         );
     }
 }
+
+fn ruled_out(v: &Verdict) -> Vec<String> {
+    ["not", "also-not"]
+        .iter()
+        .filter_map(|k| v.details.get(*k).and_then(|x| x.as_array()))
+        .flatten()
+        .filter_map(|m| m.as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_read_showing_the_readers_own_later_write_is_internal() {
+    // Found by the model cross-check (graph_models.rs): T read key 1 as [1] and only then appended
+    // 1; the checker skipped the element as its own and called the history strict serializable.
+    let mut b = Builder::new();
+    b.ok(1, &[R(1, Some(vec![1])), A(1, 1)]);
+    let v = check(&b);
+    assert_eq!(names(&v), vec!["internal"], "{v:#?}");
+    assert!(ruled_out(&v).contains(&"serializable".to_string()));
+    // The same with registers: T read 5 and then wrote 5.
+    let mut b = Builder::new();
+    b.ok(1, &[Rr(1, Some(Some(5))), W(1, 5)]);
+    let v = check(&b);
+    assert_eq!(names(&v), vec!["internal"], "{v:#?}");
+    // A read after the transaction's own write stays as it was: no anomaly.
+    let mut b = Builder::new();
+    b.ok(1, &[A(1, 1), R(1, Some(vec![1]))])
+        .ok(2, &[W(2, 5), Rr(2, Some(Some(5)))]);
+    assert_eq!(names(&check(&b)), Vec::<String>::new());
+}
+
+#[test]
+fn a_read_holding_the_readers_own_earlier_append_twice_is_duplicate_elements() {
+    // Found by the model cross-check: T appended 3 and read [2, 3, 3]. With its own append taken
+    // off the end, the rest ([2, 3]) looked like a fine read of the version order.
+    let mut b = Builder::new();
+    b.ok(1, &[A(1, 2)])
+        .ok(2, &[A(1, 3), R(1, Some(vec![2, 3, 3]))]);
+    let v = check(&b);
+    assert_eq!(names(&v), vec!["duplicate-elements"], "{v:#?}");
+    assert_eq!(v.details["not"], serde_json::json!(["read-uncommitted"]));
+}
+
+#[test]
+fn an_append_no_read_shows_follows_the_last_writer_of_the_known_order() {
+    // Found by the model cross-check: T appended 1 on top of [] (its own read shows [1]) while U's
+    // 3 came first (V read [3]). T read [] and U wrote what followed: T → U (rw); T's 1 is after
+    // the whole known order [3]: U → T (ww). One anti-dependency: G-single (a lost update), which
+    // snapshot isolation forbids; before, only the rw edge from V was drawn and the cycle was the
+    // G2-item that SI allows (still reported: V's rw edge is real too).
+    let t = [A(1, 1), R(1, Some(vec![1]))];
+    let u = [A(1, 3)];
+    let mut b = Builder::new();
+    b.invoke(1, &t)
+        .invoke(2, &u)
+        .complete(1, EventType::Ok, &t)
+        .complete(2, EventType::Ok, &u);
+    b.ok(3, &[R(1, Some(vec![3]))]);
+    let v = check(&b);
+    assert!(names(&v).contains(&"G-single".to_string()), "{v:#?}");
+    assert!(ruled_out(&v).contains(&"snapshot-isolation".to_string()));
+}
+
+#[test]
+fn an_info_transaction_whose_write_was_seen_counts_for_its_unseen_appends() {
+    // Found by the model cross-check: T saw the info transaction I's append to key 2 but not its
+    // append to key 1 (a fractured read). Had I aborted, T's read of key 2 was dirty (G1a); had it
+    // committed, T read key 1 before I wrote it (rw) and key 2 after (wr): G-single either way for
+    // every model from repeatable read and snapshot isolation up. Before, I's unseen append drew no
+    // edge, since I was not known to have committed, and the history was strict serializable.
+    let i = [A(2, 2), A(1, 3)];
+    let mut b = Builder::new();
+    b.invoke(1, &i).complete(1, EventType::Info, &i);
+    b.ok(2, &[R(2, Some(vec![2])), R(1, Some(vec![]))]);
+    let v = check(&b);
+    assert_eq!(names(&v), vec!["G-single"], "{v:#?}");
+    let out = ruled_out(&v);
+    assert!(out.contains(&"snapshot-isolation".to_string()), "{out:?}");
+    assert!(!out.contains(&"read-committed".to_string()), "{out:?}");
+    // And for the ww edge from the last writer of the known order: T saw I's append to key 2 and
+    // appended to key 1, whose known order ends with T's append; I's unseen append to key 1 came
+    // after it (T → I, ww) and T read I's (I → T, wr): G1c, which read committed forbids.
+    let mut b = Builder::new();
+    b.invoke(1, &i).complete(1, EventType::Info, &i);
+    b.ok(2, &[R(2, Some(vec![2])), A(1, 5)])
+        .ok(3, &[R(1, Some(vec![5]))]);
+    let v = check(&b);
+    assert!(names(&v).contains(&"G1c".to_string()), "{v:#?}");
+    assert!(ruled_out(&v).contains(&"read-committed".to_string()));
+}
+
+#[test]
+fn a_transactions_appends_out_of_the_order_it_made_them_are_incompatible_order() {
+    // Found by the model cross-check: T appended 2 and then 3, and a read showed [1, 3, 2].
+    // Neighbours written by one transaction draw no ww edge, so nothing was reported and the
+    // history passed as strict serializable; no execution shows one transaction's appends reversed.
+    let mut b = Builder::new();
+    b.ok(1, &[A(1, 1)])
+        .ok(2, &[A(1, 2), A(1, 3)])
+        .ok(3, &[R(1, Some(vec![1, 3, 2]))]);
+    let v = check(&b);
+    // (It also ends in 2, which T appended before its last append: G1b.)
+    assert_eq!(names(&v), vec!["G1b", "incompatible-order"], "{v:#?}");
+    assert!(ruled_out(&v).contains(&"read-committed".to_string()));
+    // Its later append without the earlier one, and its appends split by another's.
+    for read in [vec![1, 3], vec![2, 1, 3]] {
+        let mut b = Builder::new();
+        b.ok(1, &[A(1, 1)])
+            .ok(2, &[A(1, 2), A(1, 3)])
+            .ok(3, &[R(1, Some(read.clone()))]);
+        let n = names(&check(&b));
+        assert!(
+            n.contains(&"incompatible-order".to_string()),
+            "{read:?}: {n:?}"
+        );
+    }
+    // In order, and a read of its first append alone (an intermediate read, G1b), are no torn run.
+    let mut b = Builder::new();
+    b.ok(1, &[A(1, 1)])
+        .ok(2, &[A(1, 2), A(1, 3)])
+        .ok(3, &[R(1, Some(vec![1, 2, 3]))]);
+    assert_eq!(names(&check(&b)), Vec::<String>::new());
+    let mut b = Builder::new();
+    b.ok(1, &[A(1, 1)])
+        .ok(2, &[A(1, 2), A(1, 3)])
+        .ok(3, &[R(1, Some(vec![1, 2]))]);
+    let n = names(&check(&b));
+    assert!(
+        n.contains(&"G1b".to_string()) && !n.contains(&"incompatible-order".to_string()),
+        "{n:?}"
+    );
+}

@@ -9,7 +9,9 @@
 //!   mutex) and Jepsen's plain bank without ids, for `linearizable` (the simulators live in the
 //!   checkers crate, because `verity bench --checkers` generates its histories with them);
 //! - [`txn`]: transactional stores over list-append and rw-register, for `graph`, with a
-//!   brute-force serial-order oracle;
+//!   brute-force serial-order oracle; [`stores`]: stores of every strength from strict
+//!   serializable down to dirty reads, and [`isolation`]: a brute-force oracle of every model the
+//!   graph checker names, for the cross-check of its "rules out / still consistent with" lists;
 //! - [`replicas`]: a replicated ledger under faults, for `convergence`.
 //!
 //! Every simulator takes its randomness from a seed, and models what real systems do to a history:
@@ -20,8 +22,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use verity_history::{Event, EventType, History, Process, Value, F};
 
+pub mod isolation;
 pub mod ledger;
 pub mod replicas;
+pub mod stores;
 pub mod tally;
 pub mod txn;
 

@@ -9,6 +9,10 @@
 //! - `wr` T1 → T2: T2 read a list whose last element T1 appended;
 //! - `rw` T1 → T2: T1 read a list that stops right before T2's append.
 //!
+//! An append no read shows came after the whole known order: rw from each reader of all of it, ww
+//! from the writer of its last element. One transaction's appends to a key form one run, in the
+//! order it made them; an order that breaks a run is `incompatible-order`.
+//!
 //! rw-register keys reveal less: a write's position is known only when a transaction read `v` and
 //! then wrote `v'` (so `v'` directly follows `v`), or when a read saw the initial `null` (so every
 //! committed write follows it). Edges are only drawn where the inference is sound, so a cycle is
@@ -55,6 +59,8 @@ pub struct Writer {
     pub ambiguous: bool,
     /// list-append: the value's position in its key's version order ([`UNOBSERVED`] if no read saw it).
     pub pos: u32,
+    /// How many writes of the key the transaction made before this one.
+    pub seq: u32,
 }
 
 /// [`Writer::pos`] of a value no read observed.
@@ -269,9 +275,20 @@ fn index_writers(inf: &mut Inference<'_>) {
             }
         }
         last.reverse();
+        let mut seqs: KeyMap<u32> = KeyMap::for_mops(mops.len());
         for (j, m) in mops.enumerate() {
             let (Mop::Append { key, value } | Mop::Write { key, value }) = m else {
                 continue;
+            };
+            let seq = match seqs.get_mut(key) {
+                Some(n) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    seqs.insert_new(key, 0);
+                    0
+                }
             };
             let last_in_txn = last[j];
             let w = Writer {
@@ -280,6 +297,7 @@ fn index_writers(inf: &mut Inference<'_>) {
                 failed: !t.may_commit(),
                 ambiguous: false,
                 pos: UNOBSERVED,
+                seq,
             };
             writers
                 .entry((key, value))
@@ -478,6 +496,10 @@ fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
         let (order, reader) = orders[&key];
         let mut prev: Option<Writer> = None;
         let mut dup_reported = false;
+        // The writer of the previous element (none at the start or when unknown), for the rule
+        // that each transaction's appends to the key form one run in the order it made them.
+        let mut before: Option<Option<Writer>> = Some(None);
+        let mut torn_reported = false;
         let mut at: Vec<Option<Writer>> = Vec::with_capacity(order.len());
         for (p, e) in order.iter().enumerate() {
             let w = match inf.writers.get_mut(&(key, e)) {
@@ -507,7 +529,21 @@ fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
                     ),
                 });
             }
-            at.push(w.filter(|w| !w.ambiguous));
+            let known = w.filter(|w| !w.ambiguous);
+            if let (Some(b), false) = (before, torn_reported) {
+                if let Some(torn) = torn_run(b, known) {
+                    torn_reported = true;
+                    inf.found.push(Found {
+                        name: "incompatible-order",
+                        txns: vec![reader, torn],
+                        message: format!(
+                            "read key {key} as a list in which one transaction's appends are not one run in the order it made them (at {e}, position {p})"
+                        ),
+                    });
+                }
+            }
+            before = known.map(Some);
+            at.push(known);
             let usable = w.filter(|w| !w.failed && !w.ambiguous);
             if let (Some(a), Some(b)) = (prev, usable) {
                 if a.txn != b.txn {
@@ -543,6 +579,25 @@ fn list_append_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
     inf.orders = orders;
 }
 
+/// Whether two neighbours in a key's version order break a transaction's run of appends: one
+/// after its own predecessor in the transaction is somewhere else, or one whose successor in the
+/// transaction is not next. `prev` is none at the start of the order; the transaction returned is
+/// the one whose run breaks.
+fn torn_run(prev: Option<Writer>, cur: Option<Writer>) -> Option<u32> {
+    let follows = |p: &Writer, c: &Writer| p.txn == c.txn && c.seq == p.seq + 1;
+    if let Some(c) = cur.filter(|c| c.seq > 0) {
+        if !prev.is_some_and(|p| follows(&p, &c)) {
+            return Some(c.txn);
+        }
+    }
+    if let (Some(p), Some(c)) = (prev.filter(|p| !p.last_in_txn), cur) {
+        if !follows(&p, &c) {
+            return Some(p.txn);
+        }
+    }
+    None
+}
+
 fn scan_reads<'h>(
     inf: &Inference<'h>,
     orders: &Orders<'h>,
@@ -571,10 +626,21 @@ fn scan_reads<'h>(
             acc.found.extend(dirty_element(inf, key, l, i));
             continue;
         }
+        let at = &order_writers[&key];
         if writes_key(key) {
             acc.read_then_append.push((key, l.len(), i));
+            // Nearly always the reader's first append to the key is the element right after what
+            // it read; its run of appends then starts there (a run broken or repeated elsewhere is
+            // already reported), and the writer index need not be probed.
+            let own_next = at
+                .get(l.len())
+                .copied()
+                .flatten()
+                .is_some_and(|w| w.txn == i && w.seq == 0);
+            if !own_next {
+                acc.found.extend(own_appends_in_read(inf, key, l, i));
+            }
         }
-        let at = &order_writers[&key];
         if let Some(last) = l.last() {
             if let Some(w) = at[l.len() - 1] {
                 if w.txn != i && !w.failed {
@@ -601,23 +667,100 @@ fn scan_reads<'h>(
     }
 }
 
+/// A read that holds one of the reader's own appends where the outside state is (the read with
+/// the reader's earlier appends taken off its end, a prefix of the key's version order): an earlier
+/// append there is in the list twice (`duplicate-elements`), a later one was seen before it was
+/// made (`internal`). No execution explains either. Costs one look-up per append of the key by the
+/// reader, as the position of each element in the order is known.
+fn own_appends_in_read(inf: &Inference<'_>, key: i64, l: ListView<'_>, i: u32) -> Option<Found> {
+    let mut before_read = true;
+    for m in inf.store.mops(i) {
+        match m {
+            Mop::Read { key: k, .. } if k == key => before_read = false,
+            Mop::Append { key: k, value } if k == key => {
+                let Some(w) = inf.writers.get(&(key, value)) else {
+                    continue;
+                };
+                if w.txn != i || w.ambiguous || w.pos == UNOBSERVED || w.pos as usize >= l.len() {
+                    continue;
+                }
+                let shown: Vec<i64> = l.iter().collect();
+                return Some(if before_read {
+                    Found {
+                        name: "duplicate-elements",
+                        txns: vec![i],
+                        message: format!(
+                            "read key {key} as a list holding {value} more than once: {shown:?} before its own append of {value}"
+                        ),
+                    }
+                } else {
+                    Found {
+                        name: "internal",
+                        txns: vec![i],
+                        message: format!(
+                            "read key {key} as {shown:?}, holding {value}, which it appends only later"
+                        ),
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Most edges a key may get from [`unobserved_appends`]; beyond it some are left out (which can
 /// only hide an anomaly, never invent one) so that the inference stays near-linear.
 const UNOBSERVED_EDGES_PER_KEY_MAX: usize = 1 << 16;
 
 /// A committed append that no read observed came after every read of its key: a reader that saw
-/// the whole known version order precedes its writer (rw). Without this, a read of `[]` would say
-/// nothing about appends no one saw.
+/// the whole known version order precedes its writer (rw), and so does the writer of the order's
+/// last element (ww). Without this, a read of `[]` would say nothing about appends no one saw.
+///
+/// An `info` transaction counts as committed here once a read observed one of its appends, as
+/// everywhere else in the checker (had it aborted, that read was dirty: G1a). The writer of the
+/// order's last element must be `ok` for the ww edge, though: a read that ends in an `info`
+/// transaction's append may be a dirty read of it, which read uncommitted allows, and then nothing
+/// follows it.
 fn unobserved_appends(inf: &Inference<'_>, orders: &Orders<'_>, raw: &mut Vec<(u32, u32, u8)>) {
+    // Whether a read observed one of an info transaction's appends (few transactions are info).
+    let observed = |t: u32| {
+        inf.store.mops(t).any(|m| match m {
+            Mop::Append { key, value } => inf
+                .writers
+                .get(&(key, value))
+                .is_some_and(|w| w.txn == t && w.pos != UNOBSERVED && !w.ambiguous),
+            _ => false,
+        })
+    };
     let mut unobserved: FxHashMap<i64, Vec<u32>> = FxHashMap::default();
     for (&(key, _), w) in &inf.writers {
-        let committed = !w.failed && !w.ambiguous && inf.store.txns[w.txn as usize].is_ok();
-        if committed && w.pos == UNOBSERVED && orders.contains_key(&key) {
+        if w.failed || w.ambiguous || w.pos != UNOBSERVED || !orders.contains_key(&key) {
+            continue;
+        }
+        if inf.store.txns[w.txn as usize].is_ok() || observed(w.txn) {
             unobserved.entry(key).or_default().push(w.txn);
         }
     }
     if unobserved.is_empty() {
         return;
+    }
+    for (key, ws) in &unobserved {
+        let order = orders[key].0;
+        let Some(last) = order.last() else { continue };
+        let Some(x) = inf.writers.get(&(*key, last)).filter(|x| {
+            !x.failed
+                && !x.ambiguous
+                && x.pos as usize == order.len() - 1
+                && inf.store.txns[x.txn as usize].is_ok()
+        }) else {
+            continue;
+        };
+        for &w in ws {
+            if w != x.txn {
+                raw.push((x.txn, w, WW));
+            }
+        }
     }
     let mut budget: FxHashMap<i64, usize> = FxHashMap::default();
     for (i, _) in inf.store.txns.iter().enumerate().filter(|(_, t)| t.is_ok()) {
@@ -705,6 +848,12 @@ fn register_edges(inf: &mut Inference<'_>, raw: &mut Vec<(u32, u32, u8)>) {
                 continue;
             };
             if w.txn == i {
+                // Read before the transaction's own write of the key (else it is not external).
+                inf.found.push(Found {
+                    name: "internal",
+                    txns: vec![i],
+                    message: format!("read key {key} = {x}, a value it writes itself only later"),
+                });
                 continue;
             }
             if w.failed {

@@ -10,8 +10,8 @@
 //! Choices where the literature is silent: `incompatible-order` implies a dirty read (Elle maps it
 //! to G1a), `duplicate-elements` leaves no version order at all and so rules out even
 //! read-uncommitted, and `internal` (a transaction disagreeing with itself: not seeing its own
-//! write, or a non-repeatable read inside one transaction, which read committed allows) rules out
-//! repeatable-read and snapshot-isolation.
+//! write, seeing it before making it, or a non-repeatable read inside one transaction, which read
+//! committed allows) rules out repeatable-read and snapshot-isolation.
 
 use std::collections::BTreeSet;
 
