@@ -1,9 +1,9 @@
 //! The graph checker's model lists ("rules out" = `not` ∪ `also-not`, "still consistent with" =
 //! every other model of `verity_checkers::graph::models::MODELS`) against a brute-force oracle
 //! that decides each model from its definition over every execution of a small history
-//! (`graph_models/oracle.rs`), on thousands of seeded histories of ≤ 6 transactions, ≤ 3 keys,
+//! (`verity_testkit::isolation`), on thousands of seeded histories of ≤ 6 transactions, ≤ 3 keys,
 //! list-append and rw-register, with `fail`, `info` and pending transactions: correct and weak
-//! simulated stores, and mutated observations (`graph_models/simulate.rs`).
+//! simulated stores, and mutated observations (`verity_testkit::stores`).
 //!
 //! Per model it requires:
 //! - **soundness, without exception**: a model the checker rules out is impossible per the oracle;
