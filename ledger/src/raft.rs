@@ -569,8 +569,8 @@ impl Raft {
             return reject(self, hint);
         }
         let count = entries.len() as u64;
-        // Log matching (§5.3), checked below: afterwards the log holds exactly the sent entries'
-        // terms after `prev_index`, and nothing at or before it changed.
+        // Log matching (§5.3), checked below: afterwards the entry at `prev_index` still has
+        // `prev_term` and the log holds exactly the sent entries' terms after it.
         let sent_terms: Option<Vec<u64>> =
             verity_history::INVARIANTS.then(|| entries.iter().map(|e| e.term).collect());
         for (k, e) in entries.into_iter().enumerate() {
