@@ -535,3 +535,69 @@ fn a_transactions_appends_out_of_the_order_it_made_them_are_incompatible_order()
         "{n:?}"
     );
 }
+
+/// The read-skew history of `g_single_read_skew`, decoded and inferred, for forging cycles over it:
+/// T0 the audit (read 1 empty, read 2 = [7]), T1 the transfer (append 7 to 1 and 2), T2 a read.
+fn with_read_skew_inference(f: impl FnOnce(&verity_checkers::graph::infer::Inference<'_>)) {
+    use verity_checkers::graph::{infer, txn};
+    let mut b = Builder::new();
+    let audit = [R(1, Some(vec![])), R(2, Some(vec![7]))];
+    let transfer = [A(1, 7), A(2, 7)];
+    b.invoke(1, &audit)
+        .ok(2, &transfer)
+        .complete(1, EventType::Ok, &audit);
+    b.ok(3, &[R(1, Some(vec![7]))]);
+    let store = txn::decode(&b.history()).unwrap();
+    let inf = infer::infer(&store, txn::data_kind(&store).unwrap());
+    f(&inf);
+}
+
+#[test]
+fn a_reported_cycle_is_re_verified_edge_by_edge_and_forged_ones_are_refused() {
+    use verity_checkers::graph::cycles::verify;
+    use verity_checkers::graph::infer::{DATA, PROCESS, REALTIME, RW, WR, WW};
+    let all = DATA | PROCESS | REALTIME;
+    with_read_skew_inference(|inf| {
+        let real = vec![(0, RW), (1, WR)];
+        assert_eq!(verify(inf, "G-single", &real, all), Ok(()));
+        let refused = |name: &str, cycle: Vec<(u32, u8)>, allowed: u8, why: &str| {
+            let e = verify(inf, name, &cycle, allowed).expect_err(name);
+            assert!(e.contains(why), "{name} {cycle:?}: {e}");
+        };
+        // An edge of another kind than the graph holds.
+        refused(
+            "G1c",
+            vec![(0, WW), (1, WR)],
+            all,
+            "no ww edge from transaction 0 to transaction 1",
+        );
+        // The right edges under the wrong name.
+        refused("G2-item", real.clone(), all, "make it G-single");
+        refused("G-single-realtime", real.clone(), all, "make it G-single");
+        // Every step real but the last: T2 has no edge back to T0, the walk does not close.
+        let open = vec![(0, RW), (1, WR), (2, WR)];
+        refused(
+            "G-single",
+            open,
+            all,
+            "step 2: no wr edge from transaction 2 to transaction 0",
+        );
+        // A real-time edge that real time does not give: the audit was still running.
+        refused(
+            "G-single-realtime",
+            vec![(0, REALTIME), (1, WR)],
+            all,
+            "no realtime edge",
+        );
+        // Kinds the checker was not allowed to use, mixed masks, and strangers.
+        refused("G-single", real.clone(), WW | WR, "not one allowed kind");
+        refused(
+            "G-single",
+            vec![(0, RW | WW), (1, WR)],
+            all,
+            "not one allowed kind",
+        );
+        refused("G0", vec![(0, WW), (9, WW)], all, "not in the history");
+        refused("G0", vec![], all, "empty");
+    });
+}

@@ -15,6 +15,8 @@ use crate::wire::{Command, LedgerState, Mop, Outcome, Stored, Txn, Xfer};
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
     balances: Option<Vec<i64>>,
+    /// The sum of the balances set up: every transfer keeps it.
+    total: i64,
     /// Applied transfer ids in application order.
     applied: Vec<u64>,
     applied_set: HashSet<u64>,
@@ -40,6 +42,7 @@ impl Ledger {
             Command::Setup { balances } => {
                 // Idempotent: the first setup wins; a repeated one answers the state it created.
                 if self.balances.is_none() {
+                    self.total = balances.iter().sum();
                     self.balances = Some(balances.clone());
                 }
                 Outcome::Ok {
@@ -80,6 +83,14 @@ impl Ledger {
         }
         balances[from] -= t.amount;
         balances[to] += t.amount;
+        // Money is conserved and never negative on every apply, under every knob of the cluster:
+        // they break replication, reads and deduplication, never the state machine's arithmetic.
+        verity_history::invariant!(
+            balances.iter().sum::<i64>() == self.total && balances[from] >= 0,
+            "ledger: transfer {} left balances {balances:?}, which must sum to {} with none negative",
+            t.id,
+            self.total
+        );
         self.applied.push(t.id);
         self.applied_set.insert(t.id);
         Outcome::Ok { state: None }
@@ -179,6 +190,17 @@ mod tests {
         );
         assert_eq!(l.state(true).balances, vec![2, 8]);
         assert_eq!(l.state(true).applied, Some(vec![1]));
+    }
+
+    #[test]
+    #[should_panic(expected = "which must sum to 10")]
+    fn money_forged_into_the_state_trips_the_conservation_invariant() {
+        let mut l = Ledger::new(true);
+        l.apply(&Command::Setup {
+            balances: vec![5, 5],
+        });
+        l.balances.as_mut().unwrap()[1] += 1;
+        l.apply(&t(1, 0, 1, 1));
     }
 
     #[test]

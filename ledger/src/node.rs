@@ -320,6 +320,15 @@ impl Core {
         } else {
             self.raft.commit()
         };
+        // Applied never passes committed: what a replica answers from is what a majority holds.
+        // `early-ack` applies the leader's own log on purpose; `split-brain` lets commit move back.
+        verity_history::invariant!(
+            self.bugs.early_ack || self.bugs.split_brain || upto >= self.applied,
+            "{}: applied {} beyond commit {}",
+            self.id,
+            self.applied,
+            upto
+        );
         while self.applied < upto {
             let index = self.applied + 1;
             let Some(entry) = self.raft.entry(index) else {

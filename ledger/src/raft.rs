@@ -66,6 +66,15 @@ impl RaftConfig {
     }
 }
 
+/// What [`Raft::check`] compares across one call of `tick`, `step` or `propose`.
+struct Before {
+    term: u64,
+    role: Role,
+    leader: Option<NodeId>,
+    commit: u64,
+    last_index: u64,
+}
+
 /// What the driver must do next, in order: persist `hard` and `append`, then send `messages`.
 #[derive(Debug, Default)]
 pub struct Ready {
@@ -203,8 +212,70 @@ impl Raft {
         self.election_due = now_ms + self.rng.gen_range(lo..=hi);
     }
 
+    /// The state [`Raft::check`] compares with afterwards, when invariants are checked.
+    fn before(&self) -> Option<Before> {
+        verity_history::INVARIANTS.then(|| Before {
+            term: self.hard.term,
+            role: self.role,
+            leader: self.leader.clone(),
+            commit: self.commit,
+            last_index: self.last_index(),
+        })
+    }
+
+    /// The invariants of one call of `tick`, `step` or `propose` (Raft's figure 3), as this node
+    /// sees them: the term never decreases; within one term the node never records two different
+    /// leaders, and a leader neither steps down nor truncates its own log; the commit index never
+    /// moves back (except under `split-brain`, whose quorum of one commits entries a real majority
+    /// later overwrites) and never passes the end of the log.
+    fn check(&self, before: Option<Before>) {
+        let Some(b) = before else { return };
+        let id = &self.cfg.id;
+        assert!(
+            self.hard.term >= b.term,
+            "{id}: term went back from {} to {}",
+            b.term,
+            self.hard.term
+        );
+        if self.hard.term == b.term {
+            if let Some(l) = &b.leader {
+                assert_eq!(
+                    self.leader.as_ref(),
+                    Some(l),
+                    "{id}: two leaders recorded for term {}",
+                    b.term
+                );
+            }
+            if b.role == Role::Leader {
+                assert_eq!(
+                    self.role,
+                    Role::Leader,
+                    "{id}: the leader of term {} stepped down within it",
+                    b.term
+                );
+                assert!(
+                    self.last_index() >= b.last_index,
+                    "{id}: the leader of term {} truncated its own log",
+                    b.term
+                );
+            }
+        }
+        assert!(
+            self.cfg.split_brain || self.commit >= b.commit,
+            "{id}: commit index moved back from {} to {}",
+            b.commit,
+            self.commit
+        );
+        assert!(
+            self.commit <= self.last_index(),
+            "{id}: commit index {} beyond the log's end {}",
+            self.commit,
+            self.last_index()
+        );
+    }
+
     fn set_term(&mut self, term: u64) {
-        debug_assert!(term > self.hard.term, "terms only grow");
+        verity_history::invariant!(term > self.hard.term, "terms only grow");
         self.hard.term = term;
         self.hard.vote = None;
         self.hard_dirty = true;
@@ -219,6 +290,12 @@ impl Raft {
     /// Advances timers: a follower or candidate whose election timeout passed campaigns; a leader
     /// sends heartbeats.
     pub fn tick(&mut self, now_ms: u64) {
+        let before = self.before();
+        self.tick_inner(now_ms);
+        self.check(before);
+    }
+
+    fn tick_inner(&mut self, now_ms: u64) {
         match self.role {
             Role::Leader => {
                 if now_ms >= self.heartbeat_due {
@@ -291,11 +368,13 @@ impl Raft {
         if self.role != Role::Leader {
             return None;
         }
+        let before = self.before();
         self.log.push(Entry {
             term: self.hard.term,
             cmd,
         });
         self.broadcast_due = !self.cfg.async_replication;
+        self.check(before);
         Some(self.last_index())
     }
 
@@ -345,6 +424,12 @@ impl Raft {
 
     /// Handles one message from a peer.
     pub fn step(&mut self, from: &NodeId, msg: PeerMsg, now_ms: u64) {
+        let before = self.before();
+        self.step_inner(from, msg, now_ms);
+        self.check(before);
+    }
+
+    fn step_inner(&mut self, from: &NodeId, msg: PeerMsg, now_ms: u64) {
         if !self.cfg.peers.contains(from) {
             return;
         }
@@ -484,12 +569,23 @@ impl Raft {
             return reject(self, hint);
         }
         let count = entries.len() as u64;
+        // Log matching (§5.3), checked below: afterwards the entry at `prev_index` still has
+        // `prev_term` and the log holds exactly the sent entries' terms after it.
+        let sent_terms: Option<Vec<u64>> =
+            verity_history::INVARIANTS.then(|| entries.iter().map(|e| e.term).collect());
         for (k, e) in entries.into_iter().enumerate() {
             let index = prev_index + 1 + k as u64;
             match self.term_at(index) {
                 Some(t) if t == e.term => continue,
                 Some(_) => {
                     if index <= self.commit {
+                        // Only a bug knob can make a leader send a conflicting entry at an
+                        // index this node knows to be committed.
+                        assert!(
+                            self.cfg.split_brain,
+                            "{}: committed entry {index} (commit {}) overwritten",
+                            self.cfg.id, self.commit
+                        );
                         self.overwritten_committed += 1;
                     }
                     self.log.truncate(index as usize - 1);
@@ -501,6 +597,16 @@ impl Raft {
             }
         }
         let last_new = prev_index + count;
+        if let Some(terms) = sent_terms {
+            assert_eq!(self.term_at(prev_index), Some(prev_term), "log matching");
+            for (k, t) in terms.iter().enumerate() {
+                assert_eq!(
+                    self.term_at(prev_index + 1 + k as u64),
+                    Some(*t),
+                    "log matching: the entry after prev_index {prev_index} at offset {k}"
+                );
+            }
+        }
         self.commit = self.commit.max(commit.min(last_new));
         let reply = PeerMsg::AppendReply {
             term: self.hard.term,
@@ -554,7 +660,7 @@ impl Raft {
             held.push(self.matched.get(p).copied().unwrap_or(0));
         }
         if !self.cfg.split_brain {
-            debug_assert_eq!(members, self.cluster_size());
+            verity_history::invariant!(members == self.cluster_size());
         }
         held.sort_unstable_by(|a, b| b.cmp(a));
         let quorum = members / 2 + 1;
@@ -602,6 +708,76 @@ mod tests {
     fn node(id: &str, peers: &[&str]) -> Raft {
         let cfg = RaftConfig::new(id, peers.iter().map(|p| p.to_string()).collect(), 7);
         Raft::new(cfg, Recovered::default(), 0)
+    }
+
+    fn entry(term: u64) -> Entry {
+        Entry {
+            term,
+            cmd: Command::Noop,
+        }
+    }
+
+    fn append(term: u64, prev: (u64, u64), terms: &[u64], commit: u64) -> PeerMsg {
+        PeerMsg::Append {
+            term,
+            prev_index: prev.0,
+            prev_term: prev.1,
+            entries: terms.iter().map(|&t| entry(t)).collect(),
+            commit,
+        }
+    }
+
+    /// A follower told by n1 (term 1) that two entries are committed, then by n3 (term 2) to
+    /// replace them: no correct leader sends that, so the core refuses to go on.
+    fn committed_then_overwritten(split_brain: bool) -> Raft {
+        let mut cfg = RaftConfig::new("n2", vec!["n1".into(), "n3".into()], 7);
+        cfg.split_brain = split_brain;
+        let mut r = Raft::new(cfg, Recovered::default(), 0);
+        r.step(&"n1".to_string(), append(1, (0, 0), &[1, 1], 2), 10);
+        assert_eq!((r.commit(), r.last_index()), (2, 2));
+        r.step(&"n3".to_string(), append(2, (0, 0), &[2], 0), 20);
+        r
+    }
+
+    #[test]
+    #[should_panic(expected = "committed entry 1 (commit 2) overwritten")]
+    fn overwriting_a_committed_entry_trips_the_log_invariant() {
+        committed_then_overwritten(false);
+    }
+
+    #[test]
+    fn under_split_brain_an_overwritten_commit_is_counted_not_fatal() {
+        let r = committed_then_overwritten(true);
+        assert_eq!(r.overwritten_committed, 1);
+        // The conflicting entry and everything after it went, and the commit index with them.
+        assert_eq!((r.last_index(), r.entry(1).unwrap().term), (1, 2));
+        assert_eq!(r.commit(), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "two leaders recorded for term 1")]
+    fn two_leaders_of_one_term_trip_the_election_invariant() {
+        let mut r = node("n2", &["n1", "n3"]);
+        r.step(&"n1".to_string(), append(1, (0, 0), &[1], 0), 10);
+        assert_eq!(r.leader().map(String::as_str), Some("n1"));
+        // n3 claims term 1 too: two majorities voted in one term, which Raft rules out.
+        r.step(&"n3".to_string(), append(1, (1, 1), &[], 0), 20);
+    }
+
+    #[test]
+    fn a_leader_ignores_a_second_leader_of_its_own_term_and_stays_leader() {
+        let mut r = node("n1", &["n2", "n3"]);
+        r.tick(1000);
+        assert_eq!((r.role(), r.term()), (Role::Candidate, 1));
+        let granted = PeerMsg::VoteReply {
+            term: 1,
+            granted: true,
+        };
+        r.step(&"n2".to_string(), granted, 1001);
+        assert_eq!(r.role(), Role::Leader);
+        r.step(&"n3".to_string(), append(1, (0, 0), &[1], 0), 1002);
+        assert_eq!((r.role(), r.term()), (Role::Leader, 1));
+        assert_eq!(r.leader().map(String::as_str), Some("n1"));
     }
 
     #[test]

@@ -167,7 +167,16 @@ impl HttpClient {
                 return Completion::fail(op.value.clone(), why);
             }
             Err(e) if e.is_timeout() => return unknown("timeout".into()),
-            Err(e) => return unknown(format!("request failed: {}", crate::error_chain(&e))),
+            // The innermost cause first (a reset, a refused stream), so that the summary, which
+            // groups reasons by their first hundred characters, shows it before the URL.
+            Err(e) => {
+                let why = format!(
+                    "request failed: {}: {}",
+                    root_cause(&e),
+                    crate::error_chain(&e)
+                );
+                return unknown(why);
+            }
         };
         let status = response.status();
         let text = match response.text().await {
@@ -177,6 +186,15 @@ impl HttpClient {
         };
         answer(op, status.as_u16(), &text)
     }
+}
+
+/// The innermost source of an error: what actually went wrong under the layers that add context.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(s) = cause.source() {
+        cause = s;
+    }
+    cause.to_string()
 }
 
 /// An operation whose outcome is not known: `info` if it may have taken effect, else `fail`.

@@ -89,6 +89,8 @@ impl Bugs {
 #[derive(Debug, Clone, Default)]
 struct State {
     balances: Vec<i64>,
+    /// The sum of the balances set up: every transfer must keep it.
+    total: i64,
     /// Applied transfer ids in the order they were applied (a journal).
     applied: Vec<u64>,
     applied_set: HashSet<u64>,
@@ -184,6 +186,24 @@ impl Ledger {
                 s.checkpoint = Some(Box::new((s.balances.clone(), s.applied.clone())));
             }
         }
+        self.check_money(s);
+    }
+
+    /// Money is conserved by every apply (except under `lost-update`, whose write-back of stale
+    /// balances creates and destroys money), and no balance goes negative (except under `overdraft`,
+    /// whose funds check is not atomic with the debit). Every other knob keeps both.
+    fn check_money(&self, s: &State) {
+        verity_history::invariant!(
+            self.bugs.lost_update || s.balances.iter().sum::<i64>() == s.total,
+            "memory ledger: the balances {:?} no longer sum to {}",
+            s.balances,
+            s.total
+        );
+        verity_history::invariant!(
+            self.bugs.overdraft || s.balances.iter().all(|&b| b >= 0),
+            "memory ledger: a negative balance in {:?}",
+            s.balances
+        );
     }
 
     /// `lost-update`: read, wait, write back absolute balances.
@@ -283,6 +303,7 @@ impl Target for MemoryTarget {
             .ok_or_else(|| TargetError::Setup("setup needs {\"balances\":[…]}".into()))?;
         let mut s = self.ledger.state.lock();
         *s = State {
+            total: balances.iter().sum(),
             balances: balances.clone(),
             ..State::default()
         };
@@ -407,6 +428,57 @@ mod tests {
                 expected
             );
         }
+    }
+
+    /// A ledger whose state was corrupted behind its back (money created) and then applies a
+    /// transfer: the conservation invariant must stop it, unless `lost-update` is on.
+    async fn apply_after_forging_money(bugs: &[&str]) -> Vec<i64> {
+        let bugs: Vec<String> = bugs.iter().map(|b| b.to_string()).collect();
+        let t = MemoryTarget::new(&bugs, 1).unwrap();
+        t.setup(&setup_invocation()).await.unwrap();
+        t.ledger.state.lock().balances[2] += 5;
+        let tr = Transfer {
+            id: 1,
+            from: 0,
+            to: 1,
+            amount: 1,
+        };
+        t.ledger.apply(&tr).await.unwrap();
+        let balances = t.ledger.state.lock().balances.clone();
+        balances
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "no longer sum to 30")]
+    async fn money_created_behind_the_ledgers_back_trips_the_conservation_invariant() {
+        apply_after_forging_money(&[]).await;
+    }
+
+    #[tokio::test]
+    async fn under_lost_update_unconserved_money_is_the_knob_not_a_panic() {
+        assert_eq!(
+            apply_after_forging_money(&["lost-update"]).await,
+            [9, 11, 15]
+        );
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "a negative balance")]
+    async fn a_negative_balance_trips_the_invariant_unless_overdraft_is_on() {
+        let t = MemoryTarget::new(&[], 1).unwrap();
+        t.setup(&setup_invocation()).await.unwrap();
+        {
+            let mut s = t.ledger.state.lock();
+            s.balances[0] -= 12;
+            s.balances[1] += 12;
+        }
+        let tr = Transfer {
+            id: 1,
+            from: 1,
+            to: 2,
+            amount: 1,
+        };
+        t.ledger.apply(&tr).await.unwrap();
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! `--target http` against `verity serve-ledger`, the reference server of the protocol: without a
 //! knob it is valid, with each bug knob it shows the same anomaly as the memory target with that
 //! knob (three seeds each), and every way a server can answer badly — a body cut short, fields of the
-//! wrong type, the answer to another request, a 500, a hang past `--op-timeout` — costs operations
-//! (`info`/`fail` with the reason), never the run.
+//! wrong type, the answer to another request, a 500, a hang past `--op-timeout`, a connection reset
+//! in the middle of a request — costs operations (`info`/`fail` with the reason), never the run.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::Ordering;
+
+use crate::reset_proxy::ResettingProxy;
 use crate::support::{anomaly_types, results_of, verity};
 
 /// A `verity serve-ledger` child, killed when dropped.
@@ -151,6 +154,53 @@ fn a_server_that_answers_badly_costs_operations_never_the_run() {
             "--misbehave {mode}: the summary does not say why\n{out}"
         );
     }
+}
+
+#[test]
+fn a_connection_reset_mid_request_costs_the_operation_never_the_run() {
+    let store = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(&[]);
+    let upstream = server
+        .url
+        .strip_prefix("http://")
+        .and_then(|a| a.parse().ok())
+        .expect("the server's URL is http://address");
+    // Every 10th transfer reaches the ledger, and its answer is replaced by a TCP RST.
+    let proxy = ResettingProxy::start(upstream, b"POST /transfer", 10);
+    let started = Instant::now();
+    let (code, out) = run_http(
+        store.path(),
+        &proxy.url(),
+        &["--time-limit", "3s", "--op-timeout", "2s", "--seed", "1"],
+    );
+    // The reset transfers happened or not: the final read (never reset) says which, so the
+    // verdict is decided, and valid.
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "resets hung the run"
+    );
+    let resets = proxy.resets.load(Ordering::SeqCst);
+    assert!(resets > 0, "the proxy reset nothing:\n{out}");
+    let results = results_of(&store.path().join("latest"));
+    let info = &results["stats"]["by_f"]["transfer"]["info"];
+    assert_eq!(
+        info.as_u64(),
+        Some(resets),
+        "each reset transfer is one info operation\n{out}"
+    );
+    let errors = results["stats"]["errors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let reset_reason = |e: &serde_json::Value| {
+        e["type"] == "info" && e["reason"].as_str().is_some_and(|r| r.contains("reset"))
+    };
+    assert!(
+        errors.iter().any(reset_reason),
+        "no info operation says the connection was reset: {errors:?}"
+    );
+    assert!(out.contains("reset"), "the summary does not say why\n{out}");
 }
 
 #[test]

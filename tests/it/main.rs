@@ -14,6 +14,7 @@ mod interop;
 mod nemesis;
 mod redis;
 mod report;
+mod reset_proxy;
 mod run;
 mod serve;
 mod sql;

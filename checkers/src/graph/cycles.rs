@@ -405,3 +405,78 @@ fn unwind(
 
 /// The edge-kind levels searched, in order: data only, then with process, then with real-time.
 pub const LEVELS: [u8; 3] = [0, PROCESS, PROCESS | REALTIME];
+
+/// Re-verifies a cycle about to be reported as `name`, edge by edge, against the inference it came
+/// from — independently of the search that found it: every step is one edge kind the checker was
+/// allowed to use (`allowed`: the data kinds, plus [`PROCESS`] and [`REALTIME`] when those searches
+/// are on); a data or process edge from each transaction to the next really is in the graph with
+/// that kind, a real-time edge really is "completed `ok` before the next was invoked"; the last
+/// step leads back to the first transaction (the cycle closes); and the name is the one the edge
+/// kinds give (the count and adjacency of rw edges, a wr edge for G1c, the suffix of the strongest
+/// order edge used). `Err` says which check failed. Cheap: only reported cycles are verified.
+pub fn verify(inf: &Inference<'_>, name: &str, cycle: &Cycle, allowed: u8) -> Result<(), String> {
+    let n = inf.store.len() as u32;
+    if cycle.is_empty() {
+        return Err("an empty cycle".into());
+    }
+    for (i, &(t, kind)) in cycle.iter().enumerate() {
+        let (u, _) = cycle[(i + 1) % cycle.len()];
+        if t >= n || u >= n {
+            return Err(format!(
+                "step {i}: transaction {t} or {u} is not in the history"
+            ));
+        }
+        if kind.count_ones() != 1 || kind & allowed == 0 {
+            return Err(format!(
+                "step {i}: edge kind {kind:#x} is not one allowed kind"
+            ));
+        }
+        let exists = if kind == REALTIME {
+            let (a, b) = (&inf.store.txns[t as usize], &inf.store.txns[u as usize]);
+            a.is_ok() && a.completion().is_some_and(|c| c < b.invoke)
+        } else {
+            let out = inf.out_edges(t);
+            out.binary_search_by_key(&u, |e| e.1)
+                .is_ok_and(|k| out[k].2 & kind != 0)
+        };
+        if !exists {
+            return Err(format!(
+                "step {i}: no {} edge from transaction {t} to transaction {u}",
+                super::infer::kind_name(kind)
+            ));
+        }
+    }
+    let kinds: Vec<u8> = cycle.iter().map(|e| e.1).collect();
+    let count = |k: u8| kinds.iter().filter(|&&x| x == k).count();
+    let (rw, wr, ww) = (count(RW), count(WR), count(WW));
+    if rw + wr + ww == 0 {
+        return Err("a cycle without a data edge".into());
+    }
+    let len = kinds.len();
+    let adjacent_rw = (0..len).any(|i| kinds[i] == RW && kinds[(i + 1) % len] == RW);
+    let base = match (rw, wr) {
+        (0, 0) => "G0",
+        (0, _) => "G1c",
+        (1, _) => "G-single",
+        _ if adjacent_rw => "G2-item",
+        _ => "G-nonadjacent",
+    };
+    let suffix = if kinds.contains(&REALTIME) {
+        "-realtime"
+    } else if kinds.contains(&PROCESS) {
+        "-process"
+    } else {
+        ""
+    };
+    if name != format!("{base}{suffix}") {
+        return Err(format!(
+            "named {name} but its edges ({rw} rw, {wr} wr, {ww} ww{}) make it {base}{suffix}",
+            if suffix.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", &suffix[1..])
+            }
+        ));
+    }
+    Ok(())
+}

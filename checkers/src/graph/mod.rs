@@ -129,6 +129,18 @@ impl GraphChecker {
                 }
             };
             for (name, cycle) in found {
+                // Never a wrong anomaly: a cycle that does not stand on its own edges is a bug of
+                // the search or of the naming, and stops the check rather than being reported.
+                if let Err(why) = cycles::verify(
+                    &inf,
+                    &name,
+                    &cycle,
+                    infer::DATA | levels_extra(self.process, self.realtime),
+                ) {
+                    panic!(
+                        "graph checker: a cycle reported as {name} failed re-verification: {why}"
+                    );
+                }
                 let steps = explain::steps(&inf, &cycle);
                 let text = explain::explain(&inf, &name, &cycle);
                 let events: Vec<u64> = cycle

@@ -225,6 +225,9 @@ struct Search<'a, M: Model> {
     epoch: u64,
     /// What the walk learned about the configuration `epoch` once it got stuck.
     stuck: Option<Stuck<M::Op, M::Pool>>,
+    /// Steps between two [`Search::check_path`]s: at least the operation count, so that the check
+    /// costs O(1) per step.
+    path_check_every: u64,
 }
 
 /// A configuration where the walk is stuck: the required operations it may still linearize before
@@ -269,6 +272,7 @@ impl<'a, M: Model> Search<'a, M> {
             placed: vec![false; ops.len()],
             epoch: 0,
             stuck: None,
+            path_check_every: (ops.len() as u64).next_power_of_two().max(CHECK_INTERVAL),
         }
     }
 
@@ -297,6 +301,10 @@ impl<'a, M: Model> Search<'a, M> {
                 return Outcome::Linearizable;
             }
             self.stats.steps += 1;
+            // The O(operations) path check at most once per that many steps: O(1) amortized.
+            if verity_history::INVARIANTS && self.stats.steps % self.path_check_every == 1 {
+                self.check_path();
+            }
             if self.stats.steps % CHECK_INTERVAL == 1 {
                 if let Some(stop) = self.check_limits() {
                     return stop;
@@ -367,8 +375,44 @@ impl<'a, M: Model> Search<'a, M> {
         }
     }
 
+    /// The linearized set is exactly the operations of the path (the stack), each once: its
+    /// fingerprint is the XOR of theirs, `placed` marks them and nothing else, and the required
+    /// operations left are the others. O(operations): run every `path_check_every` steps when
+    /// invariants are checked, beside the O(1) checks of every push and undo.
+    fn check_path(&self) {
+        let mut on_path = vec![false; self.ops.len()];
+        let mut fingerprint = 0u128;
+        let mut required = 0;
+        for f in &self.stack {
+            let i = f.op as usize;
+            assert!(!on_path[i], "operation {i} is twice on the search path");
+            on_path[i] = true;
+            fingerprint ^= self.keys[i];
+            required += usize::from(self.ops[i].required());
+        }
+        assert!(
+            on_path == self.placed,
+            "the placed operations are not the search path's"
+        );
+        assert_eq!(
+            fingerprint, self.linearized,
+            "the linearized set's fingerprint is not the path's"
+        );
+        let total = self.ops.iter().filter(|o| o.required()).count();
+        assert_eq!(
+            self.remaining_required + required,
+            total,
+            "required operations left + on the path != all required operations"
+        );
+    }
+
     /// Tries to linearize operation `i` now. `Ok(true)` if it did.
     fn try_linearize(&mut self, i: u32) -> Result<bool, Outcome<M::State>> {
+        // The set grows by exactly one operation not in it yet.
+        verity_history::invariant!(
+            !self.placed[i as usize],
+            "operation {i} linearized twice on one search path"
+        );
         let op = &self.ops[i as usize];
         let info_run = if op.required() { 0 } else { self.info_run + 1 };
         if info_run > self.info_run_max {
@@ -584,6 +628,13 @@ impl<'a, M: Model> Search<'a, M> {
     /// Undoes the most recent linearization; returns where the walk continues: at the candidate after
     /// the undone one, in the same order the walk tried them.
     fn undo(&mut self, frame: Frame<M::State>) -> Cursor {
+        // Backtracking restores the set before the push: the current set is that one plus `i`.
+        verity_history::invariant!(
+            self.placed[frame.op as usize]
+                && self.linearized == frame.linearized ^ self.keys[frame.op as usize],
+            "undoing operation {} does not give back the linearized set before it",
+            frame.op
+        );
         self.stats.backtracks += 1;
         if frame.bound_hit {
             if let Some(parent) = self.stack.last_mut() {
@@ -765,4 +816,126 @@ fn twins<O: Eq + std::hash::Hash>(ops: &[OpRecord<O>]) -> Vec<Option<u32>> {
         twin[i as usize] = last.insert(&op.op, i);
     }
     twin
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linearizable::model::{Interner, OpContext, ParseError, Parsed};
+    use verity_history::OpOutcome;
+
+    /// A counter whose every operation adds its value: each order is legal, so the tests choose
+    /// what the search does.
+    struct Adder;
+
+    impl Model for Adder {
+        type State = i64;
+        type Op = i64;
+        type Pool = ();
+        fn name(&self) -> &'static str {
+            "adder"
+        }
+        fn parse(
+            &self,
+            _: OpContext<'_>,
+            _: &mut Interner,
+        ) -> Result<Parsed<i64, i64>, ParseError> {
+            unreachable!("the tests build operations directly")
+        }
+        fn init(&self, _: &mut Interner) -> Option<i64> {
+            Some(0)
+        }
+        fn step(&self, state: &i64, op: &i64) -> Option<i64> {
+            Some(state + op)
+        }
+        fn describe_op(&self, op: &i64, _: &Interner) -> String {
+            format!("add {op}")
+        }
+        fn describe_state(&self, state: &i64, _: &Interner) -> String {
+            state.to_string()
+        }
+    }
+
+    /// Three concurrent additions, all `ok`.
+    fn ops() -> Vec<OpRecord<i64>> {
+        (0..3)
+            .map(|i| OpRecord {
+                op: 1 << i,
+                call: i as u64,
+                ret: Some(10 + i as u64),
+                invoke_index: 2 * i as u64,
+                completion_index: Some(2 * i as u64 + 1),
+                process: i as u64,
+                outcome: OpOutcome::Ok,
+            })
+            .collect()
+    }
+
+    fn with_search(f: impl FnOnce(&mut Search<'_, Adder>)) {
+        let ops = ops();
+        let pool = MemoryPool::new(1 << 30);
+        let limits = Limits {
+            deadline: None,
+            memory: &pool,
+            cancel: &|| false,
+            reductions: false,
+        };
+        f(&mut Search::new(&Adder, 0, &ops, &limits));
+    }
+
+    #[test]
+    fn the_path_checks_hold_along_a_real_search() {
+        with_search(|s| {
+            assert_eq!(s.try_linearize(1), Ok(true));
+            assert_eq!(s.try_linearize(0), Ok(true));
+            s.check_path();
+            let top = s.stack.pop().unwrap();
+            s.undo(top);
+            s.check_path();
+            assert_eq!((s.linearized, s.state), (s.keys[1], 2));
+        });
+        let (outcome, _) = {
+            let ops = ops();
+            let pool = MemoryPool::new(1 << 30);
+            let limits = Limits {
+                deadline: None,
+                memory: &pool,
+                cancel: &|| false,
+                reductions: true,
+            };
+            search(&Adder, &0, &ops, &limits)
+        };
+        assert_eq!(outcome, Outcome::Linearizable);
+    }
+
+    #[test]
+    #[should_panic(expected = "operation 1 linearized twice on one search path")]
+    fn linearizing_an_operation_already_on_the_path_trips_the_invariant() {
+        with_search(|s| {
+            assert_eq!(s.try_linearize(1), Ok(true));
+            let _ = s.try_linearize(1);
+        });
+    }
+
+    #[test]
+    #[should_panic(expected = "undoing operation 0 does not give back the linearized set")]
+    fn undoing_out_of_order_trips_the_invariant() {
+        with_search(|s| {
+            assert_eq!(s.try_linearize(0), Ok(true));
+            assert_eq!(s.try_linearize(2), Ok(true));
+            // The frame of operation 0 while operation 2 is still on top of it.
+            let first = s.stack.remove(0);
+            s.undo(first);
+        });
+    }
+
+    #[test]
+    #[should_panic(expected = "the placed operations are not the search path's")]
+    fn a_placed_mark_without_its_frame_trips_the_path_check() {
+        with_search(|s| {
+            assert_eq!(s.try_linearize(0), Ok(true));
+            s.placed[2] = true;
+            s.check_path();
+        });
+    }
 }
