@@ -341,22 +341,12 @@ impl<'a> Oracle<'a> {
                         }
                         o.push(*v);
                     }
-                    M::R(k, Some(l)) if *k == key => {
-                        let read = l.clone();
-                        self.interpret(
-                            &mut e,
-                            committed,
-                            key,
-                            order,
-                            &values,
-                            t,
-                            pos,
-                            own.as_deref(),
-                            read,
-                        )?;
-                    }
-                    M::Rr(k, Some(r)) if *k == key => {
-                        let read: Vec<i64> = r.iter().copied().collect();
+                    M::R(k, Some(_)) | M::Rr(k, Some(_)) if *k == key => {
+                        let read: Vec<i64> = match m {
+                            M::R(_, Some(l)) => l.clone(),
+                            M::Rr(_, Some(r)) => r.iter().copied().collect(),
+                            _ => unreachable!("matched above"),
+                        };
                         self.interpret(
                             &mut e,
                             committed,
