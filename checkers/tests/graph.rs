@@ -57,8 +57,9 @@ fn g1c_circular_information_flow() {
     assert_eq!(names(&v), vec!["G1c"], "{v:#?}");
 }
 
-#[test]
-fn g_single_read_skew() {
+/// Read skew: T0 the audit (read 1 empty, read 2 = [7]) overlaps T1 the transfer (append 7 to 1
+/// and 2); T2 reads 1 after both.
+fn read_skew() -> Builder {
     let mut b = Builder::new();
     let audit = [R(1, Some(vec![])), R(2, Some(vec![7]))];
     let transfer = [A(1, 7), A(2, 7)];
@@ -66,7 +67,12 @@ fn g_single_read_skew() {
         .ok(2, &transfer)
         .complete(1, EventType::Ok, &audit);
     b.ok(3, &[R(1, Some(vec![7]))]);
-    let v = check(&b);
+    b
+}
+
+#[test]
+fn g_single_read_skew() {
+    let v = check(&read_skew());
     assert_eq!(names(&v), vec!["G-single"], "{v:#?}");
     let not = v.details["not"].as_array().unwrap();
     assert!(not.contains(&serde_json::json!("snapshot-isolation")));
@@ -536,18 +542,10 @@ fn a_transactions_appends_out_of_the_order_it_made_them_are_incompatible_order()
     );
 }
 
-/// The read-skew history of `g_single_read_skew`, decoded and inferred, for forging cycles over it:
-/// T0 the audit (read 1 empty, read 2 = [7]), T1 the transfer (append 7 to 1 and 2), T2 a read.
+/// The [`read_skew`] history, decoded and inferred, for forging cycles over it.
 fn with_read_skew_inference(f: impl FnOnce(&verity_checkers::graph::infer::Inference<'_>)) {
     use verity_checkers::graph::{infer, txn};
-    let mut b = Builder::new();
-    let audit = [R(1, Some(vec![])), R(2, Some(vec![7]))];
-    let transfer = [A(1, 7), A(2, 7)];
-    b.invoke(1, &audit)
-        .ok(2, &transfer)
-        .complete(1, EventType::Ok, &audit);
-    b.ok(3, &[R(1, Some(vec![7]))]);
-    let store = txn::decode(&b.history()).unwrap();
+    let store = txn::decode(&read_skew().history()).unwrap();
     let inf = infer::infer(&store, txn::data_kind(&store).unwrap());
     f(&inf);
 }

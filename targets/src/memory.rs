@@ -366,15 +366,19 @@ mod tests {
         }
     }
 
+    fn tr(id: u64, from: u32, to: u32, amount: i64) -> Transfer {
+        Transfer {
+            id,
+            from,
+            to,
+            amount,
+        }
+    }
+
     fn transfer(id: u64, from: u32, to: u32, amount: i64) -> Invocation {
         Invocation {
             f: F::Transfer,
-            value: Value::Transfer(Transfer {
-                id,
-                from,
-                to,
-                amount,
-            }),
+            value: Value::Transfer(tr(id, from, to, amount)),
         }
     }
 
@@ -414,12 +418,7 @@ mod tests {
         ] {
             let t = MemoryTarget::new(&bugs, 1).unwrap();
             t.setup(&setup_invocation()).await.unwrap();
-            let tr = Transfer {
-                id: 1,
-                from: 0,
-                to: 1,
-                amount: 1,
-            };
+            let tr = tr(1, 0, 1, 1);
             t.ledger.apply(&tr).await.unwrap();
             t.ledger.apply(&tr).await.unwrap();
             let s = t.ledger.state.lock();
@@ -437,12 +436,7 @@ mod tests {
         let t = MemoryTarget::new(&bugs, 1).unwrap();
         t.setup(&setup_invocation()).await.unwrap();
         t.ledger.state.lock().balances[2] += 5;
-        let tr = Transfer {
-            id: 1,
-            from: 0,
-            to: 1,
-            amount: 1,
-        };
+        let tr = tr(1, 0, 1, 1);
         t.ledger.apply(&tr).await.unwrap();
         let balances = t.ledger.state.lock().balances.clone();
         balances
@@ -472,12 +466,7 @@ mod tests {
             s.balances[0] -= 12;
             s.balances[1] += 12;
         }
-        let tr = Transfer {
-            id: 1,
-            from: 1,
-            to: 2,
-            amount: 1,
-        };
+        let tr = tr(1, 1, 2, 1);
         t.ledger.apply(&tr).await.unwrap();
     }
 

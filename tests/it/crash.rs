@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 
-use crate::support::{verity, wait_for_run};
+use crate::support::{fast_memory_run, verity, wait_for_run};
 
 /// Where a trial kills the run.
 #[derive(Debug, Clone, Copy)]
@@ -295,20 +295,7 @@ fn a_full_disk_stops_the_run_with_a_clear_error_and_keeps_the_history_so_far() {
     );
     let _guard = Mounted(dir.path().to_path_buf());
     let store = dir.path().join("store");
-    let out = verity()
-        .args([
-            "run",
-            "--target",
-            "memory",
-            "--rate",
-            "0",
-            "--compress=false",
-            "--time-limit",
-            "30s",
-            "--quiet",
-            "--store",
-        ])
-        .arg(&store)
+    let out = fast_memory_run(&store, "30s", &["--compress=false"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

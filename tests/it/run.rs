@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{anomaly_types, results_of, run, verity, wait_for_run_file};
+use crate::support::{anomaly_types, fast_memory_run, results_of, run, verity, wait_for_run_file};
 
 #[test]
 fn a_correct_run_is_valid_and_recheck_reproduces_results_byte_for_byte() {
@@ -145,20 +145,7 @@ fn the_same_seed_gives_the_same_operations() {
 #[test]
 fn a_killed_run_leaves_a_history_that_check_reads() {
     let store = tempfile::tempdir().unwrap();
-    let mut child = verity()
-        .args([
-            "run",
-            "--target",
-            "memory",
-            "--rate",
-            "0",
-            "--compress=false",
-            "--time-limit",
-            "60s",
-            "--quiet",
-            "--store",
-        ])
-        .arg(store.path())
+    let mut child = fast_memory_run(store.path(), "60s", &["--compress=false"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -8,6 +8,27 @@ pub fn verity() -> Command {
     Command::new(env!("CARGO_BIN_EXE_verity"))
 }
 
+/// `verity run --target memory --rate 0 --quiet` into `store` for `time_limit`, with `extra`
+/// arguments (e.g. `--compress=false`): the fastest history writer there is, for the tests that kill
+/// or starve it mid-write. Returns the command, to be spawned or run.
+pub fn fast_memory_run(store: &Path, time_limit: &str, extra: &[&str]) -> Command {
+    let mut cmd = verity();
+    cmd.args([
+        "run",
+        "--target",
+        "memory",
+        "--rate",
+        "0",
+        "--time-limit",
+        time_limit,
+        "--quiet",
+    ])
+    .args(extra)
+    .arg("--store")
+    .arg(store);
+    cmd
+}
+
 pub struct Run {
     pub output: Output,
     pub store: tempfile::TempDir,

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 
-use crate::support::{run, verity, wait_for_run_file, Run};
+use crate::support::{fast_memory_run, run, verity, wait_for_run_file, Run};
 
 fn verify(dir: &Path, extra: &[&str]) -> (i32, String) {
     let out = verity()
@@ -178,19 +178,7 @@ fn a_run_cut_short_is_unproven_not_tampered_and_a_non_run_is_bad_input() {
 #[test]
 fn a_compressed_run_killed_mid_write_is_read_and_never_called_tampered() {
     let store = tempfile::tempdir().unwrap();
-    let mut child = verity()
-        .args([
-            "run",
-            "--target",
-            "memory",
-            "--rate",
-            "0",
-            "--time-limit",
-            "60s",
-            "--quiet",
-        ])
-        .arg("--store")
-        .arg(store.path())
+    let mut child = fast_memory_run(store.path(), "60s", &[])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

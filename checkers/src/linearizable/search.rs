@@ -871,16 +871,20 @@ mod tests {
             .collect()
     }
 
-    fn with_search(f: impl FnOnce(&mut Search<'_, Adder>)) {
-        let ops = ops();
+    /// Unbounded limits over a 1 GiB pool, with or without the reductions.
+    fn with_limits<T>(reductions: bool, f: impl FnOnce(&Limits<'_>) -> T) -> T {
         let pool = MemoryPool::new(1 << 30);
-        let limits = Limits {
+        f(&Limits {
             deadline: None,
             memory: &pool,
             cancel: &|| false,
-            reductions: false,
-        };
-        f(&mut Search::new(&Adder, 0, &ops, &limits));
+            reductions,
+        })
+    }
+
+    fn with_search(f: impl FnOnce(&mut Search<'_, Adder>)) {
+        let ops = ops();
+        with_limits(false, |limits| f(&mut Search::new(&Adder, 0, &ops, limits)));
     }
 
     #[test]
@@ -894,17 +898,8 @@ mod tests {
             s.check_path();
             assert_eq!((s.linearized, s.state), (s.keys[1], 2));
         });
-        let (outcome, _) = {
-            let ops = ops();
-            let pool = MemoryPool::new(1 << 30);
-            let limits = Limits {
-                deadline: None,
-                memory: &pool,
-                cancel: &|| false,
-                reductions: true,
-            };
-            search(&Adder, &0, &ops, &limits)
-        };
+        let ops = ops();
+        let (outcome, _) = with_limits(true, |limits| search(&Adder, &0, &ops, limits));
         assert_eq!(outcome, Outcome::Linearizable);
     }
 
