@@ -183,11 +183,11 @@ pub fn judge(
         .ops()
         .map_err(|e| Failure::bad_input(format!("malformed history: {e}")))?;
     // A history that recorded its nodes' own states is judged for convergence too.
-    let node_states = history.events.iter().any(|e| {
-        e.process == verity_history::Process::Nemesis
-            && e.f.as_str() == verity_checkers::convergence::NODE_STATE_F
-    });
-    let extra: &[&str] = if node_states { &["convergence"] } else { &[] };
+    let extra: &[&str] = if has_node_states(history) {
+        &["convergence"]
+    } else {
+        &[]
+    };
     let workload = meta
         .map(|m| m.workload.as_str())
         .or_else(|| guess_workload(history));
@@ -198,25 +198,39 @@ pub fn judge(
     Ok(r)
 }
 
-/// `--checker graph` alone on a JSONL file: the file is streamed straight into the graph checker's
-/// compact store beside a thin history (verity_checkers::graph::stream), so that histories of tens
-/// of millions of transactions fit in memory. The results are those [`judge`] gives; `None` when
-/// the general path applies.
+/// The graph checker alone on a JSONL file — `--checker graph`, or no checker named on a history
+/// of transactions, whose default plan it is: the file is streamed straight into the graph
+/// checker's compact store beside a thin history (verity_checkers::graph::stream), so that
+/// histories of tens of millions of transactions fit in memory. The results are those [`judge`]
+/// gives; `None` when the general path applies.
 fn judge_streamed(
     path: &Path,
     format: Option<&str>,
     settings: &CheckSettings,
 ) -> Result<Option<Results>, Failure> {
     let jsonl_file = format.map_or_else(|| guess_format(path), str::to_string) == "jsonl";
-    if !jsonl_file || settings.checkers != ["graph"] {
+    if !jsonl_file {
         return Ok(None);
     }
-    let names = plan::checker_names(settings, None, &[])?;
+    // The graph checker alone: asked for by name, or the default plan of a transaction history
+    // (found by its first operation; a history that also recorded its nodes' states is judged for
+    // convergence too, which needs the general path: see below).
+    let by_default = settings.checkers.is_empty()
+        && settings.options.model.is_none()
+        && first_client_f(path) == Some(verity_history::F::Txn)
+        && plan::checker_names(settings, Some("ledger-append"), &[])? == ["graph"];
+    if settings.checkers != ["graph"] && !by_default {
+        return Ok(None);
+    }
+    let names = vec!["graph".to_string()];
     let streamed = verity_checkers::graph::stream::read_file(path).map_err(|e| match e {
         ReadError::Io { .. } => Failure::bad_input(e.to_string()),
         ReadError::Malformed { .. } => Failure::bad_input(format!("{}: {e}", path.display())),
     })?;
     let history = streamed.history;
+    if by_default && has_node_states(&history) {
+        return Ok(None);
+    }
     history
         .ops()
         .map_err(|e| Failure::bad_input(format!("malformed history: {e}")))?;
@@ -233,6 +247,37 @@ fn judge_streamed(
     std::mem::forget(history);
     std::mem::forget(streamed.store);
     Ok(Some(r))
+}
+
+fn has_node_states(history: &History) -> bool {
+    history.events.iter().any(|e| {
+        e.process == verity_history::Process::Nemesis
+            && e.f.as_str() == verity_checkers::convergence::NODE_STATE_F
+    })
+}
+
+/// The function of the first client operation (setup aside) of a JSONL history file, plain or
+/// compressed, read from the file's first lines only; `None` when they do not tell (an unreadable
+/// file, a line that does not parse, no such operation early on), and the general path decides.
+fn first_client_f(path: &Path) -> Option<verity_history::F> {
+    use std::io::{BufRead, BufReader, Read};
+    const LINES_MAX: usize = 1000;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut magic = [0u8; 4];
+    let n = file.read(&mut magic).ok()?;
+    let head = std::io::Cursor::new(magic[..n].to_vec()).chain(file);
+    let reader: Box<dyn BufRead> = if magic[..n] == [0x28, 0xb5, 0x2f, 0xfd] {
+        Box::new(BufReader::new(zstd::stream::read::Decoder::new(head).ok()?))
+    } else {
+        Box::new(BufReader::new(head))
+    };
+    for (i, line) in reader.split(b'\n').take(LINES_MAX).enumerate() {
+        let event = jsonl::parse_event_line(i + 1, &line.ok()?).ok()??;
+        if event.is_client() && event.f != verity_history::F::Setup {
+            return Some(event.f);
+        }
+    }
+    None
 }
 
 /// The workload of a history that comes without run metadata (a Jepsen or Elle file): transactions
