@@ -8,7 +8,9 @@
 //! transfer id is applied at most once — a client that retries after a lost reply must not move money
 //! twice — unless the `no-dedupe` knob turns that check off.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+use crate::journal::Applied;
 
 use crate::wire::{Command, LedgerState, Mop, Outcome, Stored, Txn, Xfer};
 
@@ -17,9 +19,8 @@ pub struct Ledger {
     balances: Option<Vec<i64>>,
     /// The sum of the balances set up: every transfer keeps it.
     total: i64,
-    /// Applied transfer ids in application order.
-    applied: Vec<u64>,
-    applied_set: HashSet<u64>,
+    /// Applied transfer and transaction ids, in application order and as a set.
+    applied: Applied,
     /// Journals and registers written by transactions.
     store: BTreeMap<i64, Stored>,
     /// The reads each applied transaction returned, so a deduplicated retry answers the same.
@@ -64,7 +65,7 @@ impl Ledger {
         let fail = |e: &str| Outcome::Fail {
             error: e.to_string(),
         };
-        if self.dedupe && self.applied_set.contains(&t.id) {
+        if self.dedupe && self.applied.contains(t.id) {
             // A retry of a transfer that already happened: it happened, once.
             return Outcome::Ok { state: None };
         }
@@ -92,7 +93,6 @@ impl Ledger {
             self.total
         );
         self.applied.push(t.id);
-        self.applied_set.insert(t.id);
         Outcome::Ok { state: None }
     }
 
@@ -122,7 +122,6 @@ impl Ledger {
             }
         }
         self.applied.push(t.id);
-        self.applied_set.insert(t.id);
         if self.dedupe {
             self.txn_reads.insert(t.id, reads.clone());
         }
@@ -147,7 +146,7 @@ impl Ledger {
     pub fn state(&self, with_applied: bool) -> LedgerState {
         LedgerState {
             balances: self.balances.clone().unwrap_or_default(),
-            applied: with_applied.then(|| self.applied.clone()),
+            applied: with_applied.then(|| self.applied.order.to_vec()),
             store: (with_applied && !self.store.is_empty())
                 .then(|| self.store.iter().map(|(k, v)| (*k, v.clone())).collect()),
         }
