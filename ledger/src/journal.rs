@@ -48,7 +48,11 @@ impl IdJournal {
             let mut z = 0u64;
             let mut shift = 0;
             loop {
-                let b = self.bytes[pos];
+                // A truncated or overlong varint ends the iteration (a restore checks the count).
+                let b = *self.bytes.get(pos)?;
+                if shift > 63 {
+                    return None;
+                }
                 pos += 1;
                 z |= u64::from(b & 0x7f) << shift;
                 if b & 0x80 == 0 {
@@ -64,6 +68,35 @@ impl IdJournal {
 
     pub fn to_vec(&self) -> Vec<u64> {
         self.iter().collect()
+    }
+
+    /// The encoding, its last id and its length, for a snapshot.
+    pub fn parts(&self) -> (&[u8], u64, usize) {
+        (&self.bytes, self.last, self.len)
+    }
+
+    /// Rebuilds a journal from `parts`, checking that the bytes decode to `len` ids ending at `last`.
+    pub fn from_parts(bytes: Vec<u8>, last: u64, len: usize) -> Result<Self, String> {
+        let j = IdJournal { bytes, last, len };
+        let (mut n, mut end, mut consumed) = (0usize, 0u64, 0usize);
+        for id in j.iter() {
+            n += 1;
+            end = id;
+        }
+        // Re-encode to find how many bytes the decoded ids take: trailing garbage is corruption.
+        let mut check = IdJournal::default();
+        for id in j.iter() {
+            check.push(id);
+            consumed = check.bytes.len();
+        }
+        if n != len || (n > 0 && end != last) || (n == 0 && last != 0) || consumed != j.bytes.len()
+        {
+            return Err(format!(
+                "applied journal: {} bytes decode to {n} ids ending at {end}, expected {len} ending at {last}",
+                j.bytes.len()
+            ));
+        }
+        Ok(j)
     }
 }
 
