@@ -12,6 +12,7 @@
 
 pub mod bugs;
 pub mod client;
+pub mod journal;
 pub mod ledger;
 pub mod node;
 pub mod raft;
