@@ -222,7 +222,7 @@ fn judge_streamed(
     if settings.checkers != ["graph"] && !by_default {
         return Ok(None);
     }
-    let names = vec!["graph".to_string()];
+    let names = ["graph".to_string()];
     let streamed = verity_checkers::graph::stream::read_file(path).map_err(|e| match e {
         ReadError::Io { .. } => Failure::bad_input(e.to_string()),
         ReadError::Malformed { .. } => Failure::bad_input(format!("{}: {e}", path.display())),
