@@ -217,8 +217,10 @@ fn judge_streamed(
     // convergence too, which needs the general path: see below).
     let by_default = settings.checkers.is_empty()
         && settings.options.model.is_none()
-        && first_client_f(path) == Some(verity_history::F::Txn)
-        && plan::checker_names(settings, Some("ledger-append"), &[])? == ["graph"];
+        && guess_file_workload(path)
+            .map(|w| plan::checker_names(settings, Some(w), &[]))
+            .transpose()?
+            .is_some_and(|names| names == ["graph"]);
     if settings.checkers != ["graph"] && !by_default {
         return Ok(None);
     }
@@ -256,25 +258,25 @@ fn has_node_states(history: &History) -> bool {
     })
 }
 
-/// The function of the first client operation (setup aside) of a JSONL history file, plain or
-/// compressed, read from the file's first lines only; `None` when they do not tell (an unreadable
-/// file, a line that does not parse, no such operation early on), and the general path decides.
-fn first_client_f(path: &Path) -> Option<verity_history::F> {
-    use std::io::{BufRead, BufReader, Read};
+/// [`guess_workload`] of a JSONL history file, plain or compressed, from its first lines only;
+/// `None` when they do not tell (an unreadable file, a line that does not parse, no client
+/// operation early on), and the general path decides.
+fn guess_file_workload(path: &Path) -> Option<&'static str> {
+    use std::io::{BufRead, BufReader, Read, Seek};
     const LINES_MAX: usize = 1000;
     let mut file = std::fs::File::open(path).ok()?;
     let mut magic = [0u8; 4];
-    let n = file.read(&mut magic).ok()?;
-    let head = std::io::Cursor::new(magic[..n].to_vec()).chain(file);
-    let reader: Box<dyn BufRead> = if magic[..n] == [0x28, 0xb5, 0x2f, 0xfd] {
-        Box::new(BufReader::new(zstd::stream::read::Decoder::new(head).ok()?))
+    let compressed = file.read_exact(&mut magic).is_ok() && magic == jsonl::ZSTD_MAGIC;
+    file.rewind().ok()?;
+    let reader: Box<dyn BufRead> = if compressed {
+        Box::new(BufReader::new(zstd::stream::read::Decoder::new(file).ok()?))
     } else {
-        Box::new(BufReader::new(head))
+        Box::new(BufReader::new(file))
     };
     for (i, line) in reader.split(b'\n').take(LINES_MAX).enumerate() {
         let event = jsonl::parse_event_line(i + 1, &line.ok()?).ok()??;
-        if event.is_client() && event.f != verity_history::F::Setup {
-            return Some(event.f);
+        if is_first_op(&event) {
+            return workload_of_first_op(&event);
         }
     }
     None
@@ -283,11 +285,16 @@ fn first_client_f(path: &Path) -> Option<verity_history::F> {
 /// The workload of a history that comes without run metadata (a Jepsen or Elle file): transactions
 /// are judged as ledger-append and rw-register are (the graph checker), anything else as bank.
 fn guess_workload(history: &History) -> Option<&'static str> {
-    let first_client_op = history
-        .events
-        .iter()
-        .find(|e| e.is_client() && e.f != verity_history::F::Setup)?;
-    (first_client_op.f == verity_history::F::Txn).then_some("ledger-append")
+    workload_of_first_op(history.events.iter().find(|e| is_first_op(e))?)
+}
+
+/// The event [`guess_workload`] decides by: the first client operation, setup aside.
+fn is_first_op(e: &verity_history::Event) -> bool {
+    e.is_client() && e.f != verity_history::F::Setup
+}
+
+fn workload_of_first_op(e: &verity_history::Event) -> Option<&'static str> {
+    (e.f == verity_history::F::Txn).then_some("ledger-append")
 }
 
 /// Checks every history file under `dir`, one line each, in one process.

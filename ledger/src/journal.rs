@@ -78,22 +78,16 @@ impl IdJournal {
     /// Rebuilds a journal from `parts`, checking that the bytes decode to `len` ids ending at `last`.
     pub fn from_parts(bytes: Vec<u8>, last: u64, len: usize) -> Result<Self, String> {
         let j = IdJournal { bytes, last, len };
-        let (mut n, mut end, mut consumed) = (0usize, 0u64, 0usize);
-        for id in j.iter() {
-            n += 1;
-            end = id;
-        }
-        // Re-encode to find how many bytes the decoded ids take: trailing garbage is corruption.
-        let mut check = IdJournal::default();
-        for id in j.iter() {
-            check.push(id);
-            consumed = check.bytes.len();
-        }
-        if n != len || (n > 0 && end != last) || (n == 0 && last != 0) || consumed != j.bytes.len()
-        {
+        // The ids the bytes decode to, encoded again, must give back the same journal: a wrong
+        // count or last id, a truncated or overlong varint, trailing bytes are all corruption.
+        let mut again = IdJournal::default();
+        j.iter().for_each(|id| again.push(id));
+        if again != j {
             return Err(format!(
-                "applied journal: {} bytes decode to {n} ids ending at {end}, expected {len} ending at {last}",
-                j.bytes.len()
+                "applied journal: {} bytes decode to {} ids ending at {}, expected {len} ending at {last}",
+                j.bytes.len(),
+                again.len,
+                again.last
             ));
         }
         Ok(j)
