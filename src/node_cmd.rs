@@ -38,6 +38,10 @@ pub struct NodeArgs {
     pub election_timeout_max_ms: u64,
     #[arg(long, default_value_t = 50)]
     pub heartbeat_ms: u64,
+    /// Applied log entries between two snapshots of the ledger, after which the log is compacted
+    /// (0: never).
+    #[arg(long, default_value_t = verity_ledger::node::SNAPSHOT_EVERY)]
+    pub snapshot_every: u64,
 }
 
 fn parse_peer(s: &str) -> Result<(String, SocketAddr), String> {
@@ -71,6 +75,7 @@ impl NodeArgs {
         c.election_timeout_min_ms = self.election_timeout_min_ms;
         c.election_timeout_max_ms = self.election_timeout_max_ms;
         c.heartbeat_ms = self.heartbeat_ms;
+        c.snapshot_every = self.snapshot_every;
         Ok(c)
     }
 }

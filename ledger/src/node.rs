@@ -8,6 +8,10 @@
 //! dialled at the address the harness gave (the proxy's port for this directed link when the
 //! nemesis is active), redialled after any failure; a message that cannot be sent is dropped, which
 //! Raft tolerates by design (heartbeats resend what was lost).
+//!
+//! Every [`NodeConfig::snapshot_every`] applied entries the node snapshots its ledger and compacts
+//! its log (Raft §7), so a node's memory and its restart time follow the ledger's state, not the
+//! length of the run; a follower that fell behind the leader's snapshot is sent the snapshot.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -24,7 +28,7 @@ use tokio::task::JoinSet;
 use crate::bugs::Bugs;
 use crate::ledger::Ledger;
 use crate::raft::{Raft, RaftConfig, Ready};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Snapshot, Storage, StorageError};
 use crate::wire::{ClientOp, Command, Frame, NodeId, Outcome, PeerMsg, Request, Response, Role};
 
 /// Longest accepted line: a full append message fits many times over.
@@ -50,7 +54,15 @@ pub struct NodeConfig {
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
     pub heartbeat_ms: u64,
+    /// Applied entries between two snapshots (0: never compact). Not under the `early-ack` and
+    /// `split-brain` knobs, which apply or commit entries a majority does not hold: a snapshot holds
+    /// committed state only, so those runs keep their whole log.
+    pub snapshot_every: u64,
 }
+
+/// The default of [`NodeConfig::snapshot_every`]: a snapshot of a ledger of a million transfers is
+/// a few MB, written once per this many entries.
+pub const SNAPSHOT_EVERY: u64 = 10_000;
 
 impl NodeConfig {
     pub fn new(id: impl Into<NodeId>, listen: SocketAddr, data_dir: PathBuf) -> Self {
@@ -64,6 +76,7 @@ impl NodeConfig {
             election_timeout_min_ms: 300,
             election_timeout_max_ms: 600,
             heartbeat_ms: 50,
+            snapshot_every: SNAPSHOT_EVERY,
         }
     }
 }
@@ -78,6 +91,12 @@ pub enum NodeError {
     },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("{node}: snapshot at index {index} does not restore: {why}")]
+    Snapshot {
+        node: NodeId,
+        index: u64,
+        why: String,
+    },
 }
 
 /// Timestamped line on stderr (the node's log file when started by the supervisor).
@@ -121,15 +140,21 @@ pub async fn run_node(
         })?;
     let storage_dir = config.data_dir.clone();
     let (storage, recovered) = tokio::task::block_in_place(|| Storage::open(&storage_dir))?;
+    let snapshot_meta = recovered.snapshot.as_ref().map(|s| s.meta);
     log!(
         config.id,
-        "starting: listen {} peers {:?} bugs {:?} term {} log {} entries",
+        "starting: listen {} peers {:?} bugs {:?} term {} snapshot {:?} log {} entries",
         config.listen,
         config.peers,
         config.bugs.names(),
         recovered.hard.term,
+        snapshot_meta,
         recovered.entries.len()
     );
+    let ledger = match &recovered.snapshot {
+        Some(s) => restore(&config.id, s)?,
+        None => Ledger::new(!config.bugs.no_dedupe),
+    };
     let start = Instant::now();
     let mut raft_cfg = RaftConfig::new(
         config.id.clone(),
@@ -152,12 +177,14 @@ pub async fn run_node(
         peer_tx.insert(peer.clone(), tx);
         tasks.spawn(peer_sender(config.id.clone(), *addr, rx));
     }
+    let compacts = !config.bugs.early_ack && !config.bugs.split_brain;
     let mut core = Core {
         id: config.id.clone(),
         bugs: config.bugs,
         raft,
-        ledger: Ledger::new(!config.bugs.no_dedupe),
-        applied: 0,
+        ledger,
+        applied: snapshot_meta.map_or(0, |m| m.index),
+        snapshot_every: if compacts { config.snapshot_every } else { 0 },
         storage,
         pending: BTreeMap::new(),
         peer_tx,
@@ -191,12 +218,23 @@ pub async fn run_node(
     Ok(())
 }
 
+/// The ledger a snapshot holds.
+fn restore(node: &NodeId, snapshot: &Snapshot) -> Result<Ledger, NodeError> {
+    Ledger::from_snapshot(snapshot.data.as_bytes()).map_err(|why| NodeError::Snapshot {
+        node: node.clone(),
+        index: snapshot.meta.index,
+        why,
+    })
+}
+
 struct Core {
     id: NodeId,
     bugs: Bugs,
     raft: Raft,
     ledger: Ledger,
     applied: u64,
+    /// See [`NodeConfig::snapshot_every`]; 0 under the knobs that break commitment.
+    snapshot_every: u64,
     storage: Storage,
     /// Client requests waiting for their log entry to be applied, by log index.
     pending: BTreeMap<u64, Pending>,
@@ -265,12 +303,17 @@ impl Core {
     fn flush(&mut self) -> Result<(), NodeError> {
         let Ready {
             hard,
+            snapshot,
             append,
             messages,
         } = self.raft.ready();
-        if hard.is_some() || append.is_some() {
+        if hard.is_some() || snapshot.is_some() || append.is_some() {
             let storage = &mut self.storage;
+            let raft = &self.raft;
             tokio::task::block_in_place(|| -> Result<(), StorageError> {
+                if let Some(s) = &snapshot {
+                    storage.compact(s, raft.log_after_snapshot())?;
+                }
                 if let Some((from, entries)) = &append {
                     storage.append(*from, entries)?;
                     storage.sync()?;
@@ -280,6 +323,9 @@ impl Core {
                 }
                 Ok(())
             })?;
+        }
+        if let Some(s) = snapshot {
+            self.install(&s)?;
         }
         for (to, msg) in messages {
             let frame = Frame::Peer {
@@ -294,7 +340,40 @@ impl Core {
         }
         self.drop_overwritten();
         self.apply();
+        self.compact()?;
         self.log_transitions();
+        Ok(())
+    }
+
+    /// The state machine becomes the leader's snapshot. Requests waiting for an entry the snapshot
+    /// covers get no answer: whether their entry or another leader's is in it cannot be told, so
+    /// their clients time out and record them as indeterminate.
+    fn install(&mut self, snapshot: &Snapshot) -> Result<(), NodeError> {
+        self.ledger = restore(&self.id, snapshot)?;
+        self.applied = snapshot.meta.index;
+        self.pending = self.pending.split_off(&(snapshot.meta.index + 1));
+        log!(
+            self.id,
+            "installed the leader's snapshot at {} (term {})",
+            snapshot.meta.index,
+            snapshot.meta.term
+        );
+        Ok(())
+    }
+
+    /// Snapshots the ledger and compacts the log once `snapshot_every` entries were applied since
+    /// the last snapshot (only committed ones: `applied` never passes `commit` without the knobs).
+    fn compact(&mut self) -> Result<(), NodeError> {
+        let since = self.applied - self.raft.snapshot_meta().index;
+        if self.snapshot_every == 0 || since < self.snapshot_every {
+            return Ok(());
+        }
+        let data = String::from_utf8(self.ledger.to_snapshot()).expect("JSON is UTF-8");
+        self.raft.compact(self.applied, data);
+        let (storage, raft) = (&mut self.storage, &self.raft);
+        tokio::task::block_in_place(|| {
+            storage.compact(raft.snapshot(), raft.log_after_snapshot())
+        })?;
         Ok(())
     }
 

@@ -10,6 +10,13 @@
 //! time is a number passed in and every random choice comes from a seeded ChaCha8 stream, a whole
 //! cluster of cores can be simulated deterministically (see `targets/tests/raft_sim.rs`).
 //!
+//! Log compaction (§7): the driver hands the core a snapshot of its state machine at an applied
+//! index ([`Raft::compact`]) and the core drops the entries it covers; a follower whose next entry
+//! is no longer in the leader's log is sent the snapshot whole (`PeerMsg::Snapshot`, the paper's
+//! InstallSnapshot in one message), which [`Raft::ready`] hands to that follower's driver to persist
+//! and restore before the reply leaves. Indexes stay absolute: the log holds the entries from the
+//! snapshot's index + 1 on.
+//!
 //! Leader stickiness (the thesis' §4.2.3): a node that heard from a live leader within the minimum
 //! election timeout ignores vote requests, so a node coming back from a partition with a high term
 //! does not depose a healthy leader.
@@ -26,13 +33,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::storage::{HardState, Recovered};
+use crate::storage::{HardState, Recovered, Snapshot, SnapshotMeta};
 use crate::wire::{Command, Entry, NodeId, NodeStatus, PeerMsg, Role};
 
 /// Entries per append message: keeps a catching-up follower's messages bounded.
 const APPEND_ENTRIES_MAX: usize = 256;
 /// `split-brain`: heartbeats a leader's lease lasts after it last heard from a peer.
 const LEASE_HEARTBEATS: u64 = 10;
+/// How long a leader waits for a follower to take a snapshot it sent before it sends it again: a
+/// snapshot is large, and a paused follower must not have one queued for it every heartbeat.
+const SNAPSHOT_RESEND_MS: u64 = 1_000;
 
 #[derive(Debug, Clone)]
 pub struct RaftConfig {
@@ -73,12 +83,17 @@ struct Before {
     leader: Option<NodeId>,
     commit: u64,
     last_index: u64,
+    snapshot_index: u64,
 }
 
-/// What the driver must do next, in order: persist `hard` and `append`, then send `messages`.
+/// What the driver must do next, in order: persist `hard`, `snapshot` and `append`, restore the
+/// state machine from `snapshot`, then send `messages`.
 #[derive(Debug, Default)]
 pub struct Ready {
     pub hard: Option<HardState>,
+    /// A snapshot the leader sent, which replaces the state machine and the log up to its index;
+    /// persisted with the log after it ([`Raft::log_after_snapshot`]).
+    pub snapshot: Option<Snapshot>,
     /// The log from this index on is replaced by these entries.
     pub append: Option<(u64, Vec<Entry>)>,
     pub messages: Vec<(NodeId, PeerMsg)>,
@@ -86,7 +101,10 @@ pub struct Ready {
 
 impl Ready {
     pub fn is_empty(&self) -> bool {
-        self.hard.is_none() && self.append.is_none() && self.messages.is_empty()
+        self.hard.is_none()
+            && self.snapshot.is_none()
+            && self.append.is_none()
+            && self.messages.is_empty()
     }
 }
 
@@ -94,6 +112,9 @@ pub struct Raft {
     cfg: RaftConfig,
     rng: ChaCha8Rng,
     hard: HardState,
+    /// The latest snapshot: it covers the log up to its index (index 0 and term 0 before any).
+    snapshot: Snapshot,
+    /// The entries after the snapshot: `log[k]` is the entry at index `snapshot.meta.index + 1 + k`.
     log: Vec<Entry>,
     commit: u64,
     role: Role,
@@ -112,6 +133,12 @@ pub struct Raft {
     hard_dirty: bool,
     broadcast_due: bool,
     outbox: Vec<(NodeId, PeerMsg)>,
+    /// A snapshot taken from the leader that the driver has not been handed yet.
+    snapshot_installed: bool,
+    /// When the leader last sent each follower its snapshot (ms).
+    snapshot_sent: BTreeMap<NodeId, u64>,
+    /// The time of the latest `tick` or `step` (ms).
+    now_ms: u64,
     /// `split-brain`: the leader's lease, counted in heartbeats it sent — a count that stands still
     /// while the process is paused, which is the bug.
     lease_heartbeats: u64,
@@ -124,13 +151,17 @@ impl Raft {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ name_hash(&cfg.id));
         let election_due =
             now_ms + rng.gen_range(cfg.election_timeout_min_ms..=cfg.election_timeout_max_ms);
-        let unstable_from = recovered.entries.len() as u64 + 1;
+        let snapshot = recovered.snapshot.unwrap_or_default();
+        let offset = snapshot.meta.index;
+        let unstable_from = offset + recovered.entries.len() as u64 + 1;
         Raft {
             cfg,
             rng,
             hard: recovered.hard,
+            snapshot,
             log: recovered.entries,
-            commit: 0,
+            // What a snapshot covers was committed.
+            commit: offset,
             role: Role::Follower,
             leader: None,
             votes: BTreeSet::new(),
@@ -144,6 +175,9 @@ impl Raft {
             hard_dirty: false,
             broadcast_due: false,
             outbox: Vec::new(),
+            snapshot_installed: false,
+            snapshot_sent: BTreeMap::new(),
+            now_ms,
             lease_heartbeats: 0,
             overwritten_committed: 0,
         }
@@ -165,11 +199,62 @@ impl Raft {
         self.commit
     }
     pub fn last_index(&self) -> u64 {
-        self.log.len() as u64
+        self.offset() + self.log.len() as u64
     }
-    /// The entry at a 1-based index.
+    /// The entry at a 1-based index; `None` past the end and at or before the snapshot's index.
     pub fn entry(&self, index: u64) -> Option<&Entry> {
-        index.checked_sub(1).and_then(|i| self.log.get(i as usize))
+        index
+            .checked_sub(self.offset() + 1)
+            .and_then(|i| self.log.get(i as usize))
+    }
+    /// The index and term of the last entry the latest snapshot covers (zeros before any).
+    pub fn snapshot_meta(&self) -> SnapshotMeta {
+        self.snapshot.meta
+    }
+    /// The latest snapshot (empty, at index 0, before any).
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+    /// The log after the snapshot: what storage keeps beside it.
+    pub fn log_after_snapshot(&self) -> &[Entry] {
+        &self.log
+    }
+
+    fn offset(&self) -> u64 {
+        self.snapshot.meta.index
+    }
+
+    /// The position in `log` of the entry at `index` (which must be past the snapshot).
+    fn pos(&self, index: u64) -> usize {
+        verity_history::invariant!(index > self.offset(), "index {index} is compacted");
+        (index - self.offset() - 1) as usize
+    }
+
+    /// Drops the log up to `index`, whose state the driver serialized as `data` after applying
+    /// every entry up to it. Only committed entries can be compacted, and only once every entry is
+    /// persisted (call it after the driver handled [`Raft::ready`]); the driver then persists
+    /// [`Raft::snapshot`] with [`Raft::log_after_snapshot`].
+    pub fn compact(&mut self, index: u64, data: String) {
+        assert!(
+            index > self.offset() && index <= self.commit,
+            "{}: compaction to {index} outside the snapshot {} .. commit {}",
+            self.cfg.id,
+            self.offset(),
+            self.commit
+        );
+        assert!(
+            self.unstable_from > self.last_index(),
+            "{}: compaction with entries not yet persisted",
+            self.cfg.id
+        );
+        let term = self
+            .term_at(index)
+            .expect("a committed entry is in the log");
+        self.log.drain(..self.pos(index) + 1);
+        self.snapshot = Snapshot {
+            meta: SnapshotMeta { index, term },
+            data,
+        };
     }
 
     pub fn status(&self, applied: u64) -> NodeStatus {
@@ -184,16 +269,17 @@ impl Raft {
         }
     }
 
+    /// The term of the entry at `index`: known for the snapshot's last entry and the log after it.
     fn term_at(&self, index: u64) -> Option<u64> {
-        if index == 0 {
-            Some(0)
+        if index == self.offset() {
+            Some(self.snapshot.meta.term)
         } else {
             self.entry(index).map(|e| e.term)
         }
     }
 
     fn last_term(&self) -> u64 {
-        self.log.last().map_or(0, |e| e.term)
+        self.log.last().map_or(self.snapshot.meta.term, |e| e.term)
     }
 
     fn cluster_size(&self) -> usize {
@@ -220,6 +306,7 @@ impl Raft {
             leader: self.leader.clone(),
             commit: self.commit,
             last_index: self.last_index(),
+            snapshot_index: self.offset(),
         })
     }
 
@@ -227,7 +314,8 @@ impl Raft {
     /// sees them: the term never decreases; within one term the node never records two different
     /// leaders, and a leader neither steps down nor truncates its own log; the commit index never
     /// moves back (except under `split-brain`, whose quorum of one commits entries a real majority
-    /// later overwrites) and never passes the end of the log.
+    /// later overwrites) and never passes the end of the log; the snapshot only moves forward and
+    /// covers only committed entries.
     fn check(&self, before: Option<Before>) {
         let Some(b) = before else { return };
         let id = &self.cfg.id;
@@ -272,6 +360,18 @@ impl Raft {
             self.commit,
             self.last_index()
         );
+        assert!(
+            self.offset() >= b.snapshot_index,
+            "{id}: snapshot moved back from {} to {}",
+            b.snapshot_index,
+            self.offset()
+        );
+        assert!(
+            self.offset() <= self.commit,
+            "{id}: snapshot {} beyond the commit index {}",
+            self.offset(),
+            self.commit
+        );
     }
 
     fn set_term(&mut self, term: u64) {
@@ -290,6 +390,7 @@ impl Raft {
     /// Advances timers: a follower or candidate whose election timeout passed campaigns; a leader
     /// sends heartbeats.
     pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
         let before = self.before();
         self.tick_inner(now_ms);
         self.check(before);
@@ -404,12 +505,16 @@ impl Raft {
             .copied()
             .unwrap_or(last + 1)
             .clamp(1, last + 1);
+        // The follower's next entry is compacted away: probe from the snapshot's last entry; the
+        // follower's answer says whether it needs the snapshot (see `on_append_reply`).
+        let next = next.max(self.offset() + 1);
         let prev_index = next - 1;
         let prev_term = self
             .term_at(prev_index)
             .expect("prev_index is within the log");
-        let end = (prev_index as usize + APPEND_ENTRIES_MAX).min(self.log.len());
-        let entries = self.log[prev_index as usize..end].to_vec();
+        let start = (prev_index - self.offset()) as usize;
+        let end = (start + APPEND_ENTRIES_MAX).min(self.log.len());
+        let entries = self.log[start..end].to_vec();
         self.next
             .insert(peer.clone(), prev_index + entries.len() as u64 + 1);
         let msg = PeerMsg::Append {
@@ -422,8 +527,32 @@ impl Raft {
         self.send(peer, msg);
     }
 
+    /// The follower's next entry is compacted away: it gets the snapshot instead, at most once per
+    /// [`SNAPSHOT_RESEND_MS`] until it answers. Sent only in answer to a follower, so a node that
+    /// is down is not sent a large message it cannot take; heartbeats meanwhile keep probing it
+    /// (and keep it from campaigning).
+    fn send_snapshot(&mut self, peer: &NodeId) {
+        let recent = self
+            .snapshot_sent
+            .get(peer)
+            .is_some_and(|&t| self.now_ms < t + SNAPSHOT_RESEND_MS);
+        if recent {
+            return;
+        }
+        self.snapshot_sent.insert(peer.clone(), self.now_ms);
+        self.next.insert(peer.clone(), self.offset() + 1);
+        let msg = PeerMsg::Snapshot {
+            term: self.hard.term,
+            index: self.snapshot.meta.index,
+            snapshot_term: self.snapshot.meta.term,
+            data: self.snapshot.data.clone(),
+        };
+        self.send(peer, msg);
+    }
+
     /// Handles one message from a peer.
     pub fn step(&mut self, from: &NodeId, msg: PeerMsg, now_ms: u64) {
+        self.now_ms = now_ms;
         let before = self.before();
         self.step_inner(from, msg, now_ms);
         self.check(before);
@@ -447,7 +576,8 @@ impl Raft {
                 return;
             }
             self.set_term(term);
-            let leader = matches!(msg, PeerMsg::Append { .. }).then(|| from.clone());
+            let from_leader = matches!(msg, PeerMsg::Append { .. } | PeerMsg::Snapshot { .. });
+            let leader = from_leader.then(|| from.clone());
             self.become_follower(leader);
         }
         match msg {
@@ -471,23 +601,23 @@ impl Raft {
                 entries,
                 commit,
             } => {
-                if term < self.hard.term {
-                    let reply = PeerMsg::AppendReply {
-                        term: self.hard.term,
-                        success: false,
-                        index: 0,
+                if self.accept_leader(from, term, now_ms) {
+                    self.on_append(from, prev_index, prev_term, entries, commit);
+                }
+            }
+            PeerMsg::Snapshot {
+                term,
+                index,
+                snapshot_term,
+                data,
+            } => {
+                if self.accept_leader(from, term, now_ms) {
+                    let meta = SnapshotMeta {
+                        index,
+                        term: snapshot_term,
                     };
-                    self.send(from, reply);
-                    return;
+                    self.on_snapshot(from, Snapshot { meta, data });
                 }
-                if self.role == Role::Leader {
-                    // Two leaders of one term cannot exist; a message claiming so is ignored.
-                    return;
-                }
-                self.become_follower(Some(from.clone()));
-                self.leader_contact = Some(now_ms);
-                self.reset_election(now_ms);
-                self.on_append(from, prev_index, prev_term, entries, commit);
             }
             PeerMsg::AppendReply {
                 term,
@@ -499,6 +629,53 @@ impl Raft {
                 }
             }
         }
+    }
+
+    /// Whether a message of `term` from `from` comes from this term's leader, which this node then
+    /// follows; a stale one is answered with this node's term.
+    fn accept_leader(&mut self, from: &NodeId, term: u64, now_ms: u64) -> bool {
+        if term < self.hard.term {
+            let reply = PeerMsg::AppendReply {
+                term: self.hard.term,
+                success: false,
+                index: 0,
+            };
+            self.send(from, reply);
+            return false;
+        }
+        if self.role == Role::Leader {
+            // Two leaders of one term cannot exist; a message claiming so is ignored.
+            return false;
+        }
+        self.become_follower(Some(from.clone()));
+        self.leader_contact = Some(now_ms);
+        self.reset_election(now_ms);
+        true
+    }
+
+    /// InstallSnapshot (§7): a snapshot past what this node has committed replaces its state; the
+    /// log after it is kept if it agrees with the snapshot's last entry, and dropped otherwise.
+    fn on_snapshot(&mut self, from: &NodeId, snapshot: Snapshot) {
+        let SnapshotMeta { index, term } = snapshot.meta;
+        if index > self.commit {
+            if self.term_at(index) == Some(term) {
+                let keep_from = self.pos(index) + 1;
+                self.log.drain(..keep_from);
+            } else {
+                self.log.clear();
+            }
+            self.snapshot = snapshot;
+            self.commit = index;
+            self.unstable_from = self.unstable_from.max(index + 1);
+            self.snapshot_installed = true;
+        }
+        // Either way this node now holds the leader's log up to `index`: committed entries agree.
+        let reply = PeerMsg::AppendReply {
+            term: self.hard.term,
+            success: true,
+            index,
+        };
+        self.send(from, reply);
     }
 
     /// Whether a live leader is known (followers: heard from it lately; leaders: heard from a
@@ -557,13 +734,31 @@ impl Raft {
             let hint = self.last_index() + 1;
             return reject(self, hint);
         }
+        let (mut prev_index, mut prev_term, mut entries) = (prev_index, prev_term, entries);
+        if prev_index < self.offset() {
+            // The entries up to the snapshot's index are committed, so the leader's agree with
+            // them: skip those and go on from the snapshot's last entry.
+            let skip = (self.offset() - prev_index) as usize;
+            if skip > entries.len() {
+                // Nothing new: all of it is in the snapshot.
+                let reply = PeerMsg::AppendReply {
+                    term: self.hard.term,
+                    success: true,
+                    index: self.offset(),
+                };
+                return self.send(from, reply);
+            }
+            entries.drain(..skip);
+            prev_index = self.offset();
+            prev_term = self.snapshot.meta.term;
+        }
         let mine = self
             .term_at(prev_index)
             .expect("prev_index is within the log");
         if mine != prev_term {
             // Skip back over the whole conflicting term at once (§5.3's optimisation).
             let mut hint = prev_index;
-            while hint > 1 && self.term_at(hint - 1) == Some(mine) {
+            while hint > self.offset() + 1 && self.term_at(hint - 1) == Some(mine) {
                 hint -= 1;
             }
             return reject(self, hint);
@@ -588,7 +783,7 @@ impl Raft {
                         );
                         self.overwritten_committed += 1;
                     }
-                    self.log.truncate(index as usize - 1);
+                    self.log.truncate(self.pos(index));
                     self.unstable_from = self.unstable_from.min(index);
                     self.commit = self.commit.min(self.last_index());
                     self.log.push(e);
@@ -622,6 +817,7 @@ impl Raft {
         let matched = self.matched.get(from).copied().unwrap_or(0);
         let next = self.next.get(from).copied().unwrap_or(1);
         if success {
+            self.snapshot_sent.remove(from);
             let matched = matched.max(index);
             self.matched.insert(from.clone(), matched);
             self.next.insert(from.clone(), next.max(matched + 1));
@@ -636,7 +832,11 @@ impl Raft {
         } else {
             let retry = index.clamp(matched + 1, self.last_index() + 1);
             self.next.insert(from.clone(), retry);
-            self.send_append(from);
+            if retry <= self.offset() {
+                self.send_snapshot(from);
+            } else {
+                self.send_append(from);
+            }
         }
     }
 
@@ -681,13 +881,15 @@ impl Raft {
         }
         self.broadcast_due = false;
         let hard = std::mem::take(&mut self.hard_dirty).then(|| self.hard.clone());
+        let snapshot = std::mem::take(&mut self.snapshot_installed).then(|| self.snapshot.clone());
         let append = (self.unstable_from <= self.last_index()).then(|| {
             let from = self.unstable_from;
-            (from, self.log[from as usize - 1..].to_vec())
+            (from, self.log[self.pos(from)..].to_vec())
         });
         self.unstable_from = self.last_index() + 1;
         Ready {
             hard,
+            snapshot,
             append,
             messages: std::mem::take(&mut self.outbox),
         }

@@ -213,6 +213,15 @@ pub enum PeerMsg {
         /// index the leader should try next.
         index: u64,
     },
+    /// InstallSnapshot (§7), whole in one message: the leader's state machine after the entry at
+    /// `index` (of term `snapshot_term`), for a follower whose next entry the leader compacted
+    /// away. Answered with an `AppendReply` whose `index` is the snapshot's.
+    Snapshot {
+        term: u64,
+        index: u64,
+        snapshot_term: u64,
+        data: String,
+    },
 }
 
 impl PeerMsg {
@@ -221,7 +230,8 @@ impl PeerMsg {
             PeerMsg::Vote { term, .. }
             | PeerMsg::VoteReply { term, .. }
             | PeerMsg::Append { term, .. }
-            | PeerMsg::AppendReply { term, .. } => *term,
+            | PeerMsg::AppendReply { term, .. }
+            | PeerMsg::Snapshot { term, .. } => *term,
         }
     }
 }
@@ -257,6 +267,16 @@ mod tests {
                         },
                     }],
                     commit: 0,
+                },
+            },
+            Frame::Peer {
+                from: "n2".into(),
+                msg: PeerMsg::Snapshot {
+                    term: 3,
+                    index: 40,
+                    snapshot_term: 2,
+                    data: String::from_utf8(crate::ledger::Ledger::new(true).to_snapshot())
+                        .unwrap(),
                 },
             },
         ];

@@ -21,6 +21,10 @@ struct TestCluster {
 
 impl TestCluster {
     fn new(n: usize, bugs: &[&str]) -> TestCluster {
+        TestCluster::with_snapshots(n, bugs, verity_ledger::node::SNAPSHOT_EVERY)
+    }
+
+    fn with_snapshots(n: usize, bugs: &[&str], snapshot_every: u64) -> TestCluster {
         let dir = tempfile::tempdir().unwrap();
         let addrs: Vec<std::net::SocketAddr> = (0..n)
             .map(|_| {
@@ -42,6 +46,7 @@ impl TestCluster {
                     .collect();
                 c.bugs = bugs;
                 c.seed = 42;
+                c.snapshot_every = snapshot_every;
                 (id.clone(), c)
             })
             .collect();
@@ -118,6 +123,23 @@ async fn eventually<T, Fut: Future<Output = Option<T>>>(
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The snapshot files in a node's data directory, and the first line of its log.
+fn snapshot_files(dir: &std::path::Path) -> (Vec<String>, String) {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("snapshot-"))
+        .collect();
+    names.sort();
+    let log = std::fs::read_to_string(dir.join("log.jsonl")).unwrap();
+    (names, log.lines().next().unwrap_or("").to_string())
+}
+
+fn applied_ids(fin: &verity_history::Completion) -> Vec<u64> {
+    let ids = fin.value.get("applied").unwrap().as_i64_list().unwrap();
+    ids.into_iter().map(|i| i as u64).collect()
 }
 
 fn setup(balances: Vec<i64>) -> Invocation {
@@ -314,5 +336,89 @@ async fn a_leader_without_a_majority_acks_only_with_early_ack_or_split_brain() {
         let answer = c.call(&leader, op, Duration::from_secs(2)).await;
         let acked = matches!(answer, Ok(Outcome::Ok { .. }));
         assert_eq!(acked, acks, "bugs {bugs:?}: {answer:?}");
+    }
+}
+
+/// With a snapshot every 10 entries the leader compacts its log while a follower is down, so the
+/// follower can only catch up from the leader's snapshot; then every node is killed at once and
+/// restarts from its own snapshot plus the log after it, losing nothing acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_the_compacted_log_installs_the_snapshot_and_all_restart_from_theirs() {
+    let mut t = TestCluster::with_snapshots(3, &[], 10);
+    let mut c = t.client(2);
+    assert_eq!(c.invoke(&setup(vec![100, 100])).await.kind, EventType::Ok);
+    let leader = eventually("a leader", Duration::from_secs(10), || t.leader()).await;
+    let behind = ["n1", "n2", "n3"]
+        .into_iter()
+        .find(|id| *id != leader)
+        .unwrap()
+        .to_string();
+    t.kill(&behind).await;
+    let mut acked = Vec::new();
+    for id in 1..=60u64 {
+        if c.invoke(&transfer(id, (id % 2) as u32, ((id + 1) % 2) as u32, 1))
+            .await
+            .kind
+            == EventType::Ok
+        {
+            acked.push(id);
+        }
+    }
+    assert!(acked.len() >= 50, "the majority kept accepting: {acked:?}");
+    let dirs: BTreeMap<String, _> = t
+        .configs
+        .iter()
+        .map(|(id, c)| (id.clone(), c.data_dir.clone()))
+        .collect();
+    let dir = |id: &str| dirs[id].clone();
+    let leader_now = eventually("a leader", Duration::from_secs(10), || t.leader()).await;
+    let (snaps, header) = snapshot_files(&dir(&leader_now));
+    assert_eq!(snaps.len(), 1, "one snapshot kept: {snaps:?}");
+    assert!(header.starts_with(r#"{"snapshot":{"index":"#), "{header}");
+    assert!(!header.contains(r#""index":0"#), "{header}");
+
+    t.start(&behind);
+    let fin = c.invoke(&final_read()).await;
+    assert_eq!(fin.kind, EventType::Ok);
+    let applied = applied_ids(&fin);
+    for id in &acked {
+        assert!(applied.contains(id), "acknowledged transfer {id} lost");
+    }
+    eventually(
+        "the follower to catch up",
+        Duration::from_secs(10),
+        || async { (t.local_applied(&behind).await == Some(applied.clone())).then_some(()) },
+    )
+    .await;
+    let (snaps, header) = snapshot_files(&dir(&behind));
+    assert_eq!(
+        snaps.len(),
+        1,
+        "the follower holds the snapshot it installed"
+    );
+    assert!(header.starts_with(r#"{"snapshot":"#), "{header}");
+
+    for id in ["n1", "n2", "n3"] {
+        t.kill(id).await;
+    }
+    for id in ["n1", "n2", "n3"] {
+        t.start(id);
+    }
+    let after = c.invoke(&final_read()).await;
+    assert_eq!(after.kind, EventType::Ok, "{after:?}");
+    let again = applied_ids(&after);
+    assert_eq!(
+        again, applied,
+        "the restart from snapshots changed the ledger"
+    );
+    let balances = after.value.get("balances").unwrap().as_i64_list().unwrap();
+    assert_eq!(balances.iter().sum::<i64>(), 200);
+    for id in ["n1", "n2", "n3"] {
+        eventually(
+            "every replica to converge",
+            Duration::from_secs(10),
+            || async { (t.local_applied(id).await == Some(again.clone())).then_some(()) },
+        )
+        .await;
     }
 }

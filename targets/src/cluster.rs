@@ -48,6 +48,8 @@ pub struct ClusterOptions {
     pub registers: bool,
     /// Where the supervisor records its processes for `verity heal` (`None`: nowhere).
     pub state_dir: Option<PathBuf>,
+    /// Applied entries between two snapshots of a node's ledger (`verity node --snapshot-every`).
+    pub snapshot_every: u64,
 }
 
 impl ClusterOptions {
@@ -62,6 +64,7 @@ impl ClusterOptions {
             startup_timeout: Duration::from_secs(15),
             registers: false,
             state_dir: None,
+            snapshot_every: verity_ledger::node::SNAPSHOT_EVERY,
         }
     }
 }
@@ -155,6 +158,8 @@ impl ClusterTarget {
             self.options.dir.join(id).display().to_string(),
             "--seed".into(),
             self.options.seed.to_string(),
+            "--snapshot-every".into(),
+            self.options.snapshot_every.to_string(),
             "--watch-stdin".into(),
         ];
         for peer in self.listen.keys().filter(|p| *p != id) {
