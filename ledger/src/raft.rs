@@ -1048,4 +1048,145 @@ mod tests {
             "every node learns the commit"
         );
     }
+
+    fn snapshot_msg(term: u64, index: u64, snapshot_term: u64) -> PeerMsg {
+        PeerMsg::Snapshot {
+            term,
+            index,
+            snapshot_term,
+            data: format!("state at {index}"),
+        }
+    }
+
+    /// A single-node leader with `n` committed no-op reads and everything persisted.
+    fn leader_with(n: u64, peers: &[&str]) -> Raft {
+        let mut r = node("n1", peers);
+        r.tick(1000);
+        for p in peers {
+            let granted = PeerMsg::VoteReply {
+                term: 1,
+                granted: true,
+            };
+            r.step(&p.to_string(), granted, 1001);
+        }
+        assert_eq!(r.role(), Role::Leader);
+        for _ in 0..n {
+            r.propose(Command::Read);
+        }
+        r
+    }
+
+    #[test]
+    #[should_panic(expected = "compaction to 3 outside the snapshot 0 .. commit 0")]
+    fn compacting_past_the_commit_index_trips_the_invariant() {
+        let mut r = leader_with(4, &["n2", "n3"]);
+        r.ready();
+        r.compact(3, "x".into());
+    }
+
+    #[test]
+    fn a_leader_compacts_then_answers_a_lagging_follower_with_its_snapshot_once_a_second() {
+        let mut r = leader_with(5, &["n2", "n3"]);
+        r.ready();
+        // n3 acknowledges everything: the entries commit.
+        let ok = |index| PeerMsg::AppendReply {
+            term: 1,
+            success: true,
+            index,
+        };
+        r.step(&"n3".to_string(), ok(6), 1002);
+        assert_eq!(r.commit(), 6);
+        r.compact(4, "state at 4".into());
+        assert_eq!(r.snapshot_meta(), SnapshotMeta { index: 4, term: 1 });
+        assert_eq!(
+            (r.entry(4), r.entry(5).is_some(), r.last_index()),
+            (None, true, 6)
+        );
+        // n2 says it holds nothing: it needs entry 1, which is compacted away.
+        let behind = PeerMsg::AppendReply {
+            term: 1,
+            success: false,
+            index: 1,
+        };
+        r.step(&"n2".to_string(), behind.clone(), 1003);
+        let sent = r.ready().messages;
+        let snapshots: Vec<_> = sent
+            .iter()
+            .filter(|(to, m)| to == "n2" && matches!(m, PeerMsg::Snapshot { .. }))
+            .collect();
+        assert_eq!(snapshots.len(), 1, "{sent:?}");
+        assert_eq!(snapshots[0].1, snapshot_msg(1, 4, 1));
+        // Asked again at once: no second copy within the resend interval, one after it.
+        r.step(&"n2".to_string(), behind.clone(), 1500);
+        assert!(!r
+            .ready()
+            .messages
+            .iter()
+            .any(|(_, m)| matches!(m, PeerMsg::Snapshot { .. })));
+        r.step(&"n2".to_string(), behind, 2100);
+        assert!(r
+            .ready()
+            .messages
+            .iter()
+            .any(|(_, m)| matches!(m, PeerMsg::Snapshot { .. })));
+        // Installed: n2 goes on from the entry after the snapshot.
+        r.step(&"n2".to_string(), ok(4), 2101);
+        let next: Vec<_> = r
+            .ready()
+            .messages
+            .into_iter()
+            .filter(|(to, _)| to == "n2")
+            .collect();
+        assert!(
+            matches!(next[..], [(_, PeerMsg::Append { prev_index: 4, ref entries, .. })] if entries.len() == 2),
+            "{next:?}"
+        );
+    }
+
+    #[test]
+    fn a_follower_installs_a_snapshot_keeping_only_a_log_that_agrees_with_it() {
+        // Its log agrees at the snapshot's index: the entries after it stay.
+        let mut r = node("n2", &["n1", "n3"]);
+        r.step(&"n1".to_string(), append(1, (0, 0), &[1, 1, 1, 1], 1), 10);
+        r.ready();
+        r.step(&"n1".to_string(), snapshot_msg(1, 3, 1), 20);
+        let ready = r.ready();
+        assert_eq!(
+            ready.snapshot.as_ref().map(|s| s.meta),
+            Some(SnapshotMeta { index: 3, term: 1 })
+        );
+        assert!(ready.append.is_none(), "nothing new to persist");
+        assert_eq!(
+            (r.commit(), r.last_index(), r.log_after_snapshot().len()),
+            (3, 4, 1)
+        );
+        assert!(matches!(
+            ready.messages[..],
+            [(
+                _,
+                PeerMsg::AppendReply {
+                    success: true,
+                    index: 3,
+                    ..
+                }
+            )]
+        ));
+        // It does not: the log goes. An older snapshot than the commit changes nothing.
+        let mut r = node("n2", &["n1", "n3"]);
+        r.step(&"n1".to_string(), append(1, (0, 0), &[1, 1], 0), 10);
+        r.step(&"n3".to_string(), snapshot_msg(2, 5, 2), 20);
+        assert_eq!((r.commit(), r.last_index(), r.entry(5)), (5, 5, None));
+        assert_eq!(r.leader().map(String::as_str), Some("n3"));
+        r.ready();
+        r.step(&"n3".to_string(), snapshot_msg(2, 4, 2), 30);
+        let ready = r.ready();
+        assert!(ready.snapshot.is_none());
+        assert_eq!(r.snapshot_meta().index, 5);
+        // An append reaching back into the snapshot is taken from the snapshot's end on.
+        r.step(&"n3".to_string(), append(2, (3, 1), &[1, 2, 2], 6), 40);
+        assert_eq!(
+            (r.last_index(), r.commit(), r.entry(6).map(|e| e.term)),
+            (6, 6, Some(2))
+        );
+    }
 }
