@@ -374,7 +374,7 @@ mod tests {
     }
 
     /// One op map's fields, in a random order.
-    fn op(rng: &mut ChaCha8Rng, i: usize, layout: Layout, open: &mut Vec<bool>) -> String {
+    fn op(rng: &mut ChaCha8Rng, i: usize, layout: Layout, open: &mut [bool]) -> String {
         let mut fields: Vec<String> = Vec::new();
         match rng.gen_range(0..10) {
             0 => {
