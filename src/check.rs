@@ -66,6 +66,7 @@ impl CheckOptions {
 }
 
 pub fn run(args: CheckArgs) -> Result<Outcome, Failure> {
+    init_logging();
     let settings = args.options.settings()?;
     let path = &args.path;
     if path.is_dir() && !is_run_dir(path) {
@@ -97,6 +98,19 @@ pub fn run(args: CheckArgs) -> Result<Outcome, Failure> {
     };
     args.output.emit(&results, &lines)?;
     Ok(Outcome::Verdict(results.valid))
+}
+
+/// With `VERITY_LOG` set (e.g. `VERITY_LOG=info`, as `verity run` reads it), `verity check` says on
+/// stderr how it read the history (streamed into the graph checker's store, or the general path).
+fn init_logging() {
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("VERITY_LOG") else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// The history file of a run directory (plain or compressed), or why `dir` is not one.
@@ -198,26 +212,29 @@ pub fn judge(
     Ok(r)
 }
 
-/// The graph checker alone on a JSONL file — `--checker graph`, or no checker named on a history
-/// of transactions, whose default plan it is: the file is streamed straight into the graph
+/// The graph checker alone on a JSONL or EDN file — `--checker graph`, or no checker named on a
+/// history of transactions, whose default plan it is: the file is streamed straight into the graph
 /// checker's compact store beside a thin history (verity_checkers::graph::stream), so that
 /// histories of tens of millions of transactions fit in memory. The results are those [`judge`]
-/// gives; `None` when the general path applies.
+/// gives; `None` when the general path applies (for EDN also where the EDN stream steps aside: an
+/// odd file, or ops without a `:process`).
 fn judge_streamed(
     path: &Path,
     format: Option<&str>,
     settings: &CheckSettings,
 ) -> Result<Option<Results>, Failure> {
-    let jsonl_file = format.map_or_else(|| guess_format(path), str::to_string) == "jsonl";
-    if !jsonl_file {
-        return Ok(None);
-    }
+    let format = format.map_or_else(|| guess_format(path), str::to_string);
+    let edn = match format.as_str() {
+        "jsonl" => false,
+        "edn" => true,
+        _ => return Ok(None),
+    };
     // The graph checker alone: asked for by name, or the default plan of a transaction history
     // (found by its first operation; a history that also recorded its nodes' states is judged for
     // convergence too, which needs the general path: see below).
     let by_default = settings.checkers.is_empty()
         && settings.options.model.is_none()
-        && guess_file_workload(path)
+        && guess_file_workload(path, edn)
             .map(|w| plan::checker_names(settings, Some(w), &[]))
             .transpose()?
             .is_some_and(|names| names == ["graph"]);
@@ -225,17 +242,40 @@ fn judge_streamed(
         return Ok(None);
     }
     let names = ["graph".to_string()];
-    let streamed = verity_checkers::graph::stream::read_file(path).map_err(|e| match e {
-        ReadError::Io { .. } => Failure::bad_input(e.to_string()),
-        ReadError::Malformed { .. } => Failure::bad_input(format!("{}: {e}", path.display())),
-    })?;
+    let streamed = if edn {
+        match verity_checkers::graph::stream::read_edn_file(path) {
+            Some(streamed) => streamed,
+            None => {
+                tracing::info!(
+                    path = %path.display(),
+                    "the EDN stream stepped aside: the general path reads the file"
+                );
+                return Ok(None);
+            }
+        }
+    } else {
+        verity_checkers::graph::stream::read_file(path).map_err(|e| match e {
+            ReadError::Io { .. } => Failure::bad_input(e.to_string()),
+            ReadError::Malformed { .. } => Failure::bad_input(format!("{}: {e}", path.display())),
+        })?
+    };
     let history = streamed.history;
     if by_default && has_node_states(&history) {
+        tracing::info!(
+            path = %path.display(),
+            "nodes' states recorded: the general path judges convergence too"
+        );
         return Ok(None);
     }
     history
         .ops()
         .map_err(|e| Failure::bad_input(format!("malformed history: {e}")))?;
+    tracing::info!(
+        path = %path.display(),
+        format = format.as_str(),
+        events = history.events.len(),
+        "streamed into the graph checker's store"
+    );
     let budget = settings.budget();
     let started = std::time::Instant::now();
     let verdict = match &streamed.store {
@@ -258,12 +298,17 @@ fn has_node_states(history: &History) -> bool {
     })
 }
 
-/// [`guess_workload`] of a JSONL history file, plain or compressed, from its first lines only;
-/// `None` when they do not tell (an unreadable file, a line that does not parse, no client
-/// operation early on), and the general path decides.
-fn guess_file_workload(path: &Path) -> Option<&'static str> {
+/// [`guess_workload`] of a history file from its head only: a JSONL one (plain or compressed) from
+/// its first lines, an EDN one from the op maps of its first [`verity_history::edn::HEAD_BYTES`];
+/// `None` when they do not tell (an unreadable file, a line that does not parse, no client operation
+/// early on), and the general path decides.
+fn guess_file_workload(path: &Path, edn: bool) -> Option<&'static str> {
     use std::io::{BufRead, BufReader, Read, Seek};
     const LINES_MAX: usize = 1000;
+    if edn {
+        let head = verity_history::edn::read_edn_head(path);
+        return workload_of_first_op(head.iter().find(|e| is_first_op(e))?);
+    }
     let mut file = std::fs::File::open(path).ok()?;
     let mut magic = [0u8; 4];
     let compressed = file.read_exact(&mut magic).is_ok() && magic == jsonl::ZSTD_MAGIC;

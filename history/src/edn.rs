@@ -109,6 +109,68 @@ pub fn parse_edn_fast_in_pieces<T: AsRef<[u8]> + ?Sized>(
     )
 }
 
+pub use fast::stream::End as StreamEnd;
+
+/// Reads an EDN history file op by op, handing each event to `each` in file order, exactly as
+/// [`read_edn`] would read it — never holding the whole file or the whole history, for a consumer
+/// that keeps less of each event (the graph checker's compact store). The file is read in blocks by
+/// the fast reader ([`fast`]), in parallel within a block. `None` where the fast reader steps aside
+/// (see [`parse_edn_fast`]; also at an op without a `:process`, whose pairing needs the whole file)
+/// or the file cannot be read: what `each` was handed is then not the file's history, and
+/// [`read_edn`] reads it (or reports why it cannot).
+///
+/// One thing is known only at the end: whether any op carries a time. When none does, every
+/// event's time is its index ([`StreamEnd::times_are_indices`]), which the events handed out do
+/// not carry yet.
+pub fn stream_edn(path: impl AsRef<Path>, each: impl FnMut(Event)) -> Option<StreamEnd> {
+    stream_edn_in_blocks(path, fast::stream::BLOCK_BYTES, fast::PIECE_BYTES, each)
+}
+
+/// [`stream_edn`] in blocks of about `block_bytes`, each read in pieces of about `piece_bytes`, so
+/// that tests meet ops cut by a block's end and pieces of every kind on small files.
+#[doc(hidden)]
+pub fn stream_edn_in_blocks(
+    path: impl AsRef<Path>,
+    block_bytes: usize,
+    piece_bytes: usize,
+    each: impl FnMut(Event),
+) -> Option<StreamEnd> {
+    fast::stream::stream(path.as_ref(), block_bytes, piece_bytes, each)
+}
+
+/// The first op maps of an EDN file, from its first [`HEAD_BYTES`] as the fast reader reads
+/// them, up to the first it does not read: for guessing what a history is from its head (the first
+/// client operation's `:f`). Their processes, indices and times are as written, not filled in (an
+/// op without a `:process` reads as client 0, which pairing would make some client too). Empty where
+/// the file cannot be read or the fast reader steps aside at once.
+pub fn read_edn_head(path: impl AsRef<Path>) -> Vec<Event> {
+    use std::io::Read;
+    let Ok(file) = std::fs::File::open(path.as_ref()) else {
+        return Vec::new();
+    };
+    let mut bytes = Vec::with_capacity(HEAD_BYTES);
+    if file
+        .take(HEAD_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .is_err()
+    {
+        return Vec::new();
+    }
+    if bytes.len() > HEAD_BYTES {
+        // Whole lines only: an op cut short is not read.
+        let cut = memchr::memrchr(b'\n', &bytes).map_or(0, |nl| nl + 1);
+        bytes.truncate(cut);
+    }
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+    };
+    fast::stream::head(text)
+}
+
+/// How much of a file [`read_edn_head`] reads.
+pub const HEAD_BYTES: usize = 256 << 10;
+
 /// The generic reader alone (built on `clojure-reader`): any EDN, every error located. For tests,
 /// fuzzing and benchmarks; [`parse_edn`] is the reader to use.
 pub fn parse_edn_generic<T: AsRef<[u8]> + ?Sized>(input: &T) -> Result<History, EdnError> {

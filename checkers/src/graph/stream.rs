@@ -1,5 +1,5 @@
-//! Reading a JSONL history straight into the graph checker's [`Store`], for histories of tens of
-//! millions of transactions.
+//! Reading a JSONL or EDN history straight into the graph checker's [`Store`], for histories of
+//! tens of millions of transactions.
 //!
 //! The general path reads the whole file, parses every line into an [`Event`] with its value tree,
 //! and only then decodes the transactions: at 10 million transactions the parsed history alone
@@ -15,6 +15,9 @@
 //! [`jsonl::parse_jsonl`] would read it, or the same error is reported. Operations are paired as
 //! [`History::ops`] pairs them; a history that breaks the process discipline is reported by
 //! `History::ops` on the thin history, as before.
+//!
+//! An EDN history ([`read_edn_file`]) is streamed the same way by the EDN reader's own fast path,
+//! one event at a time with its value, which is decoded into the store and dropped.
 
 use std::path::Path;
 
@@ -63,6 +66,29 @@ pub fn read_file(path: &Path) -> Result<Streamed, ReadError> {
     let (events, store) = reader.finish();
     Ok(Streamed {
         history: History { events, torn_tail },
+        store,
+    })
+}
+
+/// Reads an EDN history file ([`verity_history::edn::stream_edn`]: op map by op map, in blocks, never
+/// the whole file nor the whole parsed history) into a thin history and the graph checker's store,
+/// exactly as [`verity_history::edn::read_edn`] then the graph checker would read it. `None` where
+/// the EDN stream steps aside (an odd file, an unreadable one, ops without a `:process`): the general
+/// path then reads the file, and reports its error if it has one.
+pub fn read_edn_file(path: &Path) -> Option<Streamed> {
+    let mut reader = Reader::default();
+    let end = verity_history::edn::stream_edn(path, |e| {
+        // The value is decoded from the event itself, and dropped once thinned.
+        reader.event(e, false);
+    })?;
+    let (mut events, store) = reader.finish();
+    if end.times_are_indices {
+        for e in &mut events {
+            e.time_ns = e.index;
+        }
+    }
+    Some(Streamed {
+        history: History::new(events),
         store,
     })
 }

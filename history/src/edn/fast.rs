@@ -20,6 +20,7 @@
 
 mod op;
 mod scan;
+pub(super) mod stream;
 
 use std::borrow::Cow;
 
