@@ -169,11 +169,7 @@ fn read_piece(
                 read.lacks.push(lacks);
             }
             Some(c) if Some(c) == close => {
-                p.pos += 1;
-                p.blank()?;
-                if p.pos != text.len() {
-                    return None; // text after the top-level collection
-                }
+                p.close_top_level(text.len())?;
                 closed = true;
                 break;
             }

@@ -221,6 +221,14 @@ impl<'t> Parser<'t> {
         self.bytes.get(self.pos).copied()
     }
 
+    /// Steps over the closing bracket of the top-level collection; `None` if anything but blanks
+    /// follows it before `len`.
+    pub(super) fn close_top_level(&mut self, len: usize) -> Option<()> {
+        self.pos += 1;
+        self.blank()?;
+        (self.pos == len).then_some(())
+    }
+
     /// Skips spaces, tabs, newlines, commas and `;` comments. A comment with a carriage return
     /// inside it is where the generic reader's top level and its nested forms disagree on where
     /// the comment ends: step aside. So are vertical tabs and form feeds.

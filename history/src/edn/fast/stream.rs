@@ -282,11 +282,7 @@ fn ops(
                 }
             }
             Some(c) if Some(c) == close => {
-                p.pos += 1;
-                p.blank()?;
-                if p.pos != text.len() {
-                    return None; // text after the top-level collection
-                }
+                p.close_top_level(text.len())?;
                 closed = true;
                 break;
             }
