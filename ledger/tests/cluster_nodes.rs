@@ -137,6 +137,13 @@ fn snapshot_files(dir: &std::path::Path) -> (Vec<String>, String) {
     (names, log.lines().next().unwrap_or("").to_string())
 }
 
+/// A node of the three-node test cluster other than `leader`.
+fn a_follower(leader: &str) -> String {
+    let other = ["n1", "n2", "n3"].into_iter().find(|n| *n != leader);
+    other.expect("three nodes").to_string()
+}
+
+/// The applied transfer ids a final read returned.
 fn applied_ids(fin: &verity_history::Completion) -> Vec<u64> {
     let ids = fin.value.get("applied").unwrap().as_i64_list().unwrap();
     ids.into_iter().map(|i| i as u64).collect()
@@ -233,15 +240,7 @@ async fn killing_the_leader_loses_no_acknowledged_transfer_and_it_catches_up_aft
     t.start(&old);
     let fin = c.invoke(&final_read()).await;
     assert_eq!(fin.kind, EventType::Ok);
-    let applied: Vec<u64> = fin
-        .value
-        .get("applied")
-        .unwrap()
-        .as_i64_list()
-        .unwrap()
-        .into_iter()
-        .map(|i| i as u64)
-        .collect();
+    let applied = applied_ids(&fin);
     for id in &acked {
         assert!(
             applied.contains(id),
@@ -264,11 +263,7 @@ async fn a_stale_read_node_serves_its_local_state_and_a_correct_one_refuses() {
         assert_eq!(c.invoke(&setup(vec![5, 5])).await.kind, EventType::Ok);
         assert_eq!(c.invoke(&transfer(1, 0, 1, 2)).await.kind, EventType::Ok);
         let leader = eventually("a leader", Duration::from_secs(10), || t.leader()).await;
-        let follower = ["n1", "n2", "n3"]
-            .into_iter()
-            .find(|n| *n != leader)
-            .unwrap()
-            .to_string();
+        let follower = a_follower(&leader);
         eventually("the follower to apply", Duration::from_secs(5), || async {
             (t.local_applied(&follower).await == Some(vec![1])).then_some(())
         })
@@ -348,11 +343,7 @@ async fn a_follower_behind_the_compacted_log_installs_the_snapshot_and_all_resta
     let mut c = t.client(2);
     assert_eq!(c.invoke(&setup(vec![100, 100])).await.kind, EventType::Ok);
     let leader = eventually("a leader", Duration::from_secs(10), || t.leader()).await;
-    let behind = ["n1", "n2", "n3"]
-        .into_iter()
-        .find(|id| *id != leader)
-        .unwrap()
-        .to_string();
+    let behind = a_follower(&leader);
     t.kill(&behind).await;
     let mut acked = Vec::new();
     for id in 1..=60u64 {
