@@ -158,25 +158,12 @@ fn read_piece(
         events: Vec::with_capacity(guess),
         lacks: Vec::with_capacity(guess),
     };
-    p.blank()?;
-    let first = p.pos;
-    let mut closed = false;
-    while p.pos < to {
-        match p.peek() {
-            Some(b'{') => {
-                let (event, lacks) = p.op()?;
-                read.events.push(event);
-                read.lacks.push(lacks);
-            }
-            Some(c) if Some(c) == close => {
-                p.close_top_level(text.len())?;
-                closed = true;
-                break;
-            }
-            _ => return None,
-        }
-        p.blank()?;
-    }
+    let (first, closed) = p.walk_ops(to, close, text.len(), |p| {
+        let (event, lacks) = p.op()?;
+        read.events.push(event);
+        read.lacks.push(lacks);
+        Some(true)
+    })?;
     Some(Piece {
         read,
         first,

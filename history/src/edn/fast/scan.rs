@@ -221,12 +221,37 @@ impl<'t> Parser<'t> {
         self.bytes.get(self.pos).copied()
     }
 
-    /// Steps over the closing bracket of the top-level collection; `None` if anything but blanks
-    /// follows it before `len`.
-    pub(super) fn close_top_level(&mut self, len: usize) -> Option<()> {
-        self.pos += 1;
+    /// Walks the op maps from here (after blanks) up to `to`, or to the closing bracket `close` of
+    /// the top-level collection, after which only blanks may follow before `len`. `op` reads the
+    /// map at each `{`: `Some(true)` goes on, `Some(false)` stops before the next blank, `None`
+    /// gives the walk up. Returns where the first map began and whether the collection closed.
+    pub(super) fn walk_ops(
+        &mut self,
+        to: usize,
+        close: Option<u8>,
+        len: usize,
+        mut op: impl FnMut(&mut Self) -> Option<bool>,
+    ) -> Option<(usize, bool)> {
         self.blank()?;
-        (self.pos == len).then_some(())
+        let first = self.pos;
+        while self.pos < to {
+            match self.peek() {
+                Some(b'{') => {
+                    if !op(self)? {
+                        return Some((first, false));
+                    }
+                }
+                Some(c) if Some(c) == close => {
+                    self.pos += 1;
+                    self.blank()?;
+                    // Nothing but blanks after the top-level collection.
+                    return (self.pos == len).then_some((first, true));
+                }
+                _ => return None,
+            }
+            self.blank()?;
+        }
+        Some((first, false))
     }
 
     /// Skips spaces, tabs, newlines, commas and `;` comments. A comment with a carriage return

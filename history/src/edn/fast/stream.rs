@@ -263,34 +263,21 @@ fn ops(
 ) -> Option<Ops> {
     let mut p = Parser::new(text, from, depth);
     let mut events = Vec::with_capacity((to - from) / 80);
-    p.blank()?;
-    let first = p.pos;
-    let mut closed = false;
     let mut stop = None;
-    while p.pos < to {
-        match p.peek() {
-            Some(b'{') => {
-                let at = p.pos;
-                match p.op() {
-                    Some(op) => events.push(op),
-                    None if may_stop => {
-                        p.pos = at;
-                        stop = Some(at);
-                        break;
-                    }
-                    None => return None,
-                }
+    // Blocks end after a newline, so no comment is cut by a block's end.
+    let (first, closed) = p.walk_ops(to, close, text.len(), |p| {
+        let at = p.pos;
+        match p.op() {
+            Some(op) => events.push(op),
+            None if may_stop => {
+                p.pos = at;
+                stop = Some(at);
+                return Some(false);
             }
-            Some(c) if Some(c) == close => {
-                p.close_top_level(text.len())?;
-                closed = true;
-                break;
-            }
-            _ => return None,
+            None => return None,
         }
-        // Blocks end after a newline, so no comment is cut by a block's end.
-        p.blank()?;
-    }
+        Some(true)
+    })?;
     Some(Ops {
         events,
         first,
